@@ -1,0 +1,271 @@
+"""The `roomsync` command line: parses options, builds settings, calls the library.
+
+Library errors (etl.errors) are turned into a one-line message on stderr and their exit code:
+0 done, 1 some ids failed, 2 usage or bad input, 3 configuration, auth or database.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .errors import InputError, RoomsyncError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(func: F) -> F:
+    """Map the project's exceptions to a one-line message and exit code (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RoomsyncError as exc:
+            click.echo(f"roomsync: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("roomsync: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def database_option(func: F) -> F:
+    return click.option(
+        "--database-url",
+        metavar="URL",
+        help="SQLAlchemy URL [env DATABASE_URL; default sqlite:///room_sessions.db].",
+    )(func)
+
+
+def run_options(func: F) -> F:
+    """Options shared by every command that calls the API."""
+    options = [
+        click.option("--space", help="Space name, host or base URL [env SIGNALWIRE_SPACE]."),
+        click.option("--project-id", help="Project ID [env SIGNALWIRE_PROJECT_ID]."),
+        database_option,
+        click.option(
+            "--concurrency",
+            type=int,
+            default=8,
+            show_default=True,
+            help="Most requests in flight at once.",
+        ),
+        click.option(
+            "--timeout",
+            type=float,
+            default=30.0,
+            show_default=True,
+            help="Seconds for one HTTP request.",
+        ),
+        click.option(
+            "--retries",
+            type=int,
+            default=5,
+            show_default=True,
+            help="Attempts per id, the first included.",
+        ),
+        click.option(
+            "--backoff",
+            type=float,
+            default=0.5,
+            show_default=True,
+            help="First retry wait in seconds; doubles per attempt, with jitter.",
+        ),
+        click.option(
+            "--rate-limit",
+            type=float,
+            default=None,
+            metavar="R",
+            help="At most R requests per second (default: no limit).",
+        ),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout."
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="Log each request."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="roomsync")
+def main() -> None:
+    """Copy SignalWire Video room sessions into a SQL database.
+
+    Credentials come from SIGNALWIRE_SPACE, SIGNALWIRE_PROJECT_ID and SIGNALWIRE_API_TOKEN (the
+    token is read from the environment only, never from a flag); the database from DATABASE_URL.
+    """
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="roomsync: %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _run(ids: list[str], options: dict[str, Any], show_progress: bool) -> None:
+    """Shared body of `fetch` and `backfill`: settings, schema check, run, summary, exit."""
+    from .config import load_settings
+    from .db import make_engine, require_head
+    from .pipeline import run_ids
+
+    as_json = options.pop("as_json")
+    _configure_logging(options.pop("verbose"))
+    settings = load_settings(options)
+    engine = make_engine(settings.database_url)
+    try:
+        require_head(engine, settings.database_url)
+        if show_progress and sys.stderr.isatty() and not as_json:
+            with click.progressbar(length=len(ids), label="fetching", file=sys.stderr) as bar:
+                summary = run_ids(ids, settings, engine, progress=bar.update)
+        else:
+            summary = run_ids(ids, settings, engine)
+    finally:
+        engine.dispose()
+    _report(summary.to_dict(), as_json)
+    sys.exit(summary.exit_code)
+
+
+def _report(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    counts = ", ".join(
+        f"{result[key]} {key.replace('_', ' ')}"
+        for key in ("inserted", "updated", "unchanged", "not_found", "failed")
+    )
+    click.echo(
+        f"roomsync: {result['requested']} ids in {result['elapsed_s']:.1f}s: {counts}", err=True
+    )
+    if result["failed_ids"]:
+        shown = " ".join(result["failed_ids"][:10])
+        more = " ..." if len(result["failed_ids"]) > 10 else ""
+        click.echo(f"roomsync: failed ids (re-run to retry): {shown}{more}", err=True)
+
+
+def _read_lines(path: str) -> Iterable[str]:
+    if path == "-":
+        return sys.stdin.read().splitlines()
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read {path}: {exc}") from None
+
+
+@main.command()
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--skip-invalid", is_flag=True, help="Leave out invalid ids instead of stopping.")
+@run_options
+@handle_errors
+def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
+    """Fetch the given room session ids and upsert them."""
+    from .records import read_ids
+
+    _run(read_ids(ids, skip_invalid=skip_invalid, label="argument"), options, False)
+
+
+@main.command()
+@click.argument("file", metavar="FILE")
+@click.option("--skip-invalid", is_flag=True, help="Leave out invalid lines instead of stopping.")
+@run_options
+@handle_errors
+def backfill(file: str, skip_invalid: bool, **options: Any) -> None:
+    """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
+
+    Blank lines and `#` comments are skipped; duplicates are fetched once. Every line is checked
+    before the first request.
+    """
+    from .records import read_ids
+
+    _run(read_ids(_read_lines(file), skip_invalid=skip_invalid), options, True)
+
+
+@main.group()
+def db() -> None:
+    """Create, upgrade or inspect the database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@database_option
+@handle_errors
+def db_upgrade(revision: str, database_url: str | None) -> None:
+    """Upgrade the schema to REVISION (default: head)."""
+    from .config import database_url as resolve_url
+    from .config import mask_url
+    from .db import current_revision, upgrade
+
+    url = resolve_url({"database_url": database_url})
+    upgrade(url, revision)
+    click.echo(f"roomsync: {mask_url(url)} is at {current_revision(url)}", err=True)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@database_option
+@handle_errors
+def db_downgrade(revision: str, database_url: str | None) -> None:
+    """Downgrade the schema to REVISION (`base` removes every table)."""
+    from .config import database_url as resolve_url
+    from .config import mask_url
+    from .db import current_revision, downgrade
+
+    url = resolve_url({"database_url": database_url})
+    downgrade(url, revision)
+    click.echo(f"roomsync: {mask_url(url)} is at {current_revision(url) or 'base'}", err=True)
+
+
+@db.command("current")
+@database_option
+@handle_errors
+def db_current(database_url: str | None) -> None:
+    """Print the schema revision the database is at (`base` when empty)."""
+    from .config import database_url as resolve_url
+    from .db import current_revision, head_revision
+
+    revision = current_revision(resolve_url({"database_url": database_url}))
+    suffix = " (head)" if revision == head_revision() else ""
+    click.echo(f"{revision or 'base'}{suffix}")
+
+
+@main.command()
+@click.option(
+    "--sessions",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="How many sessions the stand-in API serves.",
+)
+@click.option(
+    "--database-url",
+    default="sqlite:///roomsync-demo.db",
+    show_default=True,
+    help="Where the demo writes (its own file, not DATABASE_URL).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
+@handle_errors
+def demo(sessions: int, database_url: str, as_json: bool) -> None:
+    """Run the whole job against a local stand-in API: migrate, backfill, summarise."""
+    from .demo import run_demo
+
+    result = run_demo(sessions, database_url)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for line in result["lines"]:
+        click.echo(line)

@@ -1,0 +1,154 @@
+"""Settings: the one place that reads the environment.
+
+Environment first, command-line flags override. Secrets live only in `Settings`, whose repr hides
+them; database URLs are shown through `mask_url`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite:///room_sessions.db"
+ENV_SPACE = "SIGNALWIRE_SPACE"
+ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
+ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
+ENV_DATABASE = "DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs. `api_token` is excluded from repr so it never reaches a log."""
+
+    base_url: str
+    project_id: str
+    api_token: str = field(repr=False)
+    database_url: str = field(default=DEFAULT_DATABASE_URL, repr=False)
+    timeout: float = 30.0
+    retries: int = 5
+    concurrency: int = 8
+    backoff: float = 0.5
+    max_retry_after: float = 60.0
+    rate_limit: float | None = None
+    batch_size: int = 500
+
+    def __repr__(self) -> str:  # dataclass repr would still show database_url's password
+        return (
+            f"Settings(base_url={self.base_url!r}, project_id={self.project_id!r}, "
+            f"api_token='***', database_url={mask_url(self.database_url)!r}, "
+            f"timeout={self.timeout}, retries={self.retries}, concurrency={self.concurrency})"
+        )
+
+
+def mask_url(url: str) -> str:
+    """Render a database URL with its password replaced by ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_base_url(space: str) -> str:
+    """Turn a space name, a host or a full URL into the API's base URL.
+
+    `example` -> https://example.signalwire.com; `example.signalwire.com` -> https://...;
+    a URL with a scheme is used as is. Plain http is refused except to loopback, because Basic
+    auth would send the token in clear.
+    """
+    space = space.strip().rstrip("/")
+    if not space:
+        raise ConfigError(f"{ENV_SPACE} is empty: set it to your space name, e.g. 'example'")
+    if "://" not in space:
+        host = space if "." in space else f"{space}.signalwire.com"
+        if "/" in host or " " in host:
+            raise ConfigError(f"{ENV_SPACE} is not a space name, host or URL: {space!r}")
+        return f"https://{host}"
+    parts = urlsplit(space)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{ENV_SPACE} must be an http(s) URL, a host or a space name: {space!r}")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{ENV_SPACE} uses plain http to {parts.hostname}; the API token would travel in "
+            "clear: use https"
+        )
+    return space
+
+
+def _required(env: Mapping[str, str], overrides: Mapping[str, Any], key: str, name: str) -> str:
+    value = overrides.get(key) or env.get(name)
+    if not value:
+        raise ConfigError(f"{name} is not set")
+    return str(value)
+
+
+def database_url(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> str:
+    """The database URL: --database-url, else DATABASE_URL, else a SQLite file in the cwd."""
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    return str(overrides.get("database_url") or env.get(ENV_DATABASE) or DEFAULT_DATABASE_URL)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings for a run that calls the API. Missing settings raise ConfigError."""
+    env = os.environ if env is None else env
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    base_url = resolve_base_url(_required(env, overrides, "space", ENV_SPACE))
+    project_id = _required(env, overrides, "project_id", ENV_PROJECT)
+    token = _required(env, overrides, "api_token", ENV_TOKEN)
+    tunables = {
+        k: overrides[k]
+        for k in (
+            "timeout",
+            "retries",
+            "concurrency",
+            "backoff",
+            "max_retry_after",
+            "rate_limit",
+            "batch_size",
+        )
+        if k in overrides
+    }
+    settings = Settings(
+        base_url=base_url,
+        project_id=project_id,
+        api_token=token,
+        database_url=database_url(overrides, env),
+        **tunables,
+    )
+    _check_ranges(settings)
+    return settings
+
+
+def _check_ranges(settings: Settings) -> None:
+    if settings.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    if settings.retries < 1:
+        raise ConfigError("--retries must be at least 1 (1 means no retry)")
+    if settings.timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+    if settings.rate_limit is not None and settings.rate_limit <= 0:
+        raise ConfigError("--rate-limit must be positive")
+    if not 1 <= settings.batch_size <= 1000:
+        raise ConfigError("--batch-size must be between 1 and 1000")

@@ -1,0 +1,136 @@
+"""Engines and migrations: connecting to the database and moving its schema with Alembic.
+
+Connection errors become DatabaseError with the URL's password masked; the message never
+carries the password even when the driver echoes parts of the URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from .config import mask_url
+from .errors import ConfigError, DatabaseError
+
+ROOT = Path(__file__).resolve().parent.parent
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("DATABASE_URL is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True)
+    except (ImportError, ArgumentError) as exc:
+        raise ConfigError(f"cannot use database {mask_url(url)}: {exc}") from None
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def describe_error(exc: BaseException, url: str) -> str:
+    """One line about a database failure, with any trace of the password removed."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    text = lines[0] if lines else type(orig).__name__
+    password = make_url(url).password if "://" in url else None
+    if password:
+        text = text.replace(str(password), "***")
+    return text
+
+
+def database_error(exc: BaseException, url: str, doing: str) -> DatabaseError:
+    return DatabaseError(f"{doing} {mask_url(url)} failed: {describe_error(exc, url)}")
+
+
+def alembic_config(url: str, connection: sa.Connection | None = None) -> Any:
+    """An Alembic Config for this project's migrations, pointed at `url`."""
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = url
+    config.attributes["configure_logger"] = False
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
+    _run_alembic(lambda: command.upgrade(alembic_config(url), revision), url, "upgrading")
+
+
+def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    _run_alembic(lambda: command.downgrade(alembic_config(url), revision), url, "downgrading")
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database is at, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise database_error(exc, url, "reading") from None
+    finally:
+        engine.dispose()
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
+def require_head(engine: Engine, url: str) -> None:
+    """Refuse to write into a database whose schema is not at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise database_error(exc, url, "connecting to") from None
+    head = head_revision()
+    if current != head:
+        at = current or "an empty schema"
+        raise DatabaseError(
+            f"database {mask_url(url)} is at {at}, not at {head}: run `roomsync db upgrade`"
+        )
+
+
+def _run_alembic(action: Any, url: str, doing: str) -> None:
+    from alembic.util.exc import CommandError
+
+    try:
+        action()
+    except CommandError as exc:
+        raise DatabaseError(f"{doing} {mask_url(url)} failed: {exc}") from None
+    except SQLAlchemyError as exc:
+        raise database_error(exc, url, doing) from None

@@ -1,0 +1,62 @@
+"""The project's exceptions, caught and mapped to messages and exit codes at the CLI boundary.
+
+Exit codes: 0 done, 1 some ids failed, 2 usage or bad input, 3 configuration, auth or database.
+"""
+
+from __future__ import annotations
+
+
+class RoomsyncError(Exception):
+    """Base of every error roomsync raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(RoomsyncError):
+    """A setting is missing or malformed."""
+
+    exit_code = 3
+
+
+class InputError(RoomsyncError):
+    """Ids or files given by the user are not usable."""
+
+    exit_code = 2
+
+
+class AuthError(RoomsyncError):
+    """The API refused the credentials (401/403): nothing else can succeed, so the run stops."""
+
+    exit_code = 3
+
+
+class DatabaseError(RoomsyncError):
+    """The database is unreachable or refused an operation."""
+
+    exit_code = 3
+
+
+class ApiError(RoomsyncError):
+    """The API answered one id with an error that retrying will not fix (a 4xx other than 404)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NotFoundError(ApiError):
+    """The API does not know this id (404)."""
+
+
+class TransientError(ApiError):
+    """A failure worth retrying: 429, 5xx, a connection reset, a timeout, a body cut short."""
+
+    def __init__(
+        self, message: str, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status)
+        self.retry_after = retry_after
+
+
+class PayloadError(RoomsyncError):
+    """A 200 body that does not describe the session asked for, or has fields of the wrong type."""

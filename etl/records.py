@@ -1,0 +1,204 @@
+"""Payload -> typed row: validation of one room session body, independent of HTTP and SQL.
+
+A body that does not describe the session asked for, or whose fields have the wrong types, raises
+PayloadError and is not stored. Enum-like strings (quality, status, layout) are open sets: any
+string is kept as it comes.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from .errors import InputError, PayloadError
+
+UUID_FIELDS = ("room_id",)
+STRING_FIELDS = ("name", "display_name", "quality", "layout", "status", "preview_url")
+INTEGER_FIELDS = ("max_members", "remove_after_seconds_elapsed", "duration")
+NUMBER_FIELDS = ("fps",)
+REQUIRED_BOOLEAN_FIELDS = (
+    "record_on_start",
+    "tone_on_entry_and_exit",
+    "room_join_video_off",
+    "user_join_video_off",
+    "locked",
+)
+BOOLEAN_FIELDS = ("prioritize_handraise", "sync_audio_video")
+REQUIRED_TIMESTAMP_FIELDS = ("created_at", "updated_at")
+TIMESTAMP_FIELDS = ("join_from", "join_until", "remove_at", "start_time", "end_time")
+
+# Fields the list endpoint returns and get-by-id omits; a refresh that lacks them keeps them.
+LIST_ONLY_FIELDS = ("cost_in_dollars", "enable_room_previews", "locked_cover")
+LIST_ONLY_KINDS = {
+    "cost_in_dollars": "number",
+    "enable_room_previews": "boolean",
+    "locked_cover": "string",
+}
+
+FINAL_STATUSES = frozenset({"completed"})
+_ALIASES = {"sync_audio_video": "audio_video_sync"}  # older material's name for the same field
+
+
+def canonical_uuid(value: str) -> str:
+    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID."""
+    if not isinstance(value, str) or len(value) not in (32, 36, 38):
+        raise ValueError(f"not a UUID: {value!r}")
+    return str(uuid.UUID(value))
+
+
+def parse_timestamp(value: str) -> datetime:
+    """ISO 8601 text -> aware UTC datetime; text without an offset is taken as UTC."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _check_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    return value
+
+
+def _check_integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("an integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise TypeError("an integer")
+        return int(value)
+    return value
+
+
+def _check_number(value: Any) -> float | int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise TypeError("a number")
+    return value
+
+
+def _check_boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("a boolean")
+    return value
+
+
+def _check_timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError("an ISO 8601 timestamp")
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise TypeError("an ISO 8601 timestamp") from None
+
+
+def _check_uuid(value: Any) -> str:
+    try:
+        return canonical_uuid(value)
+    except (ValueError, TypeError):
+        raise TypeError("a UUID") from None
+
+
+_KIND_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "string": _check_string,
+    "integer": _check_integer,
+    "number": _check_number,
+    "boolean": _check_boolean,
+    "timestamp": _check_timestamp,
+    "uuid": _check_uuid,
+}
+
+
+def _field_kinds() -> Iterator[tuple[str, str, bool]]:
+    """(field, kind, required) for every column-backed field of the payload."""
+    yield "room_id", "uuid", False
+    for names, kind, required in (
+        (STRING_FIELDS, "string", False),
+        (INTEGER_FIELDS, "integer", False),
+        (NUMBER_FIELDS, "number", False),
+        (REQUIRED_BOOLEAN_FIELDS, "boolean", True),
+        (BOOLEAN_FIELDS, "boolean", False),
+        (REQUIRED_TIMESTAMP_FIELDS, "timestamp", True),
+        (TIMESTAMP_FIELDS, "timestamp", False),
+    ):
+        for name in names:
+            yield name, kind, required
+    for name, kind in LIST_ONLY_KINDS.items():
+        yield name, kind, False
+
+
+FIELD_KINDS: tuple[tuple[str, Callable[[Any], Any], bool], ...] = tuple(
+    (name, _KIND_CHECKS[kind], required) for name, kind, required in _field_kinds()
+)
+COLUMN_FIELDS: tuple[str, ...] = ("id", *(name for name, _, _ in FIELD_KINDS))
+
+
+def parse_session(payload: Any, requested_id: str) -> dict[str, Any]:
+    """Validate one API body for `requested_id` and return the row's column values plus `raw`.
+
+    Missing nullable keys become None; missing required keys, a wrong id or a wrong type raise
+    PayloadError naming the field.
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError(f"the body is a JSON {type(payload).__name__}, not an object")
+    body_id = payload.get("id")
+    try:
+        canonical_id = canonical_uuid(body_id)
+    except (ValueError, TypeError):
+        raise PayloadError(f"the body's id is missing or not a UUID: {body_id!r}") from None
+    if canonical_id != requested_id:
+        raise PayloadError(f"the body describes session {canonical_id}, not {requested_id}")
+    row: dict[str, Any] = {"id": canonical_id}
+    for name, check, required in FIELD_KINDS:
+        key = name if name in payload or name not in _ALIASES else _ALIASES[name]
+        value = payload.get(key)
+        if value is None:
+            if required:
+                raise PayloadError(f"field {name!r} is missing or null")
+            row[name] = None
+            continue
+        try:
+            row[name] = check(value)
+        except TypeError as exc:
+            raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
+    row["raw"] = payload
+    return row
+
+
+def is_final(status: str | None) -> bool:
+    """A session whose status can no longer change; anything else is re-fetched by sync."""
+    return status in FINAL_STATUSES
+
+
+def read_ids(
+    lines: Iterable[str], *, skip_invalid: bool = False, label: str = "line", max_shown: int = 5
+) -> list[str]:
+    """Canonical ids from text lines: blanks and `#` comments skipped, duplicates dropped.
+
+    Invalid lines raise InputError naming the first `max_shown` line numbers and values, unless
+    `skip_invalid`, in which case they are left out.
+    """
+    seen: set[str] = set()
+    ids: list[str] = []
+    bad: list[tuple[int, str]] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            session_id = canonical_uuid(text)
+        except ValueError:
+            bad.append((number, text))
+            continue
+        if session_id not in seen:
+            seen.add(session_id)
+            ids.append(session_id)
+    if bad and not skip_invalid:
+        shown = ", ".join(f"{label} {n}: {value[:60]!r}" for n, value in bad[:max_shown])
+        more = f" and {len(bad) - max_shown} more" if len(bad) > max_shown else ""
+        raise InputError(
+            f"{len(bad)} invalid id(s): {shown}{more} (use --skip-invalid to proceed without them)"
+        )
+    return ids

@@ -1,0 +1,183 @@
+"""The SignalWire Video REST API client: the only module that knows HTTP.
+
+One coroutine call per room session id, with a timeout, Basic auth and tenacity retries on what
+a retry can fix (429, 500/502/503/504, connection errors, timeouts, bodies cut short or not
+JSON). `Retry-After` is honoured in both forms, capped; a zero, negative or past value is no hint
+and falls back to exponential backoff with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+    wait_random,
+)
+from tenacity.wait import wait_base
+
+from . import __version__
+from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings
+from .errors import ApiError, AuthError, NotFoundError, TransientError
+
+SESSION_PATH = "/api/video/room_sessions"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_BACKOFF_S = 30.0
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (seconds or HTTP date); None when no hint."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        current = datetime.now(UTC).timestamp() if now is None else now
+        seconds = when.timestamp() - current
+    return seconds if seconds > 0 else None
+
+
+class RetryAfterWait(wait_base):
+    """Wait what the server asked for (capped), else fall back to backoff with jitter."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, TransientError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.cap)
+        return min(self.fallback(retry_state), self.cap)
+
+
+class RatePacer:
+    """Spaces request starts at least 1/rate seconds apart, across all workers."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+def error_message(response: httpx.Response) -> str:
+    """The most useful message in an error body, whatever its shape."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list):
+            messages = [str(e["message"]) for e in errors if isinstance(e, dict) and "message" in e]
+            if messages:
+                return "; ".join(messages)
+        if body.get("error"):
+            return str(body["error"])
+    text = response.text.strip()
+    return text[:200] if text else response.reason_phrase
+
+
+def _auth_message(status: int) -> str:
+    return (
+        f"the API refused the credentials (HTTP {status}): check {ENV_PROJECT}, "
+        f"{ENV_TOKEN} (it needs the Video scope) and {ENV_SPACE}"
+    )
+
+
+class SignalWireClient:
+    """Async client for room sessions; use as `async with SignalWireClient(settings) as c`."""
+
+    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+        self.settings = settings
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            auth=httpx.BasicAuth(settings.project_id, settings.api_token),
+            headers={"Accept": "application/json", "User-Agent": f"roomsync/{__version__}"},
+            timeout=settings.timeout,
+            limits=httpx.Limits(
+                max_connections=settings.concurrency,
+                max_keepalive_connections=settings.concurrency,
+            ),
+            transport=transport,
+        )
+        self._pacer = RatePacer(settings.rate_limit) if settings.rate_limit else None
+
+    async def __aenter__(self) -> SignalWireClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def _retrying(self) -> AsyncRetrying:
+        backoff = self.settings.backoff
+        fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.settings.retries),
+            wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+        )
+
+    async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        """GET a URL (relative to the base or absolute) with retries; return the decoded JSON."""
+        async for attempt in self._retrying():
+            with attempt:
+                return await self._get_once(url, params)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def get_room_session(self, session_id: str) -> Any:
+        """The room session's JSON as the API returns it; raises NotFoundError for a 404."""
+        return await self.get_json(f"{SESSION_PATH}/{session_id}")
+
+    async def _get_once(self, url: str, params: dict[str, Any] | None) -> Any:
+        if self._pacer is not None:
+            await self._pacer.wait()
+        try:
+            response = await self._http.get(url, params=params)
+        except httpx.TransportError as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        status = response.status_code
+        if status == 200:
+            try:
+                return json.loads(response.content)
+            except ValueError as exc:
+                raise TransientError("the response body is not valid JSON", status) from exc
+        message = f"HTTP {status}: {error_message(response)}"
+        if status in (401, 403):
+            raise AuthError(_auth_message(status))
+        if status == 404:
+            raise NotFoundError(message, status)
+        if status in RETRY_STATUSES:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise TransientError(message, status, retry_after)
+        raise ApiError(message, status)

@@ -1,0 +1,129 @@
+"""Storage: the batched upsert of parsed rows. The only module that knows SQL dialects.
+
+One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a transaction:
+- a payload whose `updated_at` is older than the stored one never overwrites it;
+- a payload equal in every column to what is stored leaves the row untouched (`unchanged`);
+- the list-only fields (cost and two flags) survive a refresh that lacks them, in their columns
+  and in `raw`.
+Rows are written in id order so that concurrent writers lock rows in the same order and cannot
+deadlock each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .db import database_error
+from .records import LIST_ONLY_FIELDS
+from .schema import room_sessions
+
+INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
+TABLE = room_sessions.name
+_NEVER_UPDATED = ("id", "first_synced_at")
+_NOT_COMPARED = ("id", "raw", "first_synced_at", "last_synced_at")
+
+_SQLITE_PLACEHOLDER_PATH = "$.__roomsync_absent__"
+
+
+def _sqlite_raw_merge() -> str:
+    """New raw with the old list-only keys inserted where the new payload lacks them.
+
+    json_insert only adds keys that are absent; a key absent from both sides would come in as
+    null, so json_remove takes those out again.
+    """
+    inserts = ", ".join(f"'$.{k}', json({TABLE}.raw -> '$.{k}')" for k in LIST_ONLY_FIELDS)
+    removes = ", ".join(
+        f"CASE WHEN json_type(excluded.raw, '$.{k}') IS NULL "
+        f"AND json_type({TABLE}.raw, '$.{k}') IS NULL THEN '$.{k}' "
+        f"ELSE '{_SQLITE_PLACEHOLDER_PATH}' END"
+        for k in LIST_ONLY_FIELDS
+    )
+    return f"json_remove(json_insert(excluded.raw, {inserts}), {removes})"
+
+
+def _postgresql_raw_merge() -> str:
+    pairs = ", ".join(f"'{k}', {TABLE}.raw -> '{k}'" for k in LIST_ONLY_FIELDS)
+    return f"jsonb_strip_nulls(jsonb_build_object({pairs})) || excluded.raw"
+
+
+_RAW_MERGE = {"sqlite": _sqlite_raw_merge(), "postgresql": _postgresql_raw_merge()}
+_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+
+def _merged_values(excluded: Any, dialect: str) -> dict[str, Any]:
+    """What each column becomes when an existing row is refreshed."""
+    values: dict[str, Any] = {}
+    for column in room_sessions.columns:
+        if column.name in _NEVER_UPDATED:
+            continue
+        if column.name in LIST_ONLY_FIELDS:
+            values[column.name] = sa.func.coalesce(excluded[column.name], column)
+        elif column.name == "raw":
+            values[column.name] = sa.literal_column(_RAW_MERGE[dialect])
+        else:
+            values[column.name] = excluded[column.name]
+    return values
+
+
+def build_upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
+    """The one statement that upserts `rows` and returns (id, first_synced_at) of written rows."""
+    if dialect not in _INSERT:
+        raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
+    stmt = _INSERT[dialect](room_sessions).values(list(rows))
+    excluded = stmt.excluded
+    merged = _merged_values(excluded, dialect)
+    changed = sa.or_(
+        *(
+            merged[c.name].is_distinct_from(c)
+            for c in room_sessions.columns
+            if c.name not in _NOT_COMPARED
+        )
+    )
+    newer = excluded.updated_at > room_sessions.c.updated_at
+    same_age = excluded.updated_at == room_sessions.c.updated_at
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[room_sessions.c.id],
+        set_=merged,
+        where=sa.or_(newer, sa.and_(same_age, changed)),
+    )
+    return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
+
+
+def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per id (the newest), sorted by id; a statement may not touch a row twice."""
+    by_id: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kept = by_id.get(row["id"])
+        if kept is None or row["updated_at"] >= kept["updated_at"]:
+            by_id[row["id"]] = row
+    return [by_id[key] for key in sorted(by_id)]
+
+
+def upsert_sessions(
+    engine: Engine, rows: Sequence[dict[str, Any]], now: datetime, url: str = ""
+) -> dict[str, str]:
+    """Upsert parsed rows in one transaction; return each id's outcome.
+
+    `now` stamps first_synced_at (new rows) and last_synced_at (written rows); a returned row
+    whose first_synced_at is `now` was inserted by this statement.
+    """
+    if not rows:
+        return {}
+    batch = [{**row, "first_synced_at": now, "last_synced_at": now} for row in _newest_per_id(rows)]
+    stmt = build_upsert(engine.dialect.name, batch)
+    try:
+        with engine.begin() as conn:
+            written = conn.execute(stmt).all()
+    except SQLAlchemyError as exc:
+        raise database_error(exc, url or str(engine.url), "writing to") from None
+    outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
+    for session_id, first_synced_at in written:
+        outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
+    return outcomes

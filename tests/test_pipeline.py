@@ -1,0 +1,82 @@
+"""The whole run as a library call: bounded concurrency, outcomes, what is kept on failure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import make_settings
+from sqlalchemy.engine import Engine
+
+from etl.config import Settings
+from etl.errors import AuthError
+from etl.fake_api import FakeSignalWire
+from etl.pipeline import run_ids
+from etl.schema import room_sessions
+
+UNKNOWN = "00000000-0000-4000-8000-00000000000a"
+
+
+def stored_ids(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {str(i) for i in conn.execute(sa.select(room_sessions.c.id)).scalars()}
+
+
+def test_every_outcome_is_counted(
+    api: FakeSignalWire, settings: Settings, engine: Engine, sessions: list[dict[str, Any]]
+) -> None:
+    ids = [s["id"] for s in sessions]
+    api.script(ids[0], "mismatch")
+    api.script(ids[1], "badtypes")
+    api.script(ids[2], "500", "reset")
+    summary = run_ids([*ids, UNKNOWN], settings, engine)
+    assert summary.requested == len(ids) + 1
+    assert summary.counts == {
+        "inserted": len(ids) - 2,
+        "updated": 0,
+        "unchanged": 0,
+        "not_found": 1,
+        "failed": 2,
+    }
+    assert set(summary.failures) == {ids[0], ids[1]}
+    assert "not " + ids[0] in summary.failures[ids[0]]
+    assert stored_ids(engine) == set(ids[2:])
+    assert summary.exit_code == 1
+
+
+def test_rerun_is_idempotent_and_retries_what_failed(
+    api: FakeSignalWire, settings: Settings, engine: Engine, sessions: list[dict[str, Any]]
+) -> None:
+    ids = [s["id"] for s in sessions]
+    api.script(ids[5], *["503"] * 5)
+    first = run_ids(ids, make_settings(api, settings.database_url, retries=2), engine)
+    assert first.counts["failed"] == 1 and first.exit_code == 1
+    second = run_ids(ids, settings, engine)
+    assert second.counts["inserted"] == 1 and second.counts["unchanged"] == len(ids) - 1
+    assert second.exit_code == 0
+    assert stored_ids(engine) == set(ids)
+
+
+def test_in_flight_requests_never_exceed_concurrency(
+    sessions: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    with FakeSignalWire(sessions, project_id="p", token="t", latency=0.05) as slow_api:
+        settings = make_settings(
+            slow_api, migrated_url, project_id="p", api_token="t", concurrency=3, batch_size=7
+        )
+        summary = run_ids([s["id"] for s in sessions], settings, engine)
+    assert summary.counts["inserted"] == len(sessions)
+    assert slow_api.max_in_flight == 3
+
+
+def test_auth_failure_stops_the_run_and_keeps_what_was_stored(
+    api: FakeSignalWire, settings: Settings, engine: Engine, sessions: list[dict[str, Any]]
+) -> None:
+    ids = [s["id"] for s in sessions]
+    api.script(ids[10], "401")
+    one_at_a_time = make_settings(api, settings.database_url, concurrency=1)
+    with pytest.raises(AuthError):
+        run_ids(ids, one_at_a_time, engine)
+    assert stored_ids(engine) == set(ids[:10])
+    assert api.total_requests == 11

@@ -1,0 +1,168 @@
+"""Payload validation and id-list reading (no HTTP, no database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from etl.errors import InputError, PayloadError
+from etl.fake_api import by_id_view, generate_sessions
+from etl.records import COLUMN_FIELDS, canonical_uuid, parse_session, read_ids
+
+SID = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
+
+
+def reference_example() -> dict[str, Any]:
+    """The vendor reference page's response example, verbatim."""
+    return {
+        "id": SID,
+        "room_id": "a1b2c3d4-5e6f-7890-abcd-ef1234567890",
+        "name": "my_example_room",
+        "display_name": "My Room's Name",
+        "max_members": 20,
+        "quality": "720p",
+        "fps": 20,
+        "join_from": "2022-01-01T00:00:00Z",
+        "join_until": "2022-12-31T23:59:59Z",
+        "remove_at": "2022-12-31T23:59:59Z",
+        "remove_after_seconds_elapsed": 120,
+        "layout": "grid-responsive",
+        "record_on_start": False,
+        "tone_on_entry_and_exit": True,
+        "room_join_video_off": False,
+        "user_join_video_off": False,
+        "locked": False,
+        "start_time": "2022-01-01T10:00:00Z",
+        "end_time": "2022-01-01T11:00:00Z",
+        "duration": 120,
+        "status": "completed",
+        "created_at": "2022-01-01T10:00:00Z",
+        "updated_at": "2022-01-01T11:00:00Z",
+        "preview_url": "https://example.signalwire.com/preview/abc123",
+        "prioritize_handraise": False,
+        "sync_audio_video": True,
+    }
+
+
+def test_reference_example_parses_to_typed_columns() -> None:
+    row = parse_session(reference_example(), SID)
+    assert set(row) == {*COLUMN_FIELDS, "raw"}
+    assert row["start_time"] == datetime(2022, 1, 1, 10, tzinfo=UTC)
+    assert row["duration"] == 120 and row["locked"] is False and row["fps"] == 20
+    assert row["cost_in_dollars"] is None  # list-only, absent by id
+    assert row["raw"] == reference_example()
+
+
+def test_fractional_and_offset_timestamps_become_utc() -> None:
+    body = reference_example() | {
+        "updated_at": "2025-03-11T01:49:51.069Z",
+        "start_time": "2025-03-11T03:49:51+02:00",
+    }
+    row = parse_session(body, SID)
+    assert row["updated_at"] == datetime(2025, 3, 11, 1, 49, 51, 69000, tzinfo=UTC)
+    assert row["start_time"] == datetime(2025, 3, 11, 1, 49, 51, tzinfo=UTC)
+
+
+def test_unknown_enum_values_and_extra_fields_are_kept() -> None:
+    body = reference_example() | {"quality": "4k", "status": "archived", "brand_new": [1, 2]}
+    row = parse_session(body, SID)
+    assert row["quality"] == "4k" and row["status"] == "archived"
+    assert row["raw"]["brand_new"] == [1, 2]
+
+
+def test_old_audio_video_sync_name_is_accepted() -> None:
+    body = reference_example()
+    del body["sync_audio_video"]
+    body["audio_video_sync"] = False
+    assert parse_session(body, SID)["sync_audio_video"] is False
+
+
+def test_list_only_fields_are_parsed_when_present() -> None:
+    body = reference_example() | {
+        "cost_in_dollars": 0.25,
+        "enable_room_previews": True,
+        "locked_cover": "cover.png",
+    }
+    row = parse_session(body, SID)
+    assert (row["cost_in_dollars"], row["enable_room_previews"], row["locked_cover"]) == (
+        0.25,
+        True,
+        "cover.png",
+    )
+
+
+def test_uppercase_id_in_body_matches_canonical_request() -> None:
+    body = reference_example() | {"id": SID.upper()}
+    assert parse_session(body, SID)["id"] == SID
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"id": "a1b2c3d4-5e6f-7890-abcd-ef1234567890"}, "not " + SID),
+        ({"id": None}, "id is missing"),
+        ({"duration": "long"}, "'duration'"),
+        ({"duration": 1.5}, "'duration'"),
+        ({"locked": "no"}, "'locked'"),
+        ({"locked": None}, "'locked'"),
+        ({"max_members": True}, "'max_members'"),
+        ({"created_at": "yesterday"}, "'created_at'"),
+        ({"room_id": "room-1"}, "'room_id'"),
+        ({"fps": "30"}, "'fps'"),
+        ({"name": 7}, "'name'"),
+    ],
+)
+def test_wrong_bodies_are_rejected_naming_the_field(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        parse_session(reference_example() | change, SID)
+
+
+def test_missing_required_key_is_rejected_but_missing_nullable_is_null() -> None:
+    body = reference_example()
+    del body["updated_at"]
+    with pytest.raises(PayloadError, match="updated_at"):
+        parse_session(body, SID)
+    body = reference_example()
+    del body["layout"]
+    assert parse_session(body, SID)["layout"] is None
+
+
+def test_non_object_body_is_rejected() -> None:
+    with pytest.raises(PayloadError, match="list"):
+        parse_session([reference_example()], SID)
+
+
+def test_every_generated_session_parses_in_both_shapes() -> None:
+    for session in generate_sessions(200, seed=3):
+        assert parse_session(session, session["id"])["id"] == session["id"]
+        assert parse_session(by_id_view(session), session["id"])["cost_in_dollars"] is None
+
+
+def test_read_ids_skips_blanks_comments_and_duplicates() -> None:
+    lines = [
+        "# header",
+        "",
+        SID.upper(),
+        f"  {SID}  # again",
+        "a1b2c3d4-5e6f-7890-abcd-ef1234567890",
+    ]
+    assert read_ids(lines) == [SID, "a1b2c3d4-5e6f-7890-abcd-ef1234567890"]
+
+
+def test_read_ids_names_invalid_lines() -> None:
+    lines = [SID, "not-a-uuid", "", "1234", *["bad"] * 10]
+    with pytest.raises(InputError) as info:
+        read_ids(lines)
+    message = str(info.value)
+    assert "line 2: 'not-a-uuid'" in message and "line 4: '1234'" in message
+    assert "12 invalid" in message and "and 7 more" in message and "\n" not in message
+    assert read_ids(lines, skip_invalid=True) == [SID]
+
+
+def test_canonical_uuid_rejects_near_misses() -> None:
+    assert canonical_uuid(SID.replace("-", "")) == SID
+    for bad in ("", SID[:-1], SID + "0", "g" * 32, "{" + SID):
+        with pytest.raises(ValueError):
+            canonical_uuid(bad)

@@ -1,0 +1,175 @@
+"""The API client over real loopback HTTP against the stand-in: retries, errors, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
+
+import pytest
+from conftest import make_settings
+
+from etl.errors import ApiError, AuthError, NotFoundError, TransientError
+from etl.fake_api import FakeSignalWire, by_id_view
+from etl.signalwire import RetryAfterWait, SignalWireClient, parse_retry_after
+
+
+def get(api: FakeSignalWire, session_id: str, **overrides: Any) -> Any:
+    settings = make_settings(api, "sqlite://", **overrides)
+
+    async def go() -> Any:
+        async with SignalWireClient(settings) as client:
+            return await client.get_room_session(session_id)
+
+    return asyncio.run(go())
+
+
+def path(session_id: str) -> str:
+    return f"/api/video/room_sessions/{session_id}"
+
+
+def test_get_returns_the_by_id_body(api: FakeSignalWire, sessions: list[dict[str, Any]]) -> None:
+    session = sessions[0]
+    assert get(api, session["id"]) == by_id_view(session)
+    assert api.requests[path(session["id"])] == 1
+
+
+@pytest.mark.parametrize(
+    "fault", ["429", "429:0", "500", "502", "503", "504", "reset", "badjson", "truncate"]
+)
+def test_transient_faults_are_retried_until_success(
+    api: FakeSignalWire, sessions: list[dict[str, Any]], fault: str
+) -> None:
+    session = sessions[1]
+    api.script(session["id"], fault, fault)
+    assert get(api, session["id"]) == by_id_view(session)
+    assert api.requests[path(session["id"])] == 3
+
+
+def test_retry_after_seconds_is_honoured(api: FakeSignalWire, sessions: list[dict]) -> None:
+    session = sessions[2]
+    api.script(session["id"], "429:1")
+    started = time.monotonic()
+    assert get(api, session["id"])["id"] == session["id"]
+    assert time.monotonic() - started >= 0.95
+
+
+def test_retry_after_http_date_is_honoured(api: FakeSignalWire, sessions: list[dict]) -> None:
+    session = sessions[2]
+    api.script(session["id"], "429:date:2")
+    started = time.monotonic()
+    assert get(api, session["id"])["id"] == session["id"]
+    # An HTTP date has whole-second precision: it asks for somewhere between 1 and 2 seconds.
+    assert time.monotonic() - started >= 0.9
+
+
+def test_retry_after_is_capped(api: FakeSignalWire, sessions: list[dict]) -> None:
+    session = sessions[2]
+    api.script(session["id"], "429:3600")
+    started = time.monotonic()
+    assert get(api, session["id"], max_retry_after=0.2)["id"] == session["id"]
+    assert time.monotonic() - started < 5
+
+
+def test_retries_give_up_after_the_attempts(api: FakeSignalWire, sessions: list[dict]) -> None:
+    session = sessions[3]
+    api.script(session["id"], *["503"] * 10)
+    with pytest.raises(TransientError, match="503"):
+        get(api, session["id"], retries=3)
+    assert api.requests[path(session["id"])] == 3
+
+
+def test_slow_response_times_out_and_is_retried(api: FakeSignalWire, sessions: list[dict]) -> None:
+    session = sessions[4]
+    api.script(session["id"], "slow:2")
+    assert get(api, session["id"], timeout=0.3)["id"] == session["id"]
+    assert api.requests[path(session["id"])] == 2
+
+
+def test_404_is_not_found_without_retry(api: FakeSignalWire) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    with pytest.raises(NotFoundError):
+        get(api, unknown)
+    assert api.requests[path(unknown)] == 1
+
+
+def test_other_4xx_fails_without_retry(api: FakeSignalWire, sessions: list[dict]) -> None:
+    session = sessions[5]
+    api.script(session["id"], "422")
+    with pytest.raises(ApiError) as info:
+        get(api, session["id"])
+    assert info.value.status == 422 and not isinstance(info.value, TransientError)
+    assert api.requests[path(session["id"])] == 1
+
+
+@pytest.mark.parametrize("fault", ["401", "403"])
+def test_auth_refusal_names_the_variables(
+    api: FakeSignalWire, sessions: list[dict], fault: str
+) -> None:
+    session = sessions[6]
+    api.script(session["id"], fault)
+    with pytest.raises(AuthError, match="SIGNALWIRE_API_TOKEN"):
+        get(api, session["id"])
+    assert api.requests[path(session["id"])] == 1
+
+
+def test_wrong_token_is_an_auth_error(api: FakeSignalWire, sessions: list[dict]) -> None:
+    with pytest.raises(AuthError) as info:
+        get(api, sessions[0]["id"], api_token="wrong-token-xyz")
+    assert "wrong-token-xyz" not in str(info.value)
+
+
+def test_requests_carry_auth_accept_and_user_agent() -> None:
+    import httpx
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(404, json={"error": "Not Found"})
+
+    settings = make_settings(_Base("https://example.signalwire.com"), "sqlite://")
+
+    async def go() -> None:
+        async with SignalWireClient(settings, transport=httpx.MockTransport(handler)) as client:
+            with pytest.raises(NotFoundError):
+                await client.get_room_session("c22d24f6-5a47-4597-9a23-c7d01e696b92")
+
+    asyncio.run(go())
+    request = seen[0]
+    assert request.url == (
+        "https://example.signalwire.com/api/video/room_sessions/"
+        "c22d24f6-5a47-4597-9a23-c7d01e696b92"
+    )
+    assert request.headers["Accept"] == "application/json"
+    assert request.headers["User-Agent"].startswith("roomsync/")
+    assert request.headers["Authorization"].startswith("Basic ")
+
+
+class _Base:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+
+
+def test_parse_retry_after_forms() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    ahead = format_datetime(now + timedelta(seconds=30), usegmt=True)
+    behind = format_datetime(now - timedelta(seconds=30), usegmt=True)
+    assert parse_retry_after("7", now.timestamp()) == 7
+    assert parse_retry_after(ahead, now.timestamp()) == pytest.approx(30)
+    for no_hint in (None, "", "0", "-5", behind, "soon"):
+        assert parse_retry_after(no_hint, now.timestamp()) is None
+
+
+def test_zero_retry_after_falls_back_to_backoff() -> None:
+    """A Retry-After of 0 must not make the retries spin at once (a known bug elsewhere)."""
+    from tenacity import RetryCallState, wait_fixed
+
+    wait = RetryAfterWait(wait_fixed(0.7), cap=60)
+    state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.set_exception((TransientError, TransientError("429", 429, None), None))
+    assert wait(state) == 0.7
+    state.set_exception((TransientError, TransientError("429", 429, 5.0), None))
+    assert wait(state) == 5.0

@@ -1,0 +1,196 @@
+"""The batched upsert on SQLite and PostgreSQL: exact rows, guards, merges, concurrency."""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from etl.errors import DatabaseError
+from etl.fake_api import LIST_ONLY_FIELDS, by_id_view, generate_sessions
+from etl.records import parse_session
+from etl.schema import room_sessions
+from etl.store import INSERTED, UNCHANGED, UPDATED, upsert_sessions
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def rows_of(payloads: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [parse_session(p, p["id"]) for p in payloads]
+
+
+def stored(engine: Engine, session_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(room_sessions).where(room_sessions.c.id == session_id)).one()
+    return dict(row._mapping)
+
+
+def later(payload: dict[str, Any], seconds: int = 60, **changes: Any) -> dict[str, Any]:
+    updated = datetime.fromisoformat(payload["updated_at"]) + timedelta(seconds=seconds)
+    return payload | {"updated_at": updated.isoformat().replace("+00:00", "Z")} | changes
+
+
+def test_insert_then_identical_is_unchanged(engine: Engine) -> None:
+    payloads = generate_sessions(5, seed=2)
+    assert set(upsert_sessions(engine, rows_of(payloads), NOW).values()) == {INSERTED}
+    again = upsert_sessions(engine, rows_of(payloads), NOW + timedelta(minutes=1))
+    assert set(again.values()) == {UNCHANGED}
+    row = stored(engine, payloads[0]["id"])
+    assert row["first_synced_at"] == row["last_synced_at"] == NOW  # untouched by the re-run
+
+
+def test_stored_columns_match_the_payload(engine: Engine) -> None:
+    payload = generate_sessions(1, seed=4)[0]
+    upsert_sessions(engine, rows_of([payload]), NOW)
+    row = stored(engine, payload["id"])
+    expected = parse_session(payload, payload["id"])
+    for name, value in expected.items():
+        assert row[name] == value, name
+    assert row["created_at"].tzinfo is not None
+
+
+def test_id_reads_as_canonical_lowercase_text_in_sql(engine: Engine) -> None:
+    payload = generate_sessions(1, seed=5)[0]
+    upsert_sessions(engine, rows_of([payload]), NOW)
+    with engine.connect() as conn:
+        text_id = conn.execute(sa.text("SELECT CAST(id AS TEXT) FROM room_sessions")).scalar_one()
+        found = conn.execute(
+            sa.text("SELECT count(*) FROM room_sessions WHERE id = :id"), {"id": payload["id"]}
+        ).scalar_one()
+    assert text_id == payload["id"] == payload["id"].lower()
+    assert found == 1
+
+
+def test_newer_payload_updates_and_older_never_overwrites(engine: Engine) -> None:
+    payload = generate_sessions(1, seed=6)[0]
+    newer = later(payload, status="completed", duration=999)
+    upsert_sessions(engine, rows_of([newer]), NOW)
+    assert upsert_sessions(engine, rows_of([payload]), NOW + timedelta(1)) == {
+        payload["id"]: UNCHANGED
+    }
+    assert stored(engine, payload["id"])["duration"] == 999
+    newest = later(newer, status="completed", duration=1000)
+    assert upsert_sessions(engine, rows_of([newest]), NOW + timedelta(2)) == {
+        payload["id"]: UPDATED
+    }
+    row = stored(engine, payload["id"])
+    assert row["duration"] == 1000 and row["raw"]["duration"] == 1000
+    assert row["first_synced_at"] == NOW and row["last_synced_at"] == NOW + timedelta(2)
+
+
+def test_same_updated_at_with_changed_columns_updates(engine: Engine) -> None:
+    payload = generate_sessions(1, seed=7)[0]
+    upsert_sessions(engine, rows_of([payload]), NOW)
+    changed = payload | {"display_name": "renamed"}
+    assert upsert_sessions(engine, rows_of([changed]), NOW + timedelta(1)) == {
+        payload["id"]: UPDATED
+    }
+    assert stored(engine, payload["id"])["display_name"] == "renamed"
+
+
+def test_list_only_fields_survive_a_by_id_refresh(engine: Engine) -> None:
+    listed = next(s for s in generate_sessions(20, seed=8) if s["cost_in_dollars"] is not None)
+    listed = listed | {"enable_room_previews": True, "locked_cover": "cover.png"}
+    upsert_sessions(engine, rows_of([listed]), NOW)
+    refreshed = later(by_id_view(listed), display_name="after")
+    assert upsert_sessions(engine, rows_of([refreshed]), NOW + timedelta(1)) == {
+        listed["id"]: UPDATED
+    }
+    row = stored(engine, listed["id"])
+    assert row["display_name"] == "after"
+    for key in LIST_ONLY_FIELDS:
+        assert row[key] == listed[key], key
+        assert row["raw"][key] == listed[key], key
+    assert row["raw"]["display_name"] == "after"
+    assert row["raw"]["updated_at"] == refreshed["updated_at"]
+    # The same by-id body again is no change at all.
+    assert upsert_sessions(engine, rows_of([refreshed]), NOW + timedelta(2)) == {
+        listed["id"]: UNCHANGED
+    }
+
+
+def test_by_id_rows_do_not_gain_list_only_keys(engine: Engine) -> None:
+    payload = by_id_view(generate_sessions(1, seed=9)[0])
+    upsert_sessions(engine, rows_of([payload]), NOW)
+    upsert_sessions(engine, rows_of([later(payload, layout="x")]), NOW + timedelta(1))
+    raw = stored(engine, payload["id"])["raw"]
+    assert not set(LIST_ONLY_FIELDS) & set(raw)
+    assert raw["end_time"] == payload["end_time"]  # null values are kept as keys
+
+
+def test_one_statement_per_batch(engine: Engine) -> None:
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        upsert_sessions(engine, rows_of(generate_sessions(300, seed=10)), NOW)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 1 and "ON CONFLICT" in inserts[0].upper()
+    assert not [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+
+def test_duplicate_ids_in_one_batch_keep_the_newest(engine: Engine) -> None:
+    payload = generate_sessions(1, seed=11)[0]
+    newer = later(payload, duration=4242)
+    assert upsert_sessions(engine, rows_of([newer, payload]), NOW) == {payload["id"]: INSERTED}
+    assert stored(engine, payload["id"])["duration"] == 4242
+
+
+def test_a_failing_batch_changes_nothing(engine: Engine) -> None:
+    payloads = generate_sessions(3, seed=12)
+    upsert_sessions(engine, rows_of(payloads[:1]), NOW)
+    before = stored(engine, payloads[0]["id"])
+    bad = rows_of([later(payloads[0], duration=1), payloads[1]])
+    bad[1]["created_at"] = None  # violates NOT NULL: the whole statement must roll back
+    with pytest.raises(DatabaseError):
+        upsert_sessions(engine, bad, NOW + timedelta(1))
+    assert stored(engine, payloads[0]["id"]) == before
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(room_sessions)).scalar() == 1
+
+
+def _writer(url: str, payloads: list[dict[str, Any]], rounds: int, seed: int) -> None:
+    """One of two competing processes: upserts every version of every payload, shuffled."""
+    import random
+
+    from etl.db import make_engine
+
+    engine = make_engine(url)
+    rng = random.Random(seed)
+    for _ in range(rounds):
+        batch = copy.deepcopy(payloads)
+        rng.shuffle(batch)
+        for start in range(0, len(batch), 50):
+            upsert_sessions(engine, rows_of(batch[start : start + 50]), datetime.now(UTC))
+    engine.dispose()
+
+
+def test_two_processes_upserting_overlapping_ids(engine: Engine, migrated_url: str) -> None:
+    """Exactly one row per id, and the newest version of each wins, whoever wrote last."""
+    base = generate_sessions(120, seed=13)
+    versions = [later(p, seconds=k * 60, duration=k) for p in base for k in range(1, 4)]
+    ctx = multiprocessing.get_context("spawn")
+    workers = [
+        ctx.Process(target=_writer, args=(migrated_url, versions[i::2] + versions[::3], 2, i))
+        for i in range(2)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+        assert worker.exitcode == 0
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(room_sessions.c.id, room_sessions.c.duration)).all()
+    # Every id's newest version (k=3) is in one writer's share; it must be what is stored.
+    assert sorted(str(r[0]) for r in rows) == sorted(p["id"] for p in base)
+    assert {duration for _, duration in rows} == {3}
