@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -118,27 +117,50 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _run(ids: list[str], options: dict[str, Any], show_progress: bool) -> None:
-    """Shared body of `fetch` and `backfill`: settings, schema check, run, summary, exit."""
-    from .config import load_settings
+def _open_engine(settings: Any) -> Any:
+    """An engine for the settings' database, refusing a schema that is not at head."""
     from .db import make_engine, require_head
-    from .pipeline import run_ids
 
-    as_json = options.pop("as_json")
-    _configure_logging(options.pop("verbose"))
-    settings = load_settings(options)
     engine = make_engine(settings.database_url)
     try:
         require_head(engine, settings.database_url)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -> None:
+    """Shared body of `fetch` and `backfill`: settings, schema check, run, summary, exit."""
+    from .config import load_settings
+    from .ledger import pending_failures
+    from .pipeline import run_ids
+
+    as_json = options.pop("as_json")
+    retry_failed = options.pop("retry_failed", False)
+    _configure_logging(options.pop("verbose"))
+    settings = load_settings(options)
+    engine = _open_engine(settings)
+    try:
+        if retry_failed:
+            ids = _merge(pending_failures(engine), ids)
+        run = functools.partial(
+            run_ids, ids, settings, engine, command=command, handle_signals=True
+        )
         if show_progress and sys.stderr.isatty() and not as_json:
             with click.progressbar(length=len(ids), label="fetching", file=sys.stderr) as bar:
-                summary = run_ids(ids, settings, engine, progress=bar.update)
+                summary = run(progress=bar.update)
         else:
-            summary = run_ids(ids, settings, engine)
+            summary = run()
     finally:
         engine.dispose()
     _report(summary.to_dict(), as_json)
     sys.exit(summary.exit_code)
+
+
+def _merge(first: list[str], then: Any) -> list[str]:
+    """`first`, then the ids of `then` not already in it, each once."""
+    return list(dict.fromkeys([*first, *then]))
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
@@ -152,19 +174,59 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     click.echo(
         f"roomsync: {result['requested']} ids in {result['elapsed_s']:.1f}s: {counts}", err=True
     )
+    if "listed" in result:
+        click.echo(
+            f"roomsync: listed {result['listed']} sessions"
+            f"{' (every page)' if result['full_pass'] else ''}, "
+            f"re-fetched {result['refreshed']} unfinished or failed ones",
+            err=True,
+        )
+    for error in result.get("errors", []):
+        click.echo(f"roomsync: {error}", err=True)
     if result["failed_ids"]:
         shown = " ".join(result["failed_ids"][:10])
         more = " ..." if len(result["failed_ids"]) > 10 else ""
         click.echo(f"roomsync: failed ids (re-run to retry): {shown}{more}", err=True)
+    if result.get("interrupted"):
+        click.echo(
+            f"roomsync: stopped by {result['interrupted']}; what was fetched is stored, "
+            "re-run to finish",
+            err=True,
+        )
 
 
-def _read_lines(path: str) -> Iterable[str]:
+def _id_file(path: str, skip_invalid: bool) -> Any:
+    """A validated, streamed id source over a file; stdin is spooled to a temporary file first
+    because the ids are read twice (checked, then fetched)."""
+    import tempfile
+
+    from .records import IdSource
+
     if path == "-":
-        return sys.stdin.read().splitlines()
+        spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (lives for the run)
+        click.get_current_context().call_on_close(spool.close)
+        for line in sys.stdin:
+            spool.write(line)
+        lines = _spooled_lines(spool)
+    else:
+        lines = functools.partial(_file_lines, path)
     try:
-        return Path(path).read_text(encoding="utf-8").splitlines()
+        return IdSource(lines, skip_invalid=skip_invalid)
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read {path}: {exc}") from None
+
+
+def _file_lines(path: str) -> Iterable[str]:
+    with open(path, encoding="utf-8") as handle:
+        yield from handle
+
+
+def _spooled_lines(spool: Any) -> Callable[[], Iterable[str]]:
+    def lines() -> Iterable[str]:
+        spool.seek(0)
+        yield from spool
+
+    return lines
 
 
 @main.command()
@@ -176,23 +238,76 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     """Fetch the given room session ids and upsert them."""
     from .records import read_ids
 
-    _run(read_ids(ids, skip_invalid=skip_invalid, label="argument"), options, False)
+    _run(read_ids(ids, skip_invalid=skip_invalid, label="argument"), options, False, "fetch")
 
 
 @main.command()
-@click.argument("file", metavar="FILE")
+@click.argument("file", metavar="FILE", required=False)
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid lines instead of stopping.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also (or, without FILE, only) retry the ids that failed in earlier runs.",
+)
 @run_options
 @handle_errors
-def backfill(file: str, skip_invalid: bool, **options: Any) -> None:
+def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options: Any) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
 
     Blank lines and `#` comments are skipped; duplicates are fetched once. Every line is checked
-    before the first request.
+    before the first request. The file is streamed, so a file of millions of ids is fine.
     """
-    from .records import read_ids
+    if file is None and not retry_failed:
+        raise click.UsageError("give FILE, or --retry-failed, or both")
+    ids = _id_file(file, skip_invalid) if file is not None else []
+    _run(ids, {**options, "retry_failed": retry_failed}, True, "backfill")
 
-    _run(read_ids(_read_lines(file), skip_invalid=skip_invalid), options, True)
+
+@main.command()
+@click.option("--full", is_flag=True, help="Walk every page of the list, whatever the watermark.")
+@click.option(
+    "--overlap",
+    type=click.FloatRange(min=0),
+    default=24.0,
+    show_default=True,
+    metavar="HOURS",
+    help="How far before the last watermark an early stop may come.",
+)
+@click.option("--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@run_options
+@handle_errors
+def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
+    """Discover new sessions from the list, re-fetch unfinished and failed ones (for cron).
+
+    When another sync holds the lock, does nothing and exits 0 (`{"skipped": true}` with --json).
+    """
+    from datetime import timedelta
+
+    from .config import load_settings
+    from .sync import run_sync
+
+    as_json = options.pop("as_json")
+    _configure_logging(options.pop("verbose"))
+    settings = load_settings(options)
+    engine = _open_engine(settings)
+    try:
+        result = run_sync(
+            settings,
+            engine,
+            full=full,
+            overlap=timedelta(hours=overlap),
+            page_size=page_size,
+            handle_signals=True,
+        )
+    finally:
+        engine.dispose()
+    if result.skipped:
+        if as_json:
+            click.echo(json.dumps(result.to_dict()))
+        click.echo("roomsync: another sync is running; skipped", err=True)
+        sys.exit(0)
+    _report(result.to_dict(), as_json)
+    sys.exit(result.exit_code)
 
 
 @main.group()

@@ -395,8 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fake.latency > 0:
                 time.sleep(fake.latency)
             if not allowed:
-                response = error_response(405, (("Allow", "GET"),))
-                self._send(response)
+                self._send(error_response(405, (("Allow", "GET"),)))
             else:
                 self._serve_get()
         finally:
@@ -567,7 +566,11 @@ class FakeSignalWire:
         return self._base_url
 
     def start(self) -> FakeSignalWire:
-        """Bind and serve in a background thread."""
+        """Bind and serve in a background thread.
+
+        The short poll interval bounds how long `stop()` waits for the serving loop to notice;
+        tests start and stop a server each, so it adds up.
+        """
         if self._server is not None:
             raise RuntimeError("the fake API is already started")
         server = _Server((self.host, self.port), self)

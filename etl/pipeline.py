@@ -2,31 +2,39 @@
 
 At most `settings.concurrency` requests are in flight: that many workers pull ids from one
 shared iterator, each doing one request (with its retries) at a time. Parsed rows are written in
-batches by one writer at a time, off the event loop, while the workers keep fetching.
+batches by one writer at a time, off the event loop, while the workers keep fetching. Every run
+has a row in the ledger, and the ids that fail are recorded there with the batch they belong to.
+
+SIGINT/SIGTERM (when the CLI asks for it): stop taking new ids, let the requests in hand finish,
+write the batch in hand, record the run as interrupted. A second signal cancels at once; the
+batch in hand is then rolled back, and nothing already committed is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from . import ledger
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError
 from .records import parse_session
 from .signalwire import SignalWireClient
-from .store import INSERTED, UNCHANGED, UPDATED, upsert_sessions
+from .store import INSERTED, UNCHANGED, UPDATED, write_batch
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND, FAILED = "not_found", "failed"
 OUTCOMES = (INSERTED, UPDATED, UNCHANGED, NOT_FOUND, FAILED)
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 Progress = Callable[[int], None]
 
@@ -39,107 +47,247 @@ class Summary:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     failures: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    interrupted: str | None = None  # the signal's name
+    run_id: int | None = None
+    errors: list[str] = field(default_factory=list)  # run-level failures, e.g. a list that broke
 
     def add(self, outcome: str, n: int = 1) -> None:
         self.counts[outcome] += n
 
-    def fail(self, session_id: str, reason: str) -> None:
-        self.counts[FAILED] += 1
-        self.failures[session_id] = reason
-
     @property
     def exit_code(self) -> int:
         """0 when every id was stored or confirmed not found, 1 when any failed."""
-        return 1 if self.counts[FAILED] else 0
+        if self.interrupted:
+            return SIGNAL_EXIT.get(self.interrupted, 1)
+        return 1 if self.counts[FAILED] or self.errors else 0
+
+    @property
+    def outcome(self) -> str:
+        if self.interrupted:
+            return ledger.INTERRUPTED
+        return ledger.FAILED if self.counts[FAILED] or self.errors else ledger.OK
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        result: dict[str, Any] = {
             "requested": self.requested,
             **self.counts,
             "elapsed_s": round(self.elapsed_s, 3),
             "failed_ids": sorted(self.failures),
         }
+        if self.interrupted:
+            result["interrupted"] = self.interrupted
+        if self.errors:
+            result["errors"] = list(self.errors)
+        return result
 
 
-class _Run:
-    """State shared by the workers of one run."""
+class Run:
+    """State shared by the workers of one run: the summary, the batch in hand, the stop flag."""
 
-    def __init__(self, settings: Settings, engine: Engine, progress: Progress | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        run_id: int | None = None,
+        retrying: Iterable[str] = (),
+        progress: Progress | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
+        self.run_id = run_id
         self.progress = progress
-        self.summary = Summary()
-        self.pending: list[dict[str, Any]] = []
-        self.write_lock = asyncio.Lock()
+        self.summary = Summary(run_id=run_id)
+        self.stop = asyncio.Event()
+        self._retrying = set(retrying)  # ids in the failure ledger when the run started
+        self._rows: list[dict[str, Any]] = []
+        self._failures: dict[str, str] = {}
+        self._resolved: list[str] = []
+        self._write_lock = asyncio.Lock()
 
-    async def worker(self, client: SignalWireClient, ids: Iterator[str]) -> None:
+    async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
+        """Fetch and store every id with `concurrency` workers; stops early when `stop` is set."""
+        iterator = iter(ids)
+        workers = [
+            asyncio.create_task(self._worker(client, iterator))
+            for _ in range(self.settings.concurrency)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        await self.flush()
+
+    async def _worker(self, client: SignalWireClient, ids: Iterator[str]) -> None:
         for session_id in ids:
             self.summary.requested += 1
-            await self.fetch_one(client, session_id)
-            if len(self.pending) >= self.settings.batch_size:
+            await self._fetch_one(client, session_id)
+            if len(self._rows) >= self.settings.batch_size:
                 await self.flush()
             if self.progress is not None:
                 self.progress(1)
+            if self.stop.is_set():
+                return
 
-    async def fetch_one(self, client: SignalWireClient, session_id: str) -> None:
+    async def _fetch_one(self, client: SignalWireClient, session_id: str) -> None:
         try:
             payload = await client.get_room_session(session_id)
-            self.pending.append(parse_session(payload, session_id))
+            self._rows.append(parse_session(payload, session_id))
         except NotFoundError:
             self.summary.add(NOT_FOUND)
+            self._resolve(session_id)
+            return
         except (ApiError, PayloadError) as exc:
-            log.warning("failed %s: %s", session_id, exc)
-            self.summary.fail(session_id, str(exc))
+            self.fail(session_id, str(exc))
+            return
+        self._resolve(session_id)
+
+    def _resolve(self, session_id: str) -> None:
+        """This id is settled: drop it from the failure ledger if it was there."""
+        if session_id not in self._retrying:
+            return
+        self._resolved.append(session_id)
+        self._failures.pop(session_id, None)
+        if self.summary.failures.pop(session_id, None) is not None:
+            self.summary.add(FAILED, -1)  # failed earlier in this run, settled since
+
+    def fail(self, session_id: str, reason: str) -> None:
+        log.warning("failed %s: %s", session_id, reason)
+        self.summary.add(FAILED)
+        self.summary.failures[session_id] = reason
+        self._failures[session_id] = reason
+        self._retrying.add(session_id)
+
+    async def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Take rows parsed elsewhere (a list page); write them once a batch is full."""
+        self.summary.requested += len(rows)
+        for row in rows:
+            self._rows.append(row)
+            self._resolve(row["id"])
+        if len(self._rows) >= self.settings.batch_size:
+            await self.flush()
 
     async def flush(self) -> None:
-        """Write what is pending; one writer at a time, in a thread so fetching goes on."""
-        async with self.write_lock:
-            rows, self.pending = self.pending, []
-            if not rows:
+        """Write the batch in hand and its failures; one writer at a time, in a thread."""
+        async with self._write_lock:
+            rows, self._rows = self._rows, []
+            failures, self._failures = self._failures, {}
+            resolved, self._resolved = self._resolved, []
+            if not (rows or failures or resolved):
                 return
-            now = datetime.now(UTC)
             outcomes = await asyncio.to_thread(
-                upsert_sessions, self.engine, rows, now, self.settings.database_url
+                write_batch,
+                self.engine,
+                rows,
+                datetime.now(UTC),
+                failures=failures,
+                resolved=resolved,
+                run_id=self.run_id,
+                url=self.settings.database_url,
             )
             for outcome in outcomes.values():
                 self.summary.add(outcome)
 
 
-async def run_ids_async(
-    ids: Iterable[str],
+def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:
+    """First SIGINT/SIGTERM: stop after the ids in hand. Second: cancel at once."""
+    loop = asyncio.get_running_loop()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if run.stop.is_set():
+            main_task.cancel()
+            return
+        log.warning("%s received: finishing the ids in hand, then stopping", sig.name)
+        run.summary.interrupted = sig.name
+        run.stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+    def remove() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+    return remove
+
+
+Body = Callable[[Run, SignalWireClient], Awaitable[None]]
+
+
+def execute(
+    command: str,
     settings: Settings,
     engine: Engine,
+    body: Body,
+    *,
     progress: Progress | None = None,
-    client: SignalWireClient | None = None,
+    handle_signals: bool = False,
+    finish: Callable[[Run], dict[str, Any]] | None = None,
 ) -> Summary:
-    """Fetch and store every id; raises AuthError/DatabaseError after saving what was fetched."""
-    run = _Run(settings, engine, progress)
+    """Run `body` as one ledgered run of `command` and return its summary.
+
+    The ledger row is closed whatever happens: `ok`/`failed`/`interrupted` from the summary, or
+    `error` with the message when an exception (auth, database) ends the run early. `finish`
+    may add columns (e.g. a sync's watermark) to the closing ledger update.
+    """
+    ledger.mark_dead_runs(engine)
+    retrying = ledger.pending_failures(engine)
+    run_id = ledger.start_run(engine, command)
+    run = Run(settings, engine, run_id=run_id, retrying=retrying, progress=progress)
     started = time.monotonic()
-    iterator = iter(ids)
-    own_client = client is None
-    client = client or SignalWireClient(settings)
-    try:
-        tasks = [
-            asyncio.create_task(run.worker(client, iterator)) for _ in range(settings.concurrency)
-        ]
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            async with SignalWireClient(settings) as client:
+                try:
+                    await body(run, client)
+                finally:
+                    await asyncio.shield(run.flush())
         finally:
-            await asyncio.shield(run.flush())
-    finally:
-        if own_client:
-            await client.aclose()
+            if remove is not None:
+                remove()
+
+    try:
+        asyncio.run(main())
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        ledger.finish_run(
+            engine,
+            run_id,
+            ledger.INTERRUPTED if interrupted else ledger.ERROR,
+            run.summary.to_dict(),
+            error=str(exc) or type(exc).__name__,
+        )
+        raise
     run.summary.elapsed_s = time.monotonic() - started
+    extra = finish(run) if finish is not None else {}
+    error = "; ".join(run.summary.errors) or None
+    ledger.finish_run(
+        engine, run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra
+    )
     return run.summary
 
 
 def run_ids(
-    ids: Iterable[str], settings: Settings, engine: Engine, progress: Progress | None = None
+    ids: Iterable[str],
+    settings: Settings,
+    engine: Engine,
+    *,
+    command: str = "backfill",
+    progress: Progress | None = None,
+    handle_signals: bool = False,
 ) -> Summary:
-    """Synchronous entry point for the CLI and tests."""
-    return asyncio.run(run_ids_async(ids, settings, engine, progress))
+    """Fetch and store every id as one ledgered run."""
+
+    async def body(run: Run, client: SignalWireClient) -> None:
+        await run.fetch_ids(client, ids)
+
+    return execute(
+        command, settings, engine, body, progress=progress, handle_signals=handle_signals
+    )

@@ -172,33 +172,69 @@ def is_final(status: str | None) -> bool:
     return status in FINAL_STATUSES
 
 
-def read_ids(
-    lines: Iterable[str], *, skip_invalid: bool = False, label: str = "line", max_shown: int = 5
-) -> list[str]:
-    """Canonical ids from text lines: blanks and `#` comments skipped, duplicates dropped.
+class IdSource:
+    """Validated room session ids from text lines, streamed in two passes.
 
-    Invalid lines raise InputError naming the first `max_shown` line numbers and values, unless
-    `skip_invalid`, in which case they are left out.
+    The first pass checks every line before any request is made and finds duplicates; the
+    second yields canonical ids in order, each once. Only the duplicate and skipped line numbers
+    are kept between passes, so a file of a million ids never sits in memory as strings.
+    `open_lines` must return a fresh iterator of the same lines each time it is called.
     """
-    seen: set[str] = set()
-    ids: list[str] = []
-    bad: list[tuple[int, str]] = []
+
+    def __init__(
+        self,
+        open_lines: Callable[[], Iterable[str]],
+        *,
+        skip_invalid: bool = False,
+        label: str = "line",
+        max_shown: int = 5,
+    ) -> None:
+        self._open_lines = open_lines
+        self._skip: set[int] = set()
+        self.count = 0
+        self.invalid = 0
+        seen: set[int] = set()
+        bad: list[tuple[int, str]] = []
+        for number, text in _numbered_values(open_lines()):
+            try:
+                key = uuid.UUID(canonical_uuid(text)).int
+            except ValueError:
+                self.invalid += 1
+                self._skip.add(number)
+                if len(bad) < max_shown:
+                    bad.append((number, text))
+                continue
+            if key in seen:
+                self._skip.add(number)
+            else:
+                seen.add(key)
+                self.count += 1
+        if self.invalid and not skip_invalid:
+            shown = ", ".join(f"{label} {n}: {value[:60]!r}" for n, value in bad)
+            more = f" and {self.invalid - len(bad)} more" if self.invalid > len(bad) else ""
+            raise InputError(
+                f"{self.invalid} invalid id(s): {shown}{more} "
+                "(use --skip-invalid to proceed without them)"
+            )
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[str]:
+        for number, text in _numbered_values(self._open_lines()):
+            if number not in self._skip:
+                yield canonical_uuid(text)
+
+
+def _numbered_values(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(line number, text) of lines that hold a value: blanks and `#` comments are skipped."""
     for number, line in enumerate(lines, start=1):
         text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        try:
-            session_id = canonical_uuid(text)
-        except ValueError:
-            bad.append((number, text))
-            continue
-        if session_id not in seen:
-            seen.add(session_id)
-            ids.append(session_id)
-    if bad and not skip_invalid:
-        shown = ", ".join(f"{label} {n}: {value[:60]!r}" for n, value in bad[:max_shown])
-        more = f" and {len(bad) - max_shown} more" if len(bad) > max_shown else ""
-        raise InputError(
-            f"{len(bad)} invalid id(s): {shown}{more} (use --skip-invalid to proceed without them)"
-        )
-    return ids
+        if text:
+            yield number, text
+
+
+def read_ids(lines: Iterable[str], *, skip_invalid: bool = False, label: str = "line") -> list[str]:
+    """All valid ids of an in-memory list of lines (see IdSource for the rules)."""
+    kept = list(lines)
+    return list(IdSource(lambda: kept, skip_invalid=skip_invalid, label=label))

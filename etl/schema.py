@@ -86,3 +86,40 @@ room_sessions = sa.Table(
     sa.Index("ix_room_sessions_created_at", "created_at"),
     sa.Index("ix_room_sessions_room_id", "room_id"),
 )
+
+# The run ledger: one row per run of fetch, backfill or sync.
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("command", sa.Text(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("outcome", sa.Text(), nullable=False),
+    sa.Column("requested", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("inserted", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("updated", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("not_found", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("error", sa.Text(), nullable=True),
+    sa.Column("watermark", UTCDateTime(), nullable=True),
+    sa.Column("full_pass", sa.Boolean(), nullable=True),
+    sa.Column("host", sa.Text(), nullable=True),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Index("ix_sync_runs_command_started_at", "command", "started_at"),
+)
+
+# Ids whose last attempt failed, with the run that failed them; a later success removes them.
+sync_failures = sa.Table(
+    "sync_failures",
+    metadata,
+    sa.Column("session_id", uuid_text(), primary_key=True),
+    sa.Column(
+        "run_id", sa.Integer(), sa.ForeignKey("sync_runs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("error", sa.Text(), nullable=False),
+    sa.Column("failed_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
+    sa.Index("ix_sync_failures_run_id", "run_id"),
+)

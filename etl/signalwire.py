@@ -12,6 +12,7 @@ import asyncio
 import email.utils
 import json
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,6 +160,34 @@ class SignalWireClient:
         """The room session's JSON as the API returns it; raises NotFoundError for a 404."""
         return await self.get_json(f"{SESSION_PATH}/{session_id}")
 
+    async def list_room_sessions(
+        self, page_size: int = 1000, **filters: str
+    ) -> AsyncIterator[list[Any]]:
+        """Yield the `data` of each page of the list, following `links.next` as given.
+
+        `next` may be an absolute URL or a path relative to the space; paging stops when it is
+        absent or repeats. A `next` on another origin is refused: following it would send the
+        credentials there.
+        """
+        body = await self.get_json(SESSION_PATH, {"page_size": page_size, **filters})
+        seen: set[str] = set()
+        while True:
+            data, next_link = _page_parts(body)
+            yield data
+            if not next_link:
+                return
+            target = self._http.base_url.join(next_link)
+            if (target.scheme, target.host, target.port) != (
+                self._http.base_url.scheme,
+                self._http.base_url.host,
+                self._http.base_url.port,
+            ):
+                raise ApiError(f"links.next points outside the space ({target.host}); not followed")
+            if str(target) in seen:
+                return
+            seen.add(str(target))
+            body = await self.get_json(str(target))
+
     async def _get_once(self, url: str, params: dict[str, Any] | None) -> Any:
         if self._pacer is not None:
             await self._pacer.wait()
@@ -181,3 +210,12 @@ class SignalWireClient:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             raise TransientError(message, status, retry_after)
         raise ApiError(message, status)
+
+
+def _page_parts(body: Any) -> tuple[list[Any], str | None]:
+    """(data, links.next) of a list page; a body of another shape is an ApiError."""
+    if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+        raise ApiError("the list response has no `data` array")
+    links = body.get("links")
+    next_link = links.get("next") if isinstance(links, dict) else None
+    return body["data"], next_link if isinstance(next_link, str) and next_link else None

@@ -11,7 +11,7 @@ deadlock each other.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .db import database_error
 from .records import LIST_ONLY_FIELDS
-from .schema import room_sessions
+from .schema import room_sessions, sync_failures
 
 INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
 TABLE = room_sessions.name
@@ -109,21 +109,67 @@ def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def upsert_sessions(
     engine: Engine, rows: Sequence[dict[str, Any]], now: datetime, url: str = ""
 ) -> dict[str, str]:
-    """Upsert parsed rows in one transaction; return each id's outcome.
+    """Upsert parsed rows in one transaction; return each id's outcome (see write_batch)."""
+    return write_batch(engine, rows, now, url=url)
+
+
+def write_batch(
+    engine: Engine,
+    rows: Sequence[dict[str, Any]],
+    now: datetime,
+    *,
+    failures: Mapping[str, str] | None = None,
+    resolved: Collection[str] = (),
+    run_id: int | None = None,
+    url: str = "",
+) -> dict[str, str]:
+    """Write one batch in one transaction: the sessions, and the failure ledger with them.
 
     `now` stamps first_synced_at (new rows) and last_synced_at (written rows); a returned row
-    whose first_synced_at is `now` was inserted by this statement.
+    whose first_synced_at is `now` was inserted by this statement. `failures` (id -> error) are
+    recorded against `run_id` for the next run to retry; `resolved` ids (stored or confirmed not
+    found since they failed) leave the failure ledger. Either all of it is written or none.
     """
-    if not rows:
-        return {}
     batch = [{**row, "first_synced_at": now, "last_synced_at": now} for row in _newest_per_id(rows)]
-    stmt = build_upsert(engine.dialect.name, batch)
+    outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
     try:
         with engine.begin() as conn:
-            written = conn.execute(stmt).all()
+            if batch:
+                written = conn.execute(build_upsert(engine.dialect.name, batch)).all()
+                for session_id, first_synced_at in written:
+                    outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
+            _clear_failures(conn, list(resolved))
+            if failures and run_id is not None:
+                _record_failures(conn, engine.dialect.name, failures, run_id, now)
     except SQLAlchemyError as exc:
-        raise database_error(exc, url or str(engine.url), "writing to") from None
-    outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
-    for session_id, first_synced_at in written:
-        outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
+        raise database_error(exc, url or engine.url.render_as_string(), "writing to") from None
     return outcomes
+
+
+_DELETE_CHUNK = 500
+
+
+def _clear_failures(conn: sa.Connection, session_ids: Sequence[str]) -> None:
+    for start in range(0, len(session_ids), _DELETE_CHUNK):
+        chunk = session_ids[start : start + _DELETE_CHUNK]
+        conn.execute(sa.delete(sync_failures).where(sync_failures.c.session_id.in_(chunk)))
+
+
+def _record_failures(
+    conn: sa.Connection, dialect: str, failures: Mapping[str, str], run_id: int, now: datetime
+) -> None:
+    values = [
+        {"session_id": session_id, "run_id": run_id, "error": error[:2000], "failed_at": now}
+        for session_id, error in sorted(failures.items())
+    ]
+    stmt = _INSERT[dialect](sync_failures).values(values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[sync_failures.c.session_id],
+        set_={
+            "run_id": stmt.excluded.run_id,
+            "error": stmt.excluded.error,
+            "failed_at": stmt.excluded.failed_at,
+            "attempts": sync_failures.c.attempts + 1,
+        },
+    )
+    conn.execute(stmt)

@@ -172,6 +172,8 @@ def test_methods_other_than_get_are_405(client: httpx.Client) -> None:
         response = client.request(method, LIST_PATH, content=b'{"x": 1}')
         assert response.status_code == 405
         assert response.json() == {"error": "Method Not Allowed"}
+    head = client.head(LIST_PATH)
+    assert (head.status_code, head.content) == (405, b"")
     assert client.get(LIST_PATH).status_code == 200
 
 

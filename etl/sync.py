@@ -1,0 +1,175 @@
+"""`roomsync sync`: keep the table current with no id list, from cron.
+
+1. Discover: walk the list endpoint (largest pages, `links.next` as given). The list has no date
+   filter and no documented order, so the first run (or `--full`) walks every page. Later runs
+   stop early once they are past the previous sync's watermark minus an overlap window, but
+   only while every item seen so far really came newest first; otherwise they walk it all.
+2. Refresh: re-fetch by id every stored session that is not final yet (in-progress, or status
+   null), and every id in the failure ledger, so end times, durations and statuses settle.
+
+Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from . import ledger
+from .config import Settings
+from .errors import ApiError, PayloadError
+from .lock import run_lock
+from .pipeline import FAILED, Run, Summary, execute
+from .records import canonical_uuid, parse_session
+from .signalwire import SignalWireClient
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass
+class Listing:
+    """What the discovery pass saw: order, the newest item, where it stopped."""
+
+    stop_before: datetime | None
+    previous_watermark: datetime | None
+    listed: int = 0
+    newest: datetime | None = None
+    last: datetime | None = None
+    newest_first: bool = True
+    completed: bool = False
+    stopped_early: bool = False
+
+    def observe(self, created_at: datetime) -> None:
+        if self.last is not None and created_at > self.last:
+            self.newest_first = False
+        self.last = created_at
+        if self.newest is None or created_at > self.newest:
+            self.newest = created_at
+
+    def past_watermark(self) -> bool:
+        """True once everything still to come is older than what the last sync already saw."""
+        return (
+            self.stop_before is not None
+            and self.newest_first
+            and self.last is not None
+            and self.last < self.stop_before
+        )
+
+    def watermark(self) -> datetime | None:
+        """The watermark to record: only a listing that reached its end (or a safe early stop)
+        may move it; an empty one keeps the previous one."""
+        if not self.completed:
+            return None
+        return self.newest or self.previous_watermark
+
+
+@dataclass
+class SyncResult:
+    skipped: bool
+    summary: Summary | None = None
+    listing: Listing | None = None
+    refreshed: int = 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.summary is None else self.summary.exit_code
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.summary is None or self.listing is None:
+            return {"skipped": True, "reason": "another sync is running"}
+        return {
+            "skipped": False,
+            **self.summary.to_dict(),
+            "listed": self.listing.listed,
+            "refreshed": self.refreshed,
+            "full_pass": self.listing.completed and not self.listing.stopped_early,
+        }
+
+
+def _parse_list_item(run: Run, item: Any) -> dict[str, Any] | None:
+    raw_id = item.get("id") if isinstance(item, dict) else None
+    try:
+        session_id = canonical_uuid(raw_id)
+    except (ValueError, TypeError):
+        log.warning("failed list item without a valid id: %r", raw_id)
+        run.summary.add(FAILED)
+        return None
+    try:
+        return parse_session(item, session_id)
+    except PayloadError as exc:
+        run.fail(session_id, str(exc))
+        return None
+
+
+async def _discover(run: Run, client: SignalWireClient, listing: Listing, page_size: int) -> None:
+    try:
+        async for page in client.list_room_sessions(page_size=page_size):
+            rows = [row for row in (_parse_list_item(run, item) for item in page) if row]
+            for row in rows:
+                listing.observe(row["created_at"])
+            listing.listed += len(page)
+            await run.add_rows(rows)
+            if run.stop.is_set():
+                return
+            if listing.past_watermark():
+                listing.stopped_early = True
+                break
+    except ApiError as exc:
+        run.summary.errors.append(f"listing sessions failed: {exc}")
+        log.error("listing sessions failed: %s", exc)
+        return
+    listing.completed = True
+
+
+def _ids_to_refresh(engine: Engine) -> list[str]:
+    """Failed ids first (oldest failure first), then every non-final session, each once."""
+    ids = dict.fromkeys(ledger.pending_failures(engine))
+    ids.update(dict.fromkeys(ledger.unfinished_session_ids(engine)))
+    return list(ids)
+
+
+def run_sync(
+    settings: Settings,
+    engine: Engine,
+    *,
+    full: bool = False,
+    overlap: timedelta = DEFAULT_OVERLAP,
+    page_size: int = MAX_PAGE_SIZE,
+    handle_signals: bool = False,
+) -> SyncResult:
+    """One sync run, or a skipped one when another holds the lock."""
+    with run_lock(engine) as taken:
+        if not taken:
+            return SyncResult(skipped=True)
+        ledger.mark_dead_runs(engine, all_of_command="sync")
+        previous = ledger.last_watermark(engine)
+        stop_before = None if full or previous is None else previous - overlap
+        listing = Listing(stop_before=stop_before, previous_watermark=previous)
+        result = SyncResult(skipped=False, listing=listing)
+
+        async def body(run: Run, client: SignalWireClient) -> None:
+            await _discover(run, client, listing, page_size)
+            await run.flush()
+            if run.stop.is_set():
+                return
+            ids = _ids_to_refresh(engine)
+            result.refreshed = len(ids)
+            await run.fetch_ids(client, ids)
+
+        def finish(_run: Run) -> dict[str, Any]:
+            return {
+                "watermark": listing.watermark(),
+                "full_pass": listing.completed and not listing.stopped_early,
+            }
+
+        result.summary = execute(
+            "sync", settings, engine, body, handle_signals=handle_signals, finish=finish
+        )
+        return result
