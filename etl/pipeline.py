@@ -171,25 +171,29 @@ class Run:
             await self.flush()
 
     async def flush(self) -> None:
-        """Write the batch in hand and its failures; one writer at a time, in a thread."""
+        """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,
+        in a thread, so the workers keep fetching (and may add rows while a batch is written)."""
         async with self._write_lock:
-            rows, self._rows = self._rows, []
-            failures, self._failures = self._failures, {}
-            resolved, self._resolved = self._resolved, []
-            if not (rows or failures or resolved):
-                return
-            outcomes = await asyncio.to_thread(
-                write_batch,
-                self.engine,
-                rows,
-                datetime.now(UTC),
-                failures=failures,
-                resolved=resolved,
-                run_id=self.run_id,
-                url=self.settings.database_url,
-            )
-            for outcome in outcomes.values():
-                self.summary.add(outcome)
+            while self._rows or self._failures or self._resolved:
+                await self._write_one_batch()
+
+    async def _write_one_batch(self) -> None:
+        size = self.settings.batch_size
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        failures, self._failures = self._failures, {}
+        resolved, self._resolved = self._resolved, []
+        outcomes = await asyncio.to_thread(
+            write_batch,
+            self.engine,
+            rows,
+            datetime.now(UTC),
+            failures=failures,
+            resolved=resolved,
+            run_id=self.run_id,
+            url=self.settings.database_url,
+        )
+        for outcome in outcomes.values():
+            self.summary.add(outcome)
 
 
 def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:

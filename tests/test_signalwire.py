@@ -173,3 +173,53 @@ def test_zero_retry_after_falls_back_to_backoff() -> None:
     assert wait(state) == 0.7
     state.set_exception((TransientError, TransientError("429", 429, 5.0), None))
     assert wait(state) == 5.0
+
+
+def _list_pages(handler: Any) -> list[list[Any]]:
+    import httpx
+
+    settings = make_settings(_Base("https://example.signalwire.com"), "sqlite://")
+
+    async def go() -> list[list[Any]]:
+        transport = httpx.MockTransport(handler)
+        async with SignalWireClient(settings, transport=transport) as client:
+            return [page async for page in client.list_room_sessions(page_size=2)]
+
+    return asyncio.run(go())
+
+
+def test_list_follows_next_until_it_repeats() -> None:
+    import httpx
+
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        next_link = "/api/video/room_sessions?page_number=1&page_size=2&page_token=PAx"
+        return httpx.Response(200, json={"links": {"next": next_link}, "data": [{"n": 1}]})
+
+    assert len(_list_pages(handler)) == 2  # the first page, then the repeated next once
+    assert calls[0].endswith("/api/video/room_sessions?page_size=2")
+    assert calls[1].endswith("page_token=PAx")
+
+
+def test_list_refuses_a_next_link_on_another_host() -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.host == "example.signalwire.com"
+        next_link = "https://evil.example.net/api/video/room_sessions?page_token=PAx"
+        return httpx.Response(200, json={"links": {"next": next_link}, "data": []})
+
+    with pytest.raises(ApiError, match="outside the space"):
+        _list_pages(handler)
+
+
+def test_list_page_without_data_is_an_error() -> None:
+    import httpx
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"links": {}, "items": []})
+
+    with pytest.raises(ApiError, match="data"):
+        _list_pages(handler)

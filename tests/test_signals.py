@@ -1,0 +1,111 @@
+"""A run stopped by SIGTERM or killed by SIGKILL keeps what it wrote; the next run finishes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from conftest import PROJECT, TOKEN
+from sqlalchemy.engine import Engine
+
+from etl.fake_api import FakeSignalWire, generate_sessions
+from etl.schema import room_sessions, sync_runs
+
+N_SESSIONS = 150
+
+
+def count_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(room_sessions)).scalar_one()
+
+
+def run_rows(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sync_runs).order_by(sync_runs.c.id)).all()
+
+
+def start_backfill(api: FakeSignalWire, url: str, ids_file: Path) -> subprocess.Popen[str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SIGNALWIRE_SPACE": api.base_url,
+        "SIGNALWIRE_PROJECT_ID": PROJECT,
+        "SIGNALWIRE_API_TOKEN": TOKEN,
+        "DATABASE_URL": url,
+    }
+    command = [sys.executable, "-m", "etl", "backfill", str(ids_file), "--json",
+               "--concurrency", "2", "--batch-size", "10"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_rows(engine: Engine, process: subprocess.Popen[str], at_least: int) -> None:
+    deadline = time.monotonic() + 30
+    while count_rows(engine) < at_least:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the backfill wrote nothing in 30 s"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def slow_api() -> Any:
+    sessions = generate_sessions(N_SESSIONS, seed=31)
+    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=0.02) as server:
+        yield server
+
+
+@pytest.fixture
+def ids_file(slow_api: FakeSignalWire, tmp_path: Path) -> Path:
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(slow_api.sessions) + "\n")
+    return path
+
+
+def test_sigterm_finishes_the_batch_in_hand_and_records_an_interrupted_run(
+    slow_api: FakeSignalWire, ids_file: Path, migrated_url: str, engine: Engine
+) -> None:
+    process = start_backfill(slow_api, migrated_url, ids_file)
+    wait_for_rows(engine, process, 20)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    summary = json.loads(stdout)
+    assert summary["interrupted"] == "SIGTERM"
+    stored = count_rows(engine)
+    assert stored == summary["inserted"] < N_SESSIONS  # every fetched id was written
+    assert summary["requested"] == stored  # nothing fetched was dropped
+    (run,) = run_rows(engine)
+    assert run.outcome == "interrupted" and run.inserted == stored
+    rerun = start_backfill(slow_api, migrated_url, ids_file)
+    out, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    assert json.loads(out)["inserted"] == N_SESSIONS - stored
+    assert count_rows(engine) == N_SESSIONS
+
+
+def test_sigkill_loses_nothing_committed_and_the_next_run_completes(
+    slow_api: FakeSignalWire, ids_file: Path, migrated_url: str, engine: Engine
+) -> None:
+    process = start_backfill(slow_api, migrated_url, ids_file)
+    wait_for_rows(engine, process, 20)
+    process.kill()
+    process.communicate(timeout=30)
+    stored = count_rows(engine)
+    assert 20 <= stored < N_SESSIONS
+    (run,) = run_rows(engine)
+    assert run.outcome == "running"  # it never got to close its ledger row
+    rerun = start_backfill(slow_api, migrated_url, ids_file)
+    out, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["inserted"] == N_SESSIONS - stored and summary["unchanged"] == stored
+    assert count_rows(engine) == N_SESSIONS
+    killed, finished = run_rows(engine)
+    assert killed.outcome == "killed" and finished.outcome == "ok"

@@ -1,0 +1,242 @@
+"""`roomsync sync` over loopback: discovery, early stop, refresh, ledger, lock; both backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
+from conftest import PROJECT, TOKEN
+from sqlalchemy.engine import Engine
+
+from etl.cli import main
+from etl.fake_api import FakeSignalWire, generate_sessions
+from etl.lock import run_lock
+from etl.schema import room_sessions, sync_failures, sync_runs
+
+LIST_PATH = "/api/video/room_sessions"
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def sync(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
+    result = CliRunner().invoke(main, ["sync", "--json", *args], env=env, catch_exceptions=False)
+    return result, json.loads(result.stdout) if result.stdout.strip() else {}
+
+
+def env_for(api: FakeSignalWire, url: str) -> dict[str, str]:
+    return {
+        "SIGNALWIRE_SPACE": api.base_url,
+        "SIGNALWIRE_PROJECT_ID": PROJECT,
+        "SIGNALWIRE_API_TOKEN": TOKEN,
+        "DATABASE_URL": url,
+    }
+
+
+def rows(engine: Engine) -> dict[str, dict[str, Any]]:
+    with engine.connect() as conn:
+        return {
+            str(r.id): dict(r._mapping) for r in conn.execute(sa.select(room_sessions)).all()
+        }
+
+
+def runs(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        query = sa.select(sync_runs).order_by(sync_runs.c.id)
+        return [dict(r._mapping) for r in conn.execute(query).all()]
+
+
+def failed_ids(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return {str(i) for i in conn.execute(sa.select(sync_failures.c.session_id)).scalars()}
+
+
+@pytest.fixture
+def upstream() -> list[dict[str, Any]]:
+    """40 sessions; the oldest one is still in progress and has a cost in the list."""
+    sessions = generate_sessions(40, seed=21)
+    oldest = sessions[-1]
+    oldest.update(
+        status="in-progress", end_time=None, duration=None, cost_in_dollars=0.5,
+        enable_room_previews=True, locked_cover="cover.png",
+    )
+    return sessions
+
+
+@pytest.fixture(params=[False, True], ids=["relative-links", "absolute-links"])
+def list_api(request: pytest.FixtureRequest, upstream: list[dict[str, Any]]) -> Iterator[Any]:
+    with FakeSignalWire(
+        upstream, project_id=PROJECT, token=TOKEN, absolute_links=request.param
+    ) as server:
+        yield server
+
+
+def test_first_sync_takes_every_page_with_list_only_fields(
+    list_api: FakeSignalWire, upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    result, summary = sync(env_for(list_api, migrated_url), "--page-size", "7")
+    assert result.exit_code == 0, result.output
+    assert summary["listed"] == 40 and summary["full_pass"] is True
+    assert summary["inserted"] == 40 and summary["failed"] == 0
+    assert list_api.requests[LIST_PATH] == 6  # 40 sessions, 7 a page
+    stored = rows(engine)
+    assert set(stored) == {s["id"] for s in upstream}
+    for session in upstream:
+        assert stored[session["id"]]["cost_in_dollars"] == session["cost_in_dollars"]
+        assert stored[session["id"]]["raw"]["cost_in_dollars"] == session["cost_in_dollars"]
+    # Every non-final session was re-fetched by id after the listing.
+    unfinished = [s["id"] for s in upstream if s["status"] != "completed"]
+    assert summary["refreshed"] == len(unfinished)
+    for session_id in unfinished:
+        assert list_api.requests[f"{LIST_PATH}/{session_id}"] == 1
+    (run,) = runs(engine)
+    assert run["command"] == "sync" and run["outcome"] == "ok" and run["full_pass"] is True
+    newest = max(datetime.fromisoformat(s["created_at"]) for s in upstream)
+    assert run["watermark"] == newest
+    assert run["inserted"] == 40 and run["finished_at"] is not None
+
+
+def test_second_sync_stops_early_and_refresh_completes_the_live_session(
+    list_api: FakeSignalWire, upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    env = env_for(list_api, migrated_url)
+    sync(env, "--page-size", "5")
+    oldest = upstream[-1]
+    finished = datetime.fromisoformat(oldest["start_time"]) + timedelta(minutes=30)
+    list_api.sessions[oldest["id"]].update(
+        status="completed",
+        end_time=iso(finished),
+        duration=1800,
+        updated_at=iso(datetime.fromisoformat(oldest["updated_at"]) + timedelta(hours=1)),
+    )
+    list_api.reset_stats()
+    result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0, result.output
+    assert summary["full_pass"] is False and list_api.requests[LIST_PATH] == 1
+    assert list_api.requests[f"{LIST_PATH}/{oldest['id']}"] == 1
+    row = rows(engine)[oldest["id"]]
+    assert (row["status"], row["duration"]) == ("completed", 1800)
+    # The by-id body has no cost: what the list said is kept, in the column and in raw.
+    assert row["cost_in_dollars"] == 0.5 and row["raw"]["cost_in_dollars"] == 0.5
+    assert row["enable_room_previews"] is True and row["raw"]["locked_cover"] == "cover.png"
+    assert row["raw"]["status"] == "completed"
+
+
+def test_unordered_list_is_walked_in_full(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN, shuffle_list=True) as api:
+        env = env_for(api, migrated_url)
+        sync(env, "--page-size", "5")
+        api.reset_stats()
+        result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0, result.output
+    assert summary["full_pass"] is True and api.requests[LIST_PATH] == 8
+    assert summary["unchanged"] >= 40 - summary["refreshed"]
+
+
+def test_new_sessions_are_discovered_on_an_early_stop(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    with FakeSignalWire(upstream[5:], project_id=PROJECT, token=TOKEN) as api:
+        env = env_for(api, migrated_url)
+        sync(env, "--page-size", "5")
+        for session in upstream[:5]:  # five newer sessions appear upstream
+            api.add_session(session)
+        result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0 and summary["full_pass"] is False
+    assert set(rows(engine)) == {s["id"] for s in upstream}
+
+
+def test_failed_ids_are_recorded_and_the_next_sync_retries_exactly_those(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    old = upstream[-3]
+    assert old["status"] == "completed"
+    good_duration = old["duration"]
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
+        env = env_for(api, migrated_url)
+        api.sessions[old["id"]]["duration"] = "long"  # malformed in the list and by id
+        result, summary = sync(env, "--page-size", "5")
+        assert result.exit_code == 1
+        assert summary["failed_ids"] == [old["id"]] and failed_ids(engine) == {old["id"]}
+        assert api.requests[f"{LIST_PATH}/{old['id']}"] == 1  # retried by id within the run
+        assert old["id"] not in rows(engine)
+        assert runs(engine)[-1]["outcome"] == "failed"
+        api.sessions[old["id"]]["duration"] = good_duration  # fixed upstream
+        api.reset_stats()
+        result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0, result.output
+    assert summary["full_pass"] is False  # the old session is not listed again...
+    assert failed_ids(engine) == set()  # ...but retried by id, because it had failed
+    assert rows(engine)[old["id"]]["duration"] == good_duration
+    completed_by_id = [
+        path
+        for path, n in api.requests.items()
+        if path.startswith(LIST_PATH + "/")
+        and n
+        and api.sessions[path.rsplit("/", 1)[1]]["status"] == "completed"
+    ]
+    assert completed_by_id == [f"{LIST_PATH}/{old['id']}"]  # exactly the failed one
+
+
+def test_a_broken_list_still_refreshes_and_exits_1(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
+        env = env_for(api, migrated_url)
+        sync(env)
+        api.script_list("422")
+        api.reset_stats()
+        result, summary = sync(env)
+        assert api.requests[f"{LIST_PATH}/{upstream[-1]['id']}"] == 1
+    assert result.exit_code == 1
+    assert "listing sessions failed" in summary["errors"][0]
+    run = runs(engine)[-1]
+    assert run["outcome"] == "failed" and "422" in run["error"] and run["watermark"] is None
+
+
+def test_a_sync_that_finds_the_lock_taken_does_nothing(
+    api: FakeSignalWire, migrated_url: str, engine: Engine
+) -> None:
+    with run_lock(engine) as taken:
+        assert taken
+        result, summary = sync(env_for(api, migrated_url))
+    assert result.exit_code == 0
+    assert summary == {"skipped": True, "reason": "another sync is running"}
+    assert "skipped" in result.stderr
+    assert api.total_requests == 0 and runs(engine) == []
+    after, _ = sync(env_for(api, migrated_url))
+    assert after.exit_code == 0 and api.total_requests > 0
+
+
+def test_backfill_retry_failed_fetches_exactly_the_failed_ids(
+    api: FakeSignalWire, sessions: list[dict[str, Any]], migrated_url: str, engine: Engine,
+    tmp_path: Any,
+) -> None:
+    env = env_for(api, migrated_url)
+    ids = [s["id"] for s in sessions[:6]]
+    (tmp_path / "ids.txt").write_text("\n".join(ids))
+    api.script(ids[1], "500", "500")
+    api.script(ids[4], "mismatch")
+    args = ["backfill", str(tmp_path / "ids.txt"), "--json", "--retries", "2", "--backoff", "0"]
+    first = CliRunner().invoke(main, args, env=env)
+    assert first.exit_code == 1
+    assert failed_ids(engine) == {ids[1], ids[4]}
+    api.reset_stats()
+    retry = CliRunner().invoke(main, ["backfill", "--retry-failed", "--json"], env=env)
+    assert retry.exit_code == 0, retry.output
+    assert json.loads(retry.stdout)["requested"] == 2
+    assert api.total_requests == 2
+    assert failed_ids(engine) == set() and set(rows(engine)) == set(ids)
+
+
+def test_backfill_needs_a_file_or_retry_failed(api: FakeSignalWire, migrated_url: str) -> None:
+    result = CliRunner().invoke(main, ["backfill"], env=env_for(api, migrated_url))
+    assert result.exit_code == 2 and "--retry-failed" in result.output
