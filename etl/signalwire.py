@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import ipaddress
 import json
 import time
 from collections.abc import AsyncIterator
@@ -177,11 +178,7 @@ class SignalWireClient:
             if not next_link:
                 return
             target = self._http.base_url.join(next_link)
-            if (target.scheme, target.host, target.port) != (
-                self._http.base_url.scheme,
-                self._http.base_url.host,
-                self._http.base_url.port,
-            ):
+            if not _same_origin(target, self._http.base_url):
                 raise ApiError(f"links.next points outside the space ({target.host}); not followed")
             if str(target) in seen:
                 return
@@ -219,3 +216,23 @@ def _page_parts(body: Any) -> tuple[list[Any], str | None]:
     links = body.get("links")
     next_link = links.get("next") if isinstance(links, dict) else None
     return body["data"], next_link if isinstance(next_link, str) and next_link else None
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port), with every loopback name folded into one (localhost, 127.0.0.1
+    and ::1 are the same machine, and a local stand-in may write its links with either)."""
+    host = url.host
+    if host == "localhost" or _is_loopback_address(host):
+        host = "<loopback>"
+    return url.scheme, host, url.port
+
+
+def _is_loopback_address(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
+    return _origin(a) == _origin(b)

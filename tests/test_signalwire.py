@@ -223,3 +223,17 @@ def test_list_page_without_data_is_an_error() -> None:
 
     with pytest.raises(ApiError, match="data"):
         _list_pages(handler)
+
+
+def test_loopback_names_are_one_origin_for_next_links() -> None:
+    """A local stand-in may say `localhost` where the base URL says 127.0.0.1."""
+    import httpx
+
+    from etl.signalwire import _same_origin
+
+    assert _same_origin(httpx.URL("http://localhost:8080/a"), httpx.URL("http://127.0.0.1:8080/"))
+    assert _same_origin(httpx.URL("http://[::1]:8080/a"), httpx.URL("http://127.0.0.1:8080/"))
+    assert not _same_origin(httpx.URL("http://localhost:8081/"), httpx.URL("http://127.0.0.1:8080"))
+    assert not _same_origin(
+        httpx.URL("http://example.signalwire.com/"), httpx.URL("https://example.signalwire.com/")
+    )
