@@ -7,11 +7,15 @@ string is kept as it comes.
 
 from __future__ import annotations
 
+import functools
 import math
+import shutil
+import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from .errors import InputError, PayloadError
 
@@ -190,6 +194,7 @@ class IdSource:
         max_shown: int = 5,
     ) -> None:
         self._open_lines = open_lines
+        self._spool: IO[str] | None = None  # set by from_path for stdin
         self._skip: set[int] = set()
         self.count = 0
         self.invalid = 0
@@ -224,6 +229,58 @@ class IdSource:
         for number, text in _numbered_values(self._open_lines()):
             if number not in self._skip:
                 yield canonical_uuid(text)
+
+    @classmethod
+    def from_path(cls, path: str, *, skip_invalid: bool = False) -> IdSource:
+        """Ids from a file, or from stdin for `-` (spooled to a temporary file, since the
+        lines are read twice). Call `close` when done."""
+        spool: IO[str] | None = None
+        if path == "-":
+            spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (see close)
+            shutil.copyfileobj(sys.stdin, spool)
+            open_lines: Callable[[], Iterable[str]] = functools.partial(_rewound, spool)
+        else:
+            open_lines = functools.partial(_file_lines, path)
+        try:
+            source = cls(open_lines, skip_invalid=skip_invalid)
+        except (OSError, UnicodeDecodeError) as exc:
+            if spool is not None:
+                spool.close()
+            raise InputError(f"cannot read {path}: {exc}") from None
+        source._spool = spool
+        return source
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
+def _file_lines(path: str) -> Iterator[str]:
+    with open(path, encoding="utf-8") as handle:
+        yield from handle
+
+
+def _rewound(spool: IO[str]) -> Iterator[str]:
+    spool.seek(0)
+    yield from spool
+
+
+class FailedFirst:
+    """The ids waiting in the failure ledger, then the ids of `rest` that are not among them."""
+
+    def __init__(self, failed: list[str], rest: Iterable[str]) -> None:
+        self.failed = failed
+        self.rest = rest
+        known = set(failed)
+        self._count = len(failed) + sum(1 for session_id in rest if session_id not in known)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        known = set(self.failed)
+        yield from self.failed
+        yield from (session_id for session_id in self.rest if session_id not in known)
 
 
 def _numbered_values(lines: Iterable[str]) -> Iterator[tuple[int, str]]:

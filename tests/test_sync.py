@@ -240,3 +240,21 @@ def test_backfill_retry_failed_fetches_exactly_the_failed_ids(
 def test_backfill_needs_a_file_or_retry_failed(api: FakeSignalWire, migrated_url: str) -> None:
     result = CliRunner().invoke(main, ["backfill"], env=env_for(api, migrated_url))
     assert result.exit_code == 2 and "--retry-failed" in result.output
+
+
+def test_backfill_file_with_retry_failed_takes_both_once(
+    api: FakeSignalWire, sessions: list[dict[str, Any]], migrated_url: str, engine: Engine,
+    tmp_path: Any,
+) -> None:
+    env = env_for(api, migrated_url)
+    ids = [s["id"] for s in sessions[:4]]
+    (tmp_path / "first.txt").write_text("\n".join(ids[:2]))
+    api.script(ids[0], "mismatch")
+    assert CliRunner().invoke(main, ["backfill", str(tmp_path / "first.txt")], env=env).exit_code
+    (tmp_path / "second.txt").write_text("\n".join(ids))  # overlaps the failed id
+    api.reset_stats()
+    args = ["backfill", str(tmp_path / "second.txt"), "--retry-failed", "--json"]
+    result = CliRunner().invoke(main, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["requested"] == 4 and api.total_requests == 4
+    assert failed_ids(engine) == set()
