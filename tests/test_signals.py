@@ -109,3 +109,32 @@ def test_sigkill_loses_nothing_committed_and_the_next_run_completes(
     assert count_rows(engine) == N_SESSIONS
     killed, finished = run_rows(engine)
     assert killed.outcome == "killed" and finished.outcome == "ok"
+
+
+def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
+    slow_api: FakeSignalWire, migrated_url: str, engine: Engine
+) -> None:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "SIGNALWIRE_SPACE": slow_api.base_url,
+        "SIGNALWIRE_PROJECT_ID": PROJECT,
+        "SIGNALWIRE_API_TOKEN": TOKEN,
+        "DATABASE_URL": migrated_url,
+    }
+    command = [sys.executable, "-m", "etl", "sync", "--json", "--page-size", "10",
+               "--batch-size", "10"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    wait_for_rows(engine, process, 20)
+    process.kill()
+    process.communicate(timeout=30)
+    stored = count_rows(engine)
+    assert 20 <= stored < N_SESSIONS
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["skipped"] is False and summary["full_pass"] is True
+    assert count_rows(engine) == N_SESSIONS
+    killed, finished = run_rows(engine)
+    assert (killed.command, killed.outcome) == ("sync", "killed")
+    assert finished.outcome == "ok" and finished.watermark is not None
