@@ -10,7 +10,7 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
@@ -88,6 +88,13 @@ def run_options(func: F) -> F:
             help="At most R requests per second (default: no limit).",
         ),
         click.option(
+            "--batch-size",
+            type=int,
+            default=500,
+            show_default=True,
+            help="Sessions written per statement (1-1000); a batch is committed as a whole.",
+        ),
+        click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout."
         ),
         click.option("-v", "--verbose", is_flag=True, help="Log each request."),
@@ -135,6 +142,7 @@ def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -
     from .config import load_settings
     from .ledger import pending_failures
     from .pipeline import run_ids
+    from .records import FailedFirst
 
     as_json = options.pop("as_json")
     retry_failed = options.pop("retry_failed", False)
@@ -143,7 +151,7 @@ def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -
     engine = _open_engine(settings)
     try:
         if retry_failed:
-            ids = _merge(pending_failures(engine), ids)
+            ids = FailedFirst(pending_failures(engine), ids)
         run = functools.partial(
             run_ids, ids, settings, engine, command=command, handle_signals=True
         )
@@ -156,11 +164,6 @@ def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -
         engine.dispose()
     _report(summary.to_dict(), as_json)
     sys.exit(summary.exit_code)
-
-
-def _merge(first: list[str], then: Any) -> list[str]:
-    """`first`, then the ids of `then` not already in it, each once."""
-    return list(dict.fromkeys([*first, *then]))
 
 
 def _report(result: dict[str, Any], as_json: bool) -> None:
@@ -195,40 +198,6 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
         )
 
 
-def _id_file(path: str, skip_invalid: bool) -> Any:
-    """A validated, streamed id source over a file; stdin is spooled to a temporary file first
-    because the ids are read twice (checked, then fetched)."""
-    import tempfile
-
-    from .records import IdSource
-
-    if path == "-":
-        spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (lives for the run)
-        click.get_current_context().call_on_close(spool.close)
-        for line in sys.stdin:
-            spool.write(line)
-        lines = _spooled_lines(spool)
-    else:
-        lines = functools.partial(_file_lines, path)
-    try:
-        return IdSource(lines, skip_invalid=skip_invalid)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {path}: {exc}") from None
-
-
-def _file_lines(path: str) -> Iterable[str]:
-    with open(path, encoding="utf-8") as handle:
-        yield from handle
-
-
-def _spooled_lines(spool: Any) -> Callable[[], Iterable[str]]:
-    def lines() -> Iterable[str]:
-        spool.seek(0)
-        yield from spool
-
-    return lines
-
-
 @main.command()
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid ids instead of stopping.")
@@ -259,7 +228,11 @@ def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options
     """
     if file is None and not retry_failed:
         raise click.UsageError("give FILE, or --retry-failed, or both")
-    ids = _id_file(file, skip_invalid) if file is not None else []
+    from .records import IdSource
+
+    ids = IdSource.from_path(file, skip_invalid=skip_invalid) if file is not None else []
+    if isinstance(ids, IdSource):
+        click.get_current_context().call_on_close(ids.close)
     _run(ids, {**options, "retry_failed": retry_failed}, True, "backfill")
 
 
@@ -384,3 +357,89 @@ def demo(sessions: int, database_url: str, as_json: bool) -> None:
         return
     for line in result["lines"]:
         click.echo(line)
+
+
+def _report_bound(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """--since/--until: a date or ISO datetime, UTC unless it says otherwise."""
+    from .report import parse_bound
+
+    if value is None:
+        return None
+    try:
+        return parse_bound(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _write_report(text: str, output: str | None) -> None:
+    from pathlib import Path
+
+    if output is None or output == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"roomsync: wrote {output}", err=True)
+
+
+@main.command()
+@click.option(
+    "--since",
+    metavar="DATE",
+    callback=_report_bound,
+    help="From this moment, inclusive: YYYY-MM-DD or an ISO datetime (UTC unless an offset).",
+)
+@click.option(
+    "--until", metavar="DATE", callback=_report_bound, help="Up to this moment, exclusive."
+)
+@click.option(
+    "--by",
+    type=click.Choice(["day", "week", "month", "room", "status"]),
+    default="day",
+    show_default=True,
+    help="Group by UTC day, ISO week (labelled by its Monday), month, room or status.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "html"]),
+    default="table",
+    show_default=True,
+    help="html is one self-contained page with a chart; it needs -o.",
+)
+@click.option("-o", "--output", metavar="FILE", help="Write to FILE instead of stdout.")
+@database_option
+@handle_errors
+def report(
+    since: Any, until: Any, by: str, fmt: str, output: str | None, database_url: str | None
+) -> None:
+    """Sessions, minutes and cost per day, week, month, room or status.
+
+    A session counts in the period of its start time, or of its creation time when it never
+    started. Sums cover the known values: a group with no known duration or cost shows none.
+    """
+    from .config import database_url as resolve_url
+    from .db import make_engine, require_head
+    from .report import check_range, render_text, report_rows
+
+    try:
+        check_range(since, until)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if fmt == "html" and output is None:
+        raise click.UsageError("--format html writes a page: give -o/--output FILE")
+    url = resolve_url({"database_url": database_url})
+    engine = make_engine(url)
+    try:
+        require_head(engine, url)
+        rows = report_rows(engine, by, since, until)
+    finally:
+        engine.dispose()
+    if fmt == "html":
+        from .report_html import render_html
+
+        _write_report(render_html(rows, by, since, until), output)
+    else:
+        _write_report(render_text(rows, fmt, by), output)

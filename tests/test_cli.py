@@ -242,14 +242,20 @@ def test_usage_error_is_exit_2(cli_env: dict[str, str]) -> None:
     assert invoke(["fetch", "--concurrency", "many", UNKNOWN], cli_env).exit_code == 2
 
 
-def test_every_command_has_help() -> None:
-    for args in (
+def test_every_command_has_help_and_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    commands = [
         ["fetch"],
         ["backfill"],
+        ["sync"],
+        ["report"],
+        ["demo"],
         ["db", "upgrade"],
         ["db", "downgrade"],
         ["db", "current"],
-        ["demo"],
-    ):
+    ]
+    for args in commands:
         result = invoke([*args, "--help"], {})
         assert result.exit_code == 0 and "Usage:" in result.stdout
+        assert f"roomsync {' '.join(args)}" in readme, args
+    assert {*main.commands} == {args[0] for args in commands}

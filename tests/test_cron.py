@@ -91,7 +91,8 @@ def test_systemd_units_point_at_the_wrapper_and_run_periodically() -> None:
     timer.read(CRON / "roomsync-sync.timer")
     assert timer["Timer"]["OnUnitActiveSec"] and timer["Install"]["WantedBy"] == "timers.target"
     crontab = [
-        line for line in (CRON / "roomsync.crontab").read_text().splitlines()
+        line
+        for line in (CRON / "roomsync.crontab").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert len(crontab) == 1 and crontab[0].split()[5].endswith("roomsync-cron.sh")

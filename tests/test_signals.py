@@ -40,10 +40,21 @@ def start_backfill(api: FakeSignalWire, url: str, ids_file: Path) -> subprocess.
         "SIGNALWIRE_API_TOKEN": TOKEN,
         "DATABASE_URL": url,
     }
-    command = [sys.executable, "-m", "etl", "backfill", str(ids_file), "--json",
-               "--concurrency", "2", "--batch-size", "10"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "etl",
+        "backfill",
+        str(ids_file),
+        "--json",
+        "--concurrency",
+        "2",
+        "--batch-size",
+        "10",
+    ]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for_rows(engine: Engine, process: subprocess.Popen[str], at_least: int) -> None:
@@ -121,10 +132,20 @@ def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
         "SIGNALWIRE_API_TOKEN": TOKEN,
         "DATABASE_URL": migrated_url,
     }
-    command = [sys.executable, "-m", "etl", "sync", "--json", "--page-size", "10",
-               "--batch-size", "10"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "etl",
+        "sync",
+        "--json",
+        "--page-size",
+        "10",
+        "--batch-size",
+        "10",
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for_rows(engine, process, 20)
     process.kill()
     process.communicate(timeout=30)

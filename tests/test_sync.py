@@ -41,9 +41,7 @@ def env_for(api: FakeSignalWire, url: str) -> dict[str, str]:
 
 def rows(engine: Engine) -> dict[str, dict[str, Any]]:
     with engine.connect() as conn:
-        return {
-            str(r.id): dict(r._mapping) for r in conn.execute(sa.select(room_sessions)).all()
-        }
+        return {str(r.id): dict(r._mapping) for r in conn.execute(sa.select(room_sessions)).all()}
 
 
 def runs(engine: Engine) -> list[dict[str, Any]]:
@@ -63,8 +61,12 @@ def upstream() -> list[dict[str, Any]]:
     sessions = generate_sessions(40, seed=21)
     oldest = sessions[-1]
     oldest.update(
-        status="in-progress", end_time=None, duration=None, cost_in_dollars=0.5,
-        enable_room_previews=True, locked_cover="cover.png",
+        status="in-progress",
+        end_time=None,
+        duration=None,
+        cost_in_dollars=0.5,
+        enable_room_previews=True,
+        locked_cover="cover.png",
     )
     return sessions
 
@@ -217,7 +219,10 @@ def test_a_sync_that_finds_the_lock_taken_does_nothing(
 
 
 def test_backfill_retry_failed_fetches_exactly_the_failed_ids(
-    api: FakeSignalWire, sessions: list[dict[str, Any]], migrated_url: str, engine: Engine,
+    api: FakeSignalWire,
+    sessions: list[dict[str, Any]],
+    migrated_url: str,
+    engine: Engine,
     tmp_path: Any,
 ) -> None:
     env = env_for(api, migrated_url)
@@ -243,7 +248,10 @@ def test_backfill_needs_a_file_or_retry_failed(api: FakeSignalWire, migrated_url
 
 
 def test_backfill_file_with_retry_failed_takes_both_once(
-    api: FakeSignalWire, sessions: list[dict[str, Any]], migrated_url: str, engine: Engine,
+    api: FakeSignalWire,
+    sessions: list[dict[str, Any]],
+    migrated_url: str,
+    engine: Engine,
     tmp_path: Any,
 ) -> None:
     env = env_for(api, migrated_url)

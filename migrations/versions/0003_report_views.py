@@ -29,10 +29,10 @@ depends_on: str | Sequence[str] | None = None
 
 VIEWS = ("room_sessions_daily", "room_sessions_by_room", "room_sessions_by_status")
 
-# On SQLite timestamps are UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'. SQLite's own date functions
-# round fractions to milliseconds (23:59:59.9996 would land on the next day), so days come from
-# the text itself, and whole seconds between two times from the text without its fraction
-# plus the microseconds written after it.
+# On SQLite timestamps are UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'. SQLite's date and time
+# functions round fractions to milliseconds (strftime('%s', '2026-10-11 23:59:59.9996') is already
+# the next day), so days are cut from the text, and whole seconds between two times come from the
+# text without its fraction plus the microseconds written after it.
 _SQLITE = {
     "day": "substr(coalesce(start_time, created_at), 1, 10)",
     "whole_seconds": (
