@@ -1,7 +1,8 @@
 """`roomsync demo`: the whole job end to end against the local stand-in API and SQLite.
 
 The stand-in serves generated sessions on a free loopback port, with a few scripted faults so
-that the retries show; a couple of unknown ids show `not_found`.
+that the retries show; a couple of unknown ids show `not_found`. After the backfill by id, one
+`sync` picks up what only the list carries (the cost) and re-fetches the live sessions.
 """
 
 from __future__ import annotations
@@ -12,15 +13,16 @@ from typing import Any
 from .config import Settings, mask_url
 from .db import current_revision, make_engine, upgrade
 from .fake_api import FakeSignalWire, generate_sessions
-from .pipeline import run_ids
+from .pipeline import Summary, run_ids
 from .report import status_totals
+from .sync import run_sync
 
 DEMO_PROJECT = "demo-project"
 DEMO_TOKEN = "demo-token"
 
 
 def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
-    """Serve `n_sessions` fake sessions, migrate `database_url`, backfill them, summarise."""
+    """Serve `n_sessions` fake sessions, migrate `database_url`, backfill, sync, summarise."""
     sessions = generate_sessions(n_sessions, seed=7)
     ids = [s["id"] for s in sessions]
     unknown = [str(uuid.UUID(int=n)) for n in (1, 2)]
@@ -37,23 +39,38 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
         )
         engine = make_engine(database_url)
         try:
-            summary = run_ids([*ids, *unknown], settings, engine)
+            backfill = run_ids([*ids, *unknown], settings, engine)
+            synced = run_sync(settings, engine)
             totals = status_totals(engine)
         finally:
             engine.dispose()
-    result = summary.to_dict()
+    sync_result = synced.to_dict()
     by_status = ", ".join(
         f"{t.status or 'null'}: {t.sessions} ({t.duration_s / 60:,.0f} min)" for t in totals
     )
-    result["lines"] = [
+    lines = [
         f"stand-in API: {api.base_url} serving {n_sessions} sessions "
-        f"(with a 503, a 429 and a reset scripted)",
+        "(with a 503, a 429 and a reset scripted)",
         f"database: {mask_url(database_url)} at revision {current_revision(database_url)}",
-        f"backfill of {result['requested']} ids ({len(unknown)} unknown) in "
-        f"{result['elapsed_s']:.2f}s: {result['inserted']} inserted, {result['updated']} updated, "
-        f"{result['unchanged']} unchanged, {result['not_found']} not found, "
-        f"{result['failed']} failed",
+        _line(f"backfill of {backfill.requested} ids ({len(unknown)} unknown)", backfill),
+        _line(
+            f"sync: listed {sync_result.get('listed', 0)} sessions, re-fetched "
+            f"{sync_result.get('refreshed', 0)} live ones",
+            synced.summary,
+        ),
         f"stored sessions by status: {by_status}",
         "run it again: every id comes back unchanged",
+        f"see the numbers: roomsync report --database-url {database_url} --by status",
     ]
-    return result
+    return {"backfill": backfill.to_dict(), "sync": sync_result, "lines": lines}
+
+
+def _line(what: str, summary: Summary | None) -> str:
+    if summary is None:
+        return f"{what}: skipped (another sync holds the lock)"
+    counts = summary.to_dict()
+    return (
+        f"{what} in {counts['elapsed_s']:.2f}s: {counts['inserted']} inserted, "
+        f"{counts['updated']} updated, {counts['unchanged']} unchanged, "
+        f"{counts['not_found']} not found, {counts['failed']} failed"
+    )
