@@ -134,15 +134,27 @@ def pending_failures(engine: Engine) -> list[str]:
     return [str(i) for i in _read(engine, query)]
 
 
-def unfinished_session_ids(engine: Engine) -> list[str]:
-    """Stored sessions whose status can still change: any status not final, null included."""
+def unfinished_sessions(engine: Engine) -> dict[str, datetime]:
+    """Stored sessions whose status can still change (any status not final, null included),
+    with their created_at, oldest first."""
     t = room_sessions
     query = (
-        sa.select(t.c.id)
+        sa.select(t.c.id, t.c.created_at)
         .where(sa.or_(t.c.status.is_(None), t.c.status.not_in(FINAL_STATUSES)))
         .order_by(t.c.created_at)
     )
-    return [str(i) for i in _read(engine, query)]
+    return {str(session_id): created for session_id, created in _rows(engine, query)}
+
+
+def final_among(engine: Engine, session_ids: list[str]) -> list[str]:
+    """Those of `session_ids` whose stored status is final now."""
+    t = room_sessions
+    final: list[str] = []
+    for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
+        query = sa.select(t.c.id).where(t.c.id.in_(chunk), t.c.status.in_(FINAL_STATUSES))
+        final.extend(str(i) for i in _read(engine, query))
+    return final
 
 
 def last_watermark(engine: Engine) -> datetime | None:
@@ -158,8 +170,13 @@ def last_watermark(engine: Engine) -> datetime | None:
 
 
 def _read(engine: Engine, query: Any) -> list[Any]:
+    """The first column of every row of `query`."""
+    return [row[0] for row in _rows(engine, query)]
+
+
+def _rows(engine: Engine, query: Any) -> list[Any]:
     try:
         with engine.connect() as conn:
-            return list(conn.execute(query).scalars())
+            return list(conn.execute(query).all())
     except SQLAlchemyError as exc:
         raise database_error(exc, engine.url.render_as_string(), "reading") from None

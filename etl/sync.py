@@ -1,11 +1,13 @@
 """`roomsync sync`: keep the table current with no id list, from cron.
 
-1. Discover: walk the list endpoint (largest pages, `links.next` as given). The list has no date
+1. Refresh: re-fetch by id every stored session that is not final yet (in-progress, or status
+   null) and every id in the failure ledger, so end times, durations and statuses settle.
+2. Discover: walk the list endpoint (largest pages, `links.next` as given). The list has no date
    filter and no documented order, so the first run (or `--full`) walks every page. Later runs
    stop early once they are past the previous sync's watermark minus an overlap window, but
    only while every item seen so far really came newest first; otherwise they walk it all.
-2. Refresh: re-fetch by id every stored session that is not final yet (in-progress, or status
-   null), and every id in the failure ledger, so end times, durations and statuses settle.
+   The walk always reaches back far enough to list again every session that step 1 saw become
+   final: its cost, which only the list carries, is final only now.
 
 Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
 """
@@ -13,7 +15,8 @@ Only one sync runs at a time (etl.lock); another that finds the lock taken does 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +48,20 @@ class Listing:
     newest_first: bool = True
     completed: bool = False
     stopped_early: bool = False
+    _seen: set[int] = field(default_factory=set, repr=False)
+
+    def reach_back_to(self, created_at: datetime) -> None:
+        """Do not stop early before listing sessions created at `created_at` again."""
+        if self.stop_before is not None and created_at < self.stop_before:
+            self.stop_before = created_at
+
+    def first_time(self, session_id: str) -> bool:
+        """False for an item already listed in this walk (pages can shift while it runs)."""
+        key = uuid.UUID(session_id).int
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
     def observe(self, created_at: datetime) -> None:
         if self.last is not None and created_at > self.last:
@@ -93,28 +110,32 @@ class SyncResult:
         }
 
 
-def _parse_list_item(run: Run, item: Any) -> dict[str, Any] | None:
+def _parse_list_item(run: Run, listing: Listing, item: Any) -> dict[str, Any] | None:
     raw_id = item.get("id") if isinstance(item, dict) else None
     try:
         session_id = canonical_uuid(raw_id)
     except (ValueError, TypeError):
         log.warning("failed list item without a valid id: %r", raw_id)
         run.summary.add(FAILED)
+        run.summary.requested += 1
         return None
+    if not listing.first_time(session_id):
+        return None
+    listing.listed += 1
     try:
         return parse_session(item, session_id)
     except PayloadError as exc:
         run.fail(session_id, str(exc))
+        run.summary.requested += 1  # rows that parse are counted by Run.add_rows
         return None
 
 
 async def _discover(run: Run, client: SignalWireClient, listing: Listing, page_size: int) -> None:
     try:
         async for page in client.list_room_sessions(page_size=page_size):
-            rows = [row for row in (_parse_list_item(run, item) for item in page) if row]
+            rows = [row for row in (_parse_list_item(run, listing, item) for item in page) if row]
             for row in rows:
                 listing.observe(row["created_at"])
-            listing.listed += len(page)
             await run.add_rows(rows)
             if run.stop.is_set():
                 return
@@ -128,11 +149,15 @@ async def _discover(run: Run, client: SignalWireClient, listing: Listing, page_s
     listing.completed = True
 
 
-def _ids_to_refresh(engine: Engine) -> list[str]:
-    """Failed ids first (oldest failure first), then every non-final session, each once."""
-    ids = dict.fromkeys(ledger.pending_failures(engine))
-    ids.update(dict.fromkeys(ledger.unfinished_session_ids(engine)))
-    return list(ids)
+async def _refresh(run: Run, client: SignalWireClient, listing: Listing) -> int:
+    """Re-fetch failed and unfinished sessions by id; make the listing reach back to every
+    one of them that is final now. Returns how many ids were re-fetched."""
+    unfinished = ledger.unfinished_sessions(run.engine)
+    ids = list(dict.fromkeys([*ledger.pending_failures(run.engine), *unfinished]))
+    await run.fetch_ids(client, ids)
+    for session_id in ledger.final_among(run.engine, list(unfinished)):
+        listing.reach_back_to(unfinished[session_id])
+    return len(ids)
 
 
 def run_sync(
@@ -155,13 +180,9 @@ def run_sync(
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:
-            await _discover(run, client, listing, page_size)
-            await run.flush()
-            if run.stop.is_set():
-                return
-            ids = _ids_to_refresh(engine)
-            result.refreshed = len(ids)
-            await run.fetch_ids(client, ids)
+            result.refreshed = await _refresh(run, client, listing)
+            if not run.stop.is_set():
+                await _discover(run, client, listing, page_size)
 
         def finish(_run: Run) -> dict[str, Any]:
             return {

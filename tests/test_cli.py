@@ -237,9 +237,26 @@ def test_python_dash_m_and_version() -> None:
     assert done.returncode == 0 and done.stdout.strip() == f"roomsync, version {__version__}"
 
 
-def test_usage_error_is_exit_2(cli_env: dict[str, str]) -> None:
-    assert invoke(["fetch"], cli_env).exit_code == 2
-    assert invoke(["fetch", "--concurrency", "many", UNKNOWN], cli_env).exit_code == 2
+@pytest.mark.parametrize(
+    "bad",
+    [
+        [],
+        ["--concurrency", "many"],
+        ["--concurrency", "0"],
+        ["--retries", "0"],
+        ["--timeout", "0"],
+        ["--rate-limit", "0"],
+        ["--batch-size", "1001"],
+        ["--backoff", "-1"],
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_request(
+    cli_env: dict[str, str], api: FakeSignalWire, bad: list[str]
+) -> None:
+    args = ["fetch", *bad, UNKNOWN] if bad else ["fetch"]
+    result = invoke(args, cli_env)
+    assert result.exit_code == 2
+    assert api.total_requests == 0
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:

@@ -92,11 +92,8 @@ def test_first_sync_takes_every_page_with_list_only_fields(
     for session in upstream:
         assert stored[session["id"]]["cost_in_dollars"] == session["cost_in_dollars"]
         assert stored[session["id"]]["raw"]["cost_in_dollars"] == session["cost_in_dollars"]
-    # Every non-final session was re-fetched by id after the listing.
-    unfinished = [s["id"] for s in upstream if s["status"] != "completed"]
-    assert summary["refreshed"] == len(unfinished)
-    for session_id in unfinished:
-        assert list_api.requests[f"{LIST_PATH}/{session_id}"] == 1
+    # Nothing was stored before, so nothing needed re-fetching by id.
+    assert summary["refreshed"] == 0 and list_api.total_requests == 6
     (run,) = runs(engine)
     assert run["command"] == "sync" and run["outcome"] == "ok" and run["full_pass"] is True
     newest = max(datetime.fromisoformat(s["created_at"]) for s in upstream)
@@ -104,11 +101,12 @@ def test_first_sync_takes_every_page_with_list_only_fields(
     assert run["inserted"] == 40 and run["finished_at"] is not None
 
 
-def test_second_sync_stops_early_and_refresh_completes_the_live_session(
+def test_second_sync_refreshes_live_sessions_then_relists_the_completed_ones_for_cost(
     list_api: FakeSignalWire, upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
 ) -> None:
     env = env_for(list_api, migrated_url)
     sync(env, "--page-size", "5")
+    unfinished = [s["id"] for s in upstream if s["status"] != "completed"]
     oldest = upstream[-1]
     finished = datetime.fromisoformat(oldest["start_time"]) + timedelta(minutes=30)
     list_api.sessions[oldest["id"]].update(
@@ -116,18 +114,56 @@ def test_second_sync_stops_early_and_refresh_completes_the_live_session(
         end_time=iso(finished),
         duration=1800,
         updated_at=iso(datetime.fromisoformat(oldest["updated_at"]) + timedelta(hours=1)),
+        cost_in_dollars=0.75,  # the final cost, which only the list carries
     )
     list_api.reset_stats()
     result, summary = sync(env, "--page-size", "5", "--overlap", "0")
     assert result.exit_code == 0, result.output
-    assert summary["full_pass"] is False and list_api.requests[LIST_PATH] == 1
-    assert list_api.requests[f"{LIST_PATH}/{oldest['id']}"] == 1
+    assert summary["refreshed"] == len(unfinished)
+    for session_id in unfinished:
+        assert list_api.requests[f"{LIST_PATH}/{session_id}"] == 1
+    # The oldest session became final, so the walk reached back to it despite the watermark.
+    assert list_api.requests[LIST_PATH] == 8 and summary["full_pass"] is True
     row = rows(engine)[oldest["id"]]
     assert (row["status"], row["duration"]) == ("completed", 1800)
-    # The by-id body has no cost: what the list said is kept, in the column and in raw.
-    assert row["cost_in_dollars"] == 0.5 and row["raw"]["cost_in_dollars"] == 0.5
+    assert row["cost_in_dollars"] == 0.75 and row["raw"]["cost_in_dollars"] == 0.75
     assert row["enable_room_previews"] is True and row["raw"]["locked_cover"] == "cover.png"
     assert row["raw"]["status"] == "completed"
+
+
+def test_a_by_id_refresh_alone_keeps_the_list_only_fields(
+    list_api: FakeSignalWire, upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    """A session still live is re-fetched by id; what the list said about it stays."""
+    env = env_for(list_api, migrated_url)
+    sync(env, "--page-size", "5")
+    oldest = upstream[-1]
+    list_api.sessions[oldest["id"]]["updated_at"] = iso(
+        datetime.fromisoformat(oldest["updated_at"]) + timedelta(minutes=5)
+    )
+    list_api.sessions[oldest["id"]]["display_name"] = "renamed while live"
+    result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0 and summary["full_pass"] is False
+    row = rows(engine)[oldest["id"]]
+    assert row["display_name"] == "renamed while live" and row["status"] == "in-progress"
+    assert row["cost_in_dollars"] == 0.5 and row["raw"]["cost_in_dollars"] == 0.5
+    assert row["raw"]["locked_cover"] == "cover.png"
+
+
+def test_repeated_list_items_are_stored_and_counted_once(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    """Pages can shift while a walk runs: an item may show up on two pages."""
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
+        # The 5th session ends page 1 and, listed a second time, starts page 2.
+        api.sessions[f"{upstream[4]['id']}-again"] = upstream[4]
+        result, summary = sync(env_for(api, migrated_url), "--page-size", "5")
+        assert api.requests[LIST_PATH] == 9
+    assert result.exit_code == 0, result.output
+    assert summary["listed"] == 40 == summary["requested"]
+    counted = sum(summary[k] for k in ("inserted", "updated", "unchanged", "not_found", "failed"))
+    assert counted == summary["requested"]
+    assert len(rows(engine)) == 40
 
 
 def test_unordered_list_is_walked_in_full(
@@ -164,11 +200,10 @@ def test_failed_ids_are_recorded_and_the_next_sync_retries_exactly_those(
     good_duration = old["duration"]
     with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
         env = env_for(api, migrated_url)
-        api.sessions[old["id"]]["duration"] = "long"  # malformed in the list and by id
+        api.sessions[old["id"]]["duration"] = "long"  # malformed in the list
         result, summary = sync(env, "--page-size", "5")
         assert result.exit_code == 1
         assert summary["failed_ids"] == [old["id"]] and failed_ids(engine) == {old["id"]}
-        assert api.requests[f"{LIST_PATH}/{old['id']}"] == 1  # retried by id within the run
         assert old["id"] not in rows(engine)
         assert runs(engine)[-1]["outcome"] == "failed"
         api.sessions[old["id"]]["duration"] = good_duration  # fixed upstream
