@@ -13,7 +13,8 @@ import email.utils
 import ipaddress
 import json
 import time
-from collections.abc import AsyncIterator
+import urllib.request
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,11 +114,89 @@ def _auth_message(status: int) -> str:
     )
 
 
+class LaneTransport(httpx.AsyncBaseTransport):
+    """`size` lanes of one keep-alive connection each; every request takes a free lane.
+
+    httpcore's connection pool walks all of its connections, checking each one's socket, for
+    every request it assigns (encode/httpx#3215): at 20 connections that was most of the client's
+    CPU per request. A pool of one connection has nothing to walk. At most `size` requests are
+    in flight, as with the shared pool's `max_connections`; waiting for a lane is bounded by the
+    request's pool timeout (httpx.PoolTimeout), as it was there. The lanes share one TLS context.
+    """
+
+    def __init__(self, size: int) -> None:
+        ssl_context = httpx.create_ssl_context()
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        self._lanes = [
+            httpx.AsyncHTTPTransport(verify=ssl_context, limits=one) for _ in range(size)
+        ]
+        self._free = list(self._lanes)
+        self._slots = asyncio.Semaphore(size)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._slots.locked():  # every lane busy: wait, as long as the pool timeout allows
+            pool_timeout = request.extensions.get("timeout", {}).get("pool")
+            try:
+                async with asyncio.timeout(pool_timeout):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise httpx.PoolTimeout("no free connection", request=request) from None
+        else:
+            await self._slots.acquire()
+        lane = self._free.pop()
+        try:
+            response = await lane.handle_async_request(request)
+        except BaseException:
+            self._release(lane)
+            raise
+        response.stream = _ReleasingStream(response.stream, lambda: self._release(lane))
+        return response
+
+    def _release(self, lane: httpx.AsyncHTTPTransport) -> None:
+        self._free.append(lane)
+        self._slots.release()
+
+    async def aclose(self) -> None:
+        for lane in self._lanes:
+            await lane.aclose()
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """A response body that gives its lane back once closed (httpx closes every response)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        release, self._release = self._release, None
+        try:
+            await self._stream.aclose()
+        finally:
+            if release is not None:
+                release()
+
+
+def _env_proxy_for(base_url: str) -> bool:
+    """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
+
+    httpx honours those only for its own default transport, so such runs keep it.
+    """
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(httpx.URL(base_url).scheme) or proxies.get("all"))
+
+
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`."""
 
     def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
         self.settings = settings
+        if transport is None and not _env_proxy_for(settings.base_url):
+            transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.project_id, settings.api_token),

@@ -11,6 +11,8 @@ deadlock each other.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -22,7 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .db import database_error
 from .records import LIST_ONLY_FIELDS
-from .schema import room_sessions, sync_failures
+from .schema import UTCDateTime, room_sessions, sync_failures
 
 INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
 TABLE = room_sessions.name
@@ -72,11 +74,23 @@ def _merged_values(excluded: Any, dialect: str) -> dict[str, Any]:
     return values
 
 
-def build_upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
-    """The one statement that upserts `rows` and returns (id, first_synced_at) of written rows."""
+@functools.cache
+def upsert_statement(dialect: str) -> Any:
+    """The one statement that upserts a batch and returns (id, first_synced_at) of written rows.
+
+    Built and compiled once per dialect; `upsert_parameters` gives what to execute it with.
+    - SQLite: `INSERT ... VALUES` executed with the rows as parameter sets, which SQLAlchemy's
+      "insertmanyvalues" renders as one multi-row INSERT from the cached compiled form (up to
+      1000 rows and the driver's parameter limit), instead of compiling a new statement with the
+      rows in it for every batch.
+    - PostgreSQL: `INSERT ... SELECT ... FROM jsonb_populate_recordset(:rows)`, the batch as one
+      JSON parameter. Thousands of bind parameters cost more than the insert itself there:
+      psycopg re-parses a statement that long for placeholders on every execution.
+    """
     if dialect not in _INSERT:
         raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
-    stmt = _INSERT[dialect](room_sessions).values(list(rows))
+    insert = _INSERT[dialect](room_sessions)
+    stmt = insert.from_select(*_recordset_source()) if dialect == "postgresql" else insert
     excluded = stmt.excluded
     merged = _merged_values(excluded, dialect)
     changed = sa.or_(
@@ -94,6 +108,53 @@ def build_upsert(dialect: str, rows: Sequence[dict[str, Any]]) -> Any:
         where=sa.or_(newer, sa.and_(same_age, changed)),
     )
     return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
+
+
+_SYNCED = ("first_synced_at", "last_synced_at")
+
+
+def _recordset_source() -> tuple[list[str], Any]:
+    """(columns, SELECT) reading the batch from the `rows` JSON array, in the array's order.
+
+    The record type is the table's own, so each value arrives cast to its column's type; both
+    sync stamps come from the `now` parameter, once per batch.
+    """
+    columns = [c.name for c in room_sessions.columns]
+    now = sa.bindparam("now", type_=UTCDateTime())
+    records = (
+        sa.func.jsonb_populate_recordset(
+            sa.literal_column(f"NULL::{TABLE}"),
+            sa.cast(sa.bindparam("rows", type_=sa.Text()), postgresql.JSONB),
+        )
+        .table_valued(*columns, with_ordinality="ordinality")
+        .alias("r")
+    )
+    select = sa.select(
+        *(now.label(name) if name in _SYNCED else records.c[name] for name in columns)
+    ).order_by(records.c.ordinality)
+    return columns, select
+
+
+def _json_default(value: Any) -> str:
+    """Timestamps as ISO 8601 with their offset; naive ones are refused, as UTCDateTime does."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def upsert_parameters(dialect: str, batch: list[dict[str, Any]], now: datetime) -> Any:
+    """What `upsert_statement(dialect)` is executed with for this batch (rows in id order).
+
+    A value that cannot be encoded is a StatementError, as SQLAlchemy's own binding raises.
+    """
+    if dialect != "postgresql":
+        return [{**row, "first_synced_at": now, "last_synced_at": now} for row in batch]
+    try:
+        return {"rows": json.dumps(batch, default=_json_default), "now": now}
+    except (TypeError, ValueError) as exc:
+        raise sa.exc.StatementError(str(exc), None, None, exc) from None
 
 
 def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,12 +191,14 @@ def write_batch(
     recorded against `run_id` for the next run to retry; `resolved` ids (stored or confirmed not
     found since they failed) leave the failure ledger. Either all of it is written or none.
     """
-    batch = [{**row, "first_synced_at": now, "last_synced_at": now} for row in _newest_per_id(rows)]
+    batch = _newest_per_id(rows)
     outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
     try:
         with engine.begin() as conn:
             if batch:
-                written = conn.execute(build_upsert(engine.dialect.name, batch)).all()
+                dialect = engine.dialect.name
+                parameters = upsert_parameters(dialect, batch, now)
+                written = conn.execute(upsert_statement(dialect), parameters).all()
                 for session_id, first_synced_at in written:
                     outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
             _clear_failures(conn, list(resolved))
