@@ -288,19 +288,25 @@ def db() -> None:
     """Create, upgrade or inspect the database schema (Alembic migrations)."""
 
 
+def _move_schema(move: Callable[[str, str], None], revision: str, url_option: str | None) -> None:
+    """Run an Alembic move on the configured database and say where it ended."""
+    from .config import database_url, mask_url
+    from .db import current_revision
+
+    url = database_url({"database_url": url_option})
+    move(url, revision)
+    click.echo(f"roomsync: {mask_url(url)} is at {current_revision(url) or 'base'}", err=True)
+
+
 @db.command("upgrade")
 @click.argument("revision", default="head")
 @database_option
 @handle_errors
 def db_upgrade(revision: str, database_url: str | None) -> None:
     """Upgrade the schema to REVISION (default: head)."""
-    from .config import database_url as resolve_url
-    from .config import mask_url
-    from .db import current_revision, upgrade
+    from .db import upgrade
 
-    url = resolve_url({"database_url": database_url})
-    upgrade(url, revision)
-    click.echo(f"roomsync: {mask_url(url)} is at {current_revision(url)}", err=True)
+    _move_schema(upgrade, revision, database_url)
 
 
 @db.command("downgrade")
@@ -309,13 +315,9 @@ def db_upgrade(revision: str, database_url: str | None) -> None:
 @handle_errors
 def db_downgrade(revision: str, database_url: str | None) -> None:
     """Downgrade the schema to REVISION (`base` removes every table)."""
-    from .config import database_url as resolve_url
-    from .config import mask_url
-    from .db import current_revision, downgrade
+    from .db import downgrade
 
-    url = resolve_url({"database_url": database_url})
-    downgrade(url, revision)
-    click.echo(f"roomsync: {mask_url(url)} is at {current_revision(url) or 'base'}", err=True)
+    _move_schema(downgrade, revision, database_url)
 
 
 @db.command("current")

@@ -102,12 +102,16 @@ def settings(api: FakeSignalWire, migrated_url: str) -> Settings:
     return make_settings(api, migrated_url)
 
 
-@pytest.fixture
-def cli_env(api: FakeSignalWire, migrated_url: str) -> dict[str, str]:
-    """Environment for a CLI run against the stand-in and the migrated database."""
+def env_for(api: FakeSignalWire, database_url: str) -> dict[str, str]:
+    """Environment for a CLI run against a stand-in API and a database."""
     return {
         "SIGNALWIRE_SPACE": api.base_url,
         "SIGNALWIRE_PROJECT_ID": PROJECT,
         "SIGNALWIRE_API_TOKEN": TOKEN,
-        "DATABASE_URL": migrated_url,
+        "DATABASE_URL": database_url,
     }
+
+
+@pytest.fixture
+def cli_env(api: FakeSignalWire, migrated_url: str) -> dict[str, str]:
+    return env_for(api, migrated_url)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import PROJECT, TOKEN
+from conftest import PROJECT, TOKEN, env_for
 from sqlalchemy.engine import Engine
 
 from etl.fake_api import FakeSignalWire, generate_sessions
@@ -33,13 +33,7 @@ def run_rows(engine: Engine) -> list[Any]:
 
 
 def start_backfill(api: FakeSignalWire, url: str, ids_file: Path) -> subprocess.Popen[str]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "SIGNALWIRE_SPACE": api.base_url,
-        "SIGNALWIRE_PROJECT_ID": PROJECT,
-        "SIGNALWIRE_API_TOKEN": TOKEN,
-        "DATABASE_URL": url,
-    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env_for(api, url)}
     command = [
         sys.executable,
         "-m",
@@ -125,13 +119,7 @@ def test_sigkill_loses_nothing_committed_and_the_next_run_completes(
 def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
     slow_api: FakeSignalWire, migrated_url: str, engine: Engine
 ) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "SIGNALWIRE_SPACE": slow_api.base_url,
-        "SIGNALWIRE_PROJECT_ID": PROJECT,
-        "SIGNALWIRE_API_TOKEN": TOKEN,
-        "DATABASE_URL": migrated_url,
-    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env_for(slow_api, migrated_url)}
     command = [
         sys.executable,
         "-m",

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from conftest import PROJECT, TOKEN
+from conftest import PROJECT, TOKEN, env_for
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
@@ -28,15 +28,6 @@ def iso(moment: datetime) -> str:
 def sync(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
     result = CliRunner().invoke(main, ["sync", "--json", *args], env=env, catch_exceptions=False)
     return result, json.loads(result.stdout) if result.stdout.strip() else {}
-
-
-def env_for(api: FakeSignalWire, url: str) -> dict[str, str]:
-    return {
-        "SIGNALWIRE_SPACE": api.base_url,
-        "SIGNALWIRE_PROJECT_ID": PROJECT,
-        "SIGNALWIRE_API_TOKEN": TOKEN,
-        "DATABASE_URL": url,
-    }
 
 
 def rows(engine: Engine) -> dict[str, dict[str, Any]]:
