@@ -181,7 +181,9 @@ class Run:
         size = self.settings.batch_size
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
-        resolved, self._resolved = self._resolved, []
+        resolved: list[str] = []
+        if not self._rows:  # an id leaves the failure ledger only with its row, never before
+            resolved, self._resolved = self._resolved, []
         outcomes = await asyncio.to_thread(
             write_batch,
             self.engine,
