@@ -46,15 +46,38 @@ class Settings:
         )
 
 
-def mask_url(url: str) -> str:
-    """Render a database URL with its password replaced by ***."""
+def _secret_key(name: str) -> bool:
+    return "password" in name.lower()
+
+
+def url_secrets(url: Any) -> list[str]:
+    """Every secret a database URL holds: its password and `?password=`-like parameters."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
+    except ArgumentError:
+        return []
+    secrets = [str(parsed.password)] if parsed.password else []
+    for key, value in parsed.query.items():
+        if _secret_key(key):
+            secrets.extend([value] if isinstance(value, str) else list(value))
+    return [secret for secret in secrets if secret]
+
+
+def mask_url(url: Any) -> str:
+    """Render a database URL (text or SQLAlchemy URL) with every secret replaced by ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
     except ArgumentError:
         return "<unparseable database URL>"
+    query = {key: "***" if _secret_key(key) else value for key, value in parsed.query.items()}
+    rendered = parsed.set(query=query).render_as_string(hide_password=True)
+    return rendered.replace("%2A%2A%2A", "***")  # the query's *** comes back URL-encoded
 
 
 def _is_loopback(host: str) -> bool:

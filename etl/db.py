@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from .config import mask_url
+from .config import mask_url, url_secrets
 from .errors import ConfigError, DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,18 +46,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def describe_error(exc: BaseException, url: str) -> str:
-    """One line about a database failure, with any trace of the password removed."""
+def describe_error(exc: BaseException, url: Any) -> str:
+    """One line about a database failure, with every secret of `url` removed."""
     orig = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
     text = lines[0] if lines else type(orig).__name__
-    password = make_url(url).password if "://" in url else None
-    if password:
-        text = text.replace(str(password), "***")
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
     return text
 
 
-def database_error(exc: BaseException, url: str, doing: str) -> DatabaseError:
+def database_error(exc: BaseException, url: Any, doing: str) -> DatabaseError:
+    """A DatabaseError for `exc`; `url` is the real URL (text or an engine's URL object), so that
+    its secrets can be found and removed from the driver's message."""
     return DatabaseError(f"{doing} {mask_url(url)} failed: {describe_error(exc, url)}")
 
 

@@ -37,7 +37,7 @@ def _execute(engine: Engine, statement: Any) -> list[Any]:
             result = conn.execute(statement)
             return list(result.scalars()) if result.returns_rows else []
     except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url.render_as_string(), "writing to") from None
+        raise database_error(exc, engine.url, "writing to") from None
 
 
 def start_run(engine: Engine, command: str) -> int:
@@ -108,7 +108,7 @@ def mark_dead_runs(engine: Engine, *, all_of_command: str | None = None) -> int:
                 ).where(sync_runs.c.outcome == RUNNING)
             ).all()
     except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url.render_as_string(), "reading") from None
+        raise database_error(exc, engine.url, "reading") from None
     here = socket.gethostname()
     dead = [
         run_id
@@ -179,4 +179,4 @@ def _rows(engine: Engine, query: Any) -> list[Any]:
         with engine.connect() as conn:
             return list(conn.execute(query).all())
     except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url.render_as_string(), "reading") from None
+        raise database_error(exc, engine.url, "reading") from None

@@ -40,7 +40,7 @@ def _advisory_lock(engine: Engine) -> Iterator[bool]:
         taken = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(ADVISORY_KEY))).scalar())
         conn.commit()
     except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url.render_as_string(), "locking") from None
+        raise database_error(exc, engine.url, "locking") from None
     try:
         yield taken
     finally:

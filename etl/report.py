@@ -244,9 +244,7 @@ def report_rows(
         with engine.connect() as conn:
             rows = [_to_row(by, values) for values in conn.execute(query)]
     except SQLAlchemyError as exc:
-        raise database_error(
-            exc, engine.url.render_as_string(hide_password=False), "reading"
-        ) from None
+        raise database_error(exc, engine.url, "reading") from None
     if by in TIME_GROUPINGS:
         return sorted(rows, key=lambda row: row.group)
     return sorted(rows, key=lambda row: (-row.sessions, row.group))

@@ -205,7 +205,7 @@ def write_batch(
             if failures and run_id is not None:
                 _record_failures(conn, engine.dialect.name, failures, run_id, now)
     except SQLAlchemyError as exc:
-        raise database_error(exc, url or engine.url.render_as_string(), "writing to") from None
+        raise database_error(exc, url or engine.url, "writing to") from None
     return outcomes
 
 

@@ -276,3 +276,11 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         assert result.exit_code == 0 and "Usage:" in result.stdout
         assert f"roomsync {' '.join(args)}" in readme, args
     assert {*main.commands} == {args[0] for args in commands}
+
+
+def test_a_password_given_as_a_url_parameter_is_masked_too() -> None:
+    url = "postgresql://someone@127.0.0.1:1/nodb?password=qp-secret-555&sslmode=disable"
+    result = invoke(["db", "current"], {"DATABASE_URL": url})
+    assert result.exit_code == 3
+    assert "qp-secret-555" not in result.output
+    assert "password=***" in result.stderr and "sslmode=disable" in result.stderr
