@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .db import database_error
 from .records import FINAL_STATUSES
-from .schema import room_sessions, sync_failures, sync_runs
+from .schema import room_sessions, sync_failures, sync_relist, sync_runs
 
 RUNNING, OK, FAILED, INTERRUPTED, ERROR, KILLED = (
     "running",
@@ -134,27 +134,22 @@ def pending_failures(engine: Engine) -> list[str]:
     return [str(i) for i in _read(engine, query)]
 
 
-def unfinished_sessions(engine: Engine) -> dict[str, datetime]:
+def unfinished_session_ids(engine: Engine) -> list[str]:
     """Stored sessions whose status can still change (any status not final, null included),
-    with their created_at, oldest first."""
+    oldest first."""
     t = room_sessions
     query = (
-        sa.select(t.c.id, t.c.created_at)
+        sa.select(t.c.id)
         .where(sa.or_(t.c.status.is_(None), t.c.status.not_in(FINAL_STATUSES)))
         .order_by(t.c.created_at)
     )
-    return {str(session_id): created for session_id, created in _rows(engine, query)}
+    return [str(session_id) for session_id in _read(engine, query)]
 
 
-def final_among(engine: Engine, session_ids: list[str]) -> list[str]:
-    """Those of `session_ids` whose stored status is final now."""
-    t = room_sessions
-    final: list[str] = []
-    for start in range(0, len(session_ids), 500):
-        chunk = session_ids[start : start + 500]
-        query = sa.select(t.c.id).where(t.c.id.in_(chunk), t.c.status.in_(FINAL_STATUSES))
-        final.extend(str(i) for i in _read(engine, query))
-    return final
+def oldest_to_relist(engine: Engine) -> datetime | None:
+    """created_at of the oldest session waiting to be listed again for its final cost."""
+    values = _read(engine, sa.select(sa.func.min(sync_relist.c.created_at)))
+    return values[0] if values else None
 
 
 def last_watermark(engine: Engine) -> datetime | None:

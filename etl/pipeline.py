@@ -103,6 +103,7 @@ class Run:
         self._rows: list[dict[str, Any]] = []
         self._failures: dict[str, str] = {}
         self._resolved: list[str] = []
+        self._listed: set[str] = set()  # ids of pending rows that came from the list
         self._write_lock = asyncio.Lock()
 
     async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
@@ -166,6 +167,7 @@ class Run:
         self.summary.requested += len(rows)
         for row in rows:
             self._rows.append(row)
+            self._listed.add(row["id"])
             self._resolve(row["id"])
         if len(self._rows) >= self.settings.batch_size:
             await self.flush()
@@ -184,6 +186,8 @@ class Run:
         resolved: list[str] = []
         if not self._rows:  # an id leaves the failure ledger only with its row, never before
             resolved, self._resolved = self._resolved, []
+        listed = {row["id"] for row in rows if row["id"] in self._listed}
+        self._listed -= listed
         outcomes = await asyncio.to_thread(
             write_batch,
             self.engine,
@@ -192,6 +196,7 @@ class Run:
             failures=failures,
             resolved=resolved,
             run_id=self.run_id,
+            listed=listed,
             url=self.settings.database_url,
         )
         for outcome in outcomes.values():

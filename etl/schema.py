@@ -123,3 +123,13 @@ sync_failures = sa.Table(
     sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
     sa.Index("ix_sync_failures_run_id", "run_id"),
 )
+
+# Sessions stored final from a by-id body, whose list entry (the only source of the final cost)
+# has not been read since; `sync` lists back far enough to reach the oldest of them.
+sync_relist = sa.Table(
+    "sync_relist",
+    metadata,
+    sa.Column("session_id", uuid_text(), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_sync_relist_created_at", "created_at"),
+)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,8 +23,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import database_error
-from .records import LIST_ONLY_FIELDS
-from .schema import UTCDateTime, room_sessions, sync_failures
+from .records import FINAL_STATUSES, LIST_ONLY_FIELDS
+from .schema import UTCDateTime, room_sessions, sync_failures, sync_relist
 
 INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
 TABLE = room_sessions.name
@@ -182,14 +182,17 @@ def write_batch(
     failures: Mapping[str, str] | None = None,
     resolved: Collection[str] = (),
     run_id: int | None = None,
+    listed: Collection[str] = (),
     url: str = "",
 ) -> dict[str, str]:
-    """Write one batch in one transaction: the sessions, and the failure ledger with them.
+    """Write one batch in one transaction: the sessions, and the ledgers with them.
 
     `now` stamps first_synced_at (new rows) and last_synced_at (written rows); a returned row
     whose first_synced_at is `now` was inserted by this statement. `failures` (id -> error) are
     recorded against `run_id` for the next run to retry; `resolved` ids (stored or confirmed not
-    found since they failed) leave the failure ledger. Either all of it is written or none.
+    found since they failed) leave the failure ledger. Rows whose ids are in `listed` came from
+    the list and leave the relist queue; the others (by-id bodies) that were written final join
+    it, since only the list carries their final cost. Either all of it is written or none.
     """
     batch = _newest_per_id(rows)
     outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
@@ -201,21 +204,28 @@ def write_batch(
                 written = conn.execute(upsert_statement(dialect), parameters).all()
                 for session_id, first_synced_at in written:
                     outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
-            _clear_failures(conn, list(resolved))
+            _delete_ids(conn, sync_failures, list(resolved))
             if failures and run_id is not None:
                 _record_failures(conn, engine.dialect.name, failures, run_id, now)
+            _delete_ids(conn, sync_relist, [row["id"] for row in batch if row["id"] in listed])
+            _queue_relist(conn, engine.dialect.name, batch, outcomes, listed)
     except SQLAlchemyError as exc:
         raise database_error(exc, url or engine.url, "writing to") from None
     return outcomes
 
 
-_DELETE_CHUNK = 500
+_CHUNK = 500
 
 
-def _clear_failures(conn: sa.Connection, session_ids: Sequence[str]) -> None:
-    for start in range(0, len(session_ids), _DELETE_CHUNK):
-        chunk = session_ids[start : start + _DELETE_CHUNK]
-        conn.execute(sa.delete(sync_failures).where(sync_failures.c.session_id.in_(chunk)))
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """Slices small enough for any driver's parameter limit."""
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _delete_ids(conn: sa.Connection, table: sa.Table, session_ids: Sequence[str]) -> None:
+    for chunk in _chunks(session_ids):
+        conn.execute(sa.delete(table).where(table.c.session_id.in_(chunk)))
 
 
 def _record_failures(
@@ -225,14 +235,34 @@ def _record_failures(
         {"session_id": session_id, "run_id": run_id, "error": error[:2000], "failed_at": now}
         for session_id, error in sorted(failures.items())
     ]
-    stmt = _INSERT[dialect](sync_failures).values(values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[sync_failures.c.session_id],
-        set_={
-            "run_id": stmt.excluded.run_id,
-            "error": stmt.excluded.error,
-            "failed_at": stmt.excluded.failed_at,
-            "attempts": sync_failures.c.attempts + 1,
-        },
-    )
-    conn.execute(stmt)
+    for chunk in _chunks(values):
+        stmt = _INSERT[dialect](sync_failures).values(list(chunk))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[sync_failures.c.session_id],
+            set_={
+                "run_id": stmt.excluded.run_id,
+                "error": stmt.excluded.error,
+                "failed_at": stmt.excluded.failed_at,
+                "attempts": sync_failures.c.attempts + 1,
+            },
+        )
+        conn.execute(stmt)
+
+
+def _queue_relist(
+    conn: sa.Connection,
+    dialect: str,
+    batch: Sequence[dict[str, Any]],
+    outcomes: Mapping[str, str],
+    listed: Collection[str],
+) -> None:
+    values = [
+        {"session_id": row["id"], "created_at": row["created_at"]}
+        for row in batch
+        if row["id"] not in listed
+        and outcomes[row["id"]] != UNCHANGED
+        and row["status"] in FINAL_STATUSES
+    ]
+    for chunk in _chunks(values):
+        stmt = _INSERT[dialect](sync_relist).values(list(chunk))
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id]))

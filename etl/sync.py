@@ -6,8 +6,9 @@
    filter and no documented order, so the first run (or `--full`) walks every page. Later runs
    stop early once they are past the previous sync's watermark minus an overlap window, but
    only while every item seen so far really came newest first; otherwise they walk it all.
-   The walk always reaches back far enough to list again every session that step 1 saw become
-   final: its cost, which only the list carries, is final only now.
+   The walk always reaches back far enough to list again every session stored final from a
+   by-id body since it was last listed (the relist queue, filled by any command): its final
+   cost is only in the list.
 
 Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
 """
@@ -149,14 +150,11 @@ async def _discover(run: Run, client: SignalWireClient, listing: Listing, page_s
     listing.completed = True
 
 
-async def _refresh(run: Run, client: SignalWireClient, listing: Listing) -> int:
-    """Re-fetch failed and unfinished sessions by id; make the listing reach back to every
-    one of them that is final now. Returns how many ids were re-fetched."""
-    unfinished = ledger.unfinished_sessions(run.engine)
-    ids = list(dict.fromkeys([*ledger.pending_failures(run.engine), *unfinished]))
+async def _refresh(run: Run, client: SignalWireClient) -> int:
+    """Re-fetch failed and unfinished sessions by id; return how many ids that was."""
+    failed = ledger.pending_failures(run.engine)
+    ids = list(dict.fromkeys([*failed, *ledger.unfinished_session_ids(run.engine)]))
     await run.fetch_ids(client, ids)
-    for session_id in ledger.final_among(run.engine, list(unfinished)):
-        listing.reach_back_to(unfinished[session_id])
     return len(ids)
 
 
@@ -180,9 +178,13 @@ def run_sync(
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:
-            result.refreshed = await _refresh(run, client, listing)
-            if not run.stop.is_set():
-                await _discover(run, client, listing, page_size)
+            result.refreshed = await _refresh(run, client)
+            if run.stop.is_set():
+                return
+            oldest = ledger.oldest_to_relist(engine)
+            if oldest is not None:
+                listing.reach_back_to(oldest)
+            await _discover(run, client, listing, page_size)
 
         def finish(_run: Run) -> dict[str, Any]:
             return {

@@ -292,3 +292,51 @@ def test_backfill_file_with_retry_failed_takes_both_once(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["requested"] == 4 and api.total_requests == 4
     assert failed_ids(engine) == set()
+
+
+def complete_upstream(api: FakeSignalWire, session: dict[str, Any], cost: float) -> None:
+    """The session ends upstream: final status, duration and (in the list only) its cost."""
+    finished = datetime.fromisoformat(session["start_time"]) + timedelta(minutes=30)
+    api.sessions[session["id"]].update(
+        status="completed",
+        end_time=iso(finished),
+        duration=1800,
+        updated_at=iso(datetime.fromisoformat(session["updated_at"]) + timedelta(hours=1)),
+        cost_in_dollars=cost,
+    )
+
+
+def test_final_cost_arrives_even_when_the_list_failed_in_the_run_that_saw_the_end(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    oldest = upstream[-1]
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
+        env = env_for(api, migrated_url)
+        sync(env, "--page-size", "5")
+        complete_upstream(api, oldest, 0.75)
+        api.script_list("500", "500")
+        failed, _ = sync(env, "--page-size", "5", "--retries", "2", "--backoff", "0")
+        assert failed.exit_code == 1
+        assert rows(engine)[oldest["id"]]["status"] == "completed"  # the refresh saw the end
+        result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0 and summary["full_pass"] is True
+    assert rows(engine)[oldest["id"]]["cost_in_dollars"] == 0.75
+
+
+def test_final_cost_arrives_for_a_session_completed_by_a_fetch(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    oldest = upstream[-1]
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
+        env = env_for(api, migrated_url)
+        sync(env, "--page-size", "5")
+        complete_upstream(api, oldest, 0.75)
+        fetched = CliRunner().invoke(main, ["fetch", oldest["id"]], env=env)
+        assert fetched.exit_code == 0
+        assert rows(engine)[oldest["id"]]["cost_in_dollars"] == 0.5  # by id: no cost yet
+        result, summary = sync(env, "--page-size", "5", "--overlap", "0")
+        api.reset_stats()
+        again, later_summary = sync(env, "--page-size", "5", "--overlap", "0")
+    assert result.exit_code == 0 and summary["full_pass"] is True
+    assert rows(engine)[oldest["id"]]["cost_in_dollars"] == 0.75
+    assert later_summary["full_pass"] is False  # listed once, it leaves the queue
