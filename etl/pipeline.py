@@ -126,7 +126,7 @@ class Run:
         for session_id in ids:
             self.summary.requested += 1
             await self._fetch_one(client, session_id)
-            if len(self._rows) >= self.settings.batch_size:
+            if self._batch_full():
                 await self.flush()
             if self.progress is not None:
                 self.progress(1)
@@ -169,8 +169,14 @@ class Run:
             self._rows.append(row)
             self._listed.add(row["id"])
             self._resolve(row["id"])
-        if len(self._rows) >= self.settings.batch_size:
+        if self._batch_full():
             await self.flush()
+
+    def _batch_full(self) -> bool:
+        """Enough rows, or failures, in hand to be worth a transaction (a run where every id
+        fails must not keep all of them in memory until the end)."""
+        size = self.settings.batch_size
+        return len(self._rows) >= size or len(self._failures) >= size
 
     async def flush(self) -> None:
         """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,

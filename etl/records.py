@@ -61,19 +61,24 @@ def parse_timestamp(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _check_string(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError("a string")
-    return value
+INT32 = 2**31 - 1  # the integer columns are 32-bit on both backends
 
 
 def _check_integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("an integer")
-    if isinstance(value, float):
-        if not value.is_integer():
-            raise TypeError("an integer")
-        return int(value)
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise TypeError("an integer")
+    if not -INT32 - 1 <= value <= INT32:
+        raise TypeError("an integer that fits 32 bits")
+    return int(value)
+
+
+def _check_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("a string")
+    if "\x00" in value:
+        raise TypeError("a string without NUL characters")
     return value
 
 
@@ -94,7 +99,7 @@ def _check_timestamp(value: Any) -> datetime:
         raise TypeError("an ISO 8601 timestamp")
     try:
         return parse_timestamp(value)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise TypeError("an ISO 8601 timestamp") from None
 
 
@@ -167,13 +172,21 @@ def parse_session(payload: Any, requested_id: str) -> dict[str, Any]:
             row[name] = check(value)
         except TypeError as exc:
             raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
+    if _has_nul(payload):
+        raise PayloadError("the body holds a NUL character, which the database cannot store")
     row["raw"] = payload
     return row
 
 
-def is_final(status: str | None) -> bool:
-    """A session whose status can no longer change; anything else is re-fetched by sync."""
-    return status in FINAL_STATUSES
+def _has_nul(value: Any) -> bool:
+    """Whether a NUL character hides anywhere in a JSON value (PostgreSQL refuses them)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 class IdSource:

@@ -274,7 +274,7 @@ class SignalWireClient:
         status = response.status_code
         if status == 200:
             try:
-                return json.loads(response.content)
+                return json.loads(response.content, parse_constant=_reject_constant)
             except ValueError as exc:
                 raise TransientError("the response body is not valid JSON", status) from exc
         message = f"HTTP {status}: {error_message(response)}"
@@ -315,3 +315,8 @@ def _is_loopback_address(host: str) -> bool:
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return _origin(a) == _origin(b)
+
+
+def _reject_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (RFC 8259), and no database column can hold them."""
+    raise ValueError(f"{name} is not valid JSON")

@@ -112,6 +112,13 @@ def test_uppercase_id_in_body_matches_canonical_request() -> None:
         ({"room_id": "room-1"}, "'room_id'"),
         ({"fps": "30"}, "'fps'"),
         ({"name": 7}, "'name'"),
+        ({"duration": 3_000_000_000}, "fits 32 bits"),
+        ({"duration": 1e20}, "fits 32 bits"),
+        ({"duration": float("inf")}, "'duration'"),
+        ({"fps": float("nan")}, "'fps'"),
+        ({"name": "a\x00b"}, "NUL"),
+        ({"extra": {"deep": ["x\x00"]}}, "NUL"),
+        ({"start_time": "0001-01-01T00:00:00+01:00"}, "'start_time'"),
     ],
 )
 def test_wrong_bodies_are_rejected_naming_the_field(change: dict[str, Any], message: str) -> None:

@@ -237,3 +237,24 @@ def test_loopback_names_are_one_origin_for_next_links() -> None:
     assert not _same_origin(
         httpx.URL("http://example.signalwire.com/"), httpx.URL("https://example.signalwire.com/")
     )
+
+
+def test_nan_in_a_body_is_not_json_and_is_retried() -> None:
+    import httpx
+
+    calls: list[int] = []
+    sid = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, content=b'{"id": "%s", "fps": NaN}' % sid.encode())
+
+    settings = make_settings(_Base("https://example.signalwire.com"), "sqlite://", retries=2)
+
+    async def go() -> None:
+        async with SignalWireClient(settings, transport=httpx.MockTransport(handler)) as client:
+            await client.get_room_session(sid)
+
+    with pytest.raises(TransientError, match="not valid JSON"):
+        asyncio.run(go())
+    assert len(calls) == 2

@@ -194,3 +194,16 @@ def test_two_processes_upserting_overlapping_ids(engine: Engine, migrated_url: s
     # Every id's newest version (k=3) is in one writer's share; it must be what is stored.
     assert sorted(str(r[0]) for r in rows) == sorted(p["id"] for p in base)
     assert {duration for _, duration in rows} == {3}
+
+
+def test_a_batch_of_many_failures_is_recorded_whole(engine: Engine) -> None:
+    """More failures than one statement's parameters allow (PostgreSQL: 65,535)."""
+    import uuid
+
+    from etl.ledger import pending_failures, start_run
+    from etl.store import write_batch
+
+    run_id = start_run(engine, "test")
+    failures = {str(uuid.UUID(int=n + 1)): "HTTP 500" for n in range(17_000)}
+    write_batch(engine, [], NOW, failures=failures, run_id=run_id)
+    assert len(pending_failures(engine)) == 17_000
