@@ -5,9 +5,9 @@ shared iterator, each doing one request (with its retries) at a time. Parsed row
 batches by one writer at a time, off the event loop, while the workers keep fetching. Every run
 has a row in the ledger, and the ids that fail are recorded there with the batch they belong to.
 
-SIGINT/SIGTERM (when the CLI asks for it): stop taking new ids, let the requests in hand finish,
-write the batch in hand, record the run as interrupted. A second signal cancels at once; the
-batch in hand is then rolled back, and nothing already committed is touched.
+SIGINT/SIGTERM (when the CLI asks for it): stop taking new ids and stop retrying, let the
+requests in hand finish, write the batch in hand, record the run as interrupted. A second signal
+abandons the requests in flight at once; what was already parsed is still written.
 """
 
 from __future__ import annotations
@@ -261,7 +261,7 @@ def execute(
         assert task is not None
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
-            async with SignalWireClient(settings) as client:
+            async with SignalWireClient(settings, should_stop=run.stop.is_set) as client:
                 try:
                     await body(run, client)
                 finally:
@@ -272,6 +272,10 @@ def execute(
 
     try:
         asyncio.run(main())
+    except asyncio.CancelledError:
+        if run.summary.interrupted is None:
+            raise
+        # A second signal cancelled the run: it ends interrupted like the first, only sooner.
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         ledger.finish_run(

@@ -27,6 +27,7 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from . import __version__
@@ -70,6 +71,17 @@ class RetryAfterWait(wait_base):
         if isinstance(exc, TransientError) and exc.retry_after is not None:
             return min(exc.retry_after, self.cap)
         return min(self.fallback(retry_state), self.cap)
+
+
+class _StopWhen(stop_base):
+    """Give up retrying once the run is being stopped (a signal): the id stays failed, in the
+    failure ledger, for the next run."""
+
+    def __init__(self, predicate: Callable[[], bool]) -> None:
+        self.predicate = predicate
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.predicate()
 
 
 class RatePacer:
@@ -193,8 +205,14 @@ def _env_proxy_for(base_url: str) -> bool:
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`."""
 
-    def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        transport: httpx.AsyncBaseTransport | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.settings = settings
+        self._should_stop = should_stop or (lambda: False)
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
@@ -223,7 +241,7 @@ class SignalWireClient:
         backoff = self.settings.backoff
         fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
         return AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retries),
+            stop=stop_after_attempt(self.settings.retries) | _StopWhen(self._should_stop),
             wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
             retry=retry_if_exception_type(TransientError),
             reraise=True,

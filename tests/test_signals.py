@@ -147,3 +147,28 @@ def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
     killed, finished = run_rows(engine)
     assert (killed.command, killed.outcome) == ("sync", "killed")
     assert finished.outcome == "ok" and finished.watermark is not None
+
+
+def test_a_second_signal_stops_at_once_without_a_traceback(
+    migrated_url: str, engine: Engine, tmp_path: Path
+) -> None:
+    sessions = generate_sessions(20, seed=32)
+    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=5.0) as api:
+        path = tmp_path / "ids.txt"
+        path.write_text("\n".join(api.sessions) + "\n")
+        process = start_backfill(api, migrated_url, path)
+        deadline = time.monotonic() + 30
+        while api.total_requests < 2:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - started < 4  # did not wait out the 5 s requests
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert json.loads(stdout)["interrupted"] == "SIGINT"
+    (run,) = run_rows(engine)
+    assert run.outcome == "interrupted"
