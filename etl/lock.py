@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 from collections.abc import Iterator
 
@@ -16,7 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error
+from .db import database_error, describe_error
+
+log = logging.getLogger(__name__)
 
 # Any fixed 64-bit number: the advisory lock's identity, shared by every roomsync process.
 ADVISORY_KEY = 0x726F6F6D73796E63  # "roomsync"
@@ -48,6 +51,9 @@ def _advisory_lock(engine: Engine) -> Iterator[bool]:
             if taken:
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(ADVISORY_KEY)))
                 conn.commit()
+        except SQLAlchemyError as exc:
+            # The lock's connection is gone, and with it the lock: nothing is left to release.
+            log.warning("releasing the sync lock: %s", describe_error(exc, engine.url))
         finally:
             conn.close()
 

@@ -248,15 +248,15 @@ class IdSource:
         """Ids from a file, or from stdin for `-` (spooled to a temporary file, since the
         lines are read twice). Call `close` when done."""
         spool: IO[str] | None = None
-        if path == "-":
-            spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (see close)
-            shutil.copyfileobj(sys.stdin, spool)
-            open_lines: Callable[[], Iterable[str]] = functools.partial(_rewound, spool)
-        else:
-            open_lines = functools.partial(_file_lines, path)
         try:
+            if path == "-":
+                spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (close)
+                shutil.copyfileobj(sys.stdin, spool)
+                open_lines: Callable[[], Iterable[str]] = functools.partial(_rewound, spool)
+            else:
+                open_lines = functools.partial(_file_lines, path)
             source = cls(open_lines, skip_invalid=skip_invalid)
-        except (OSError, UnicodeDecodeError) as exc:
+        except (OSError, UnicodeError) as exc:
             if spool is not None:
                 spool.close()
             raise InputError(f"cannot read {path}: {exc}") from None

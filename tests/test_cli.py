@@ -284,3 +284,15 @@ def test_a_password_given_as_a_url_parameter_is_masked_too() -> None:
     assert result.exit_code == 3
     assert "qp-secret-555" not in result.output
     assert "password=***" in result.stderr and "sslmode=disable" in result.stderr
+
+
+def test_undecodable_stdin_is_exit_2(cli_env: dict[str, str], api: FakeSignalWire) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "etl", "backfill", "-"],
+        input=b"\xff\xfe\n",
+        env={**cli_env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and b"cannot read -" in done.stderr
+    assert b"Traceback" not in done.stderr and api.total_requests == 0
