@@ -40,7 +40,17 @@ if ! flock -n 9; then
 fi
 
 echo "roomsync-cron: sync starting" | log
-"$roomsync" sync --json "$@" 2>&1 | log
-code=${PIPESTATUS[0]}
+# roomsync runs in the background so that a SIGTERM/SIGINT sent to this script (systemctl stop,
+# Ctrl-C) is passed on to it and its summary still reaches the log; the logger ignores both
+# signals and drains to the end.
+"$roomsync" sync --json "$@" > >(trap '' INT TERM; log) 2>&1 &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+code=0
+wait "$pid" || code=$?
+while kill -0 "$pid" 2>/dev/null; do  # wait returned early for a trapped signal
+    code=0
+    wait "$pid" || code=$?
+done
 echo "roomsync-cron: sync exited $code" | log
 exit "$code"

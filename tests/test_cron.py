@@ -96,3 +96,31 @@ def test_systemd_units_point_at_the_wrapper_and_run_periodically() -> None:
         if line.strip() and not line.startswith("#")
     ]
     assert len(crontab) == 1 and crontab[0].split()[5].endswith("roomsync-cron.sh")
+
+
+def test_sigterm_to_the_wrapper_reaches_roomsync_and_the_log(
+    migrated_url: str, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from etl.fake_api import generate_sessions
+
+    sessions = generate_sessions(60, seed=41)
+    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=0.3) as api:
+        env_file = write_env(tmp_path, api, migrated_url)
+        process = subprocess.Popen(
+            ["bash", str(WRAPPER), str(env_file), "--page-size", "1", "--concurrency", "1"],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while api.total_requests < 3:
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 143
+    log = (tmp_path / "log" / "sync.log").read_text()
+    assert '"interrupted": "SIGTERM"' in log and "sync exited 143" in log
