@@ -124,13 +124,13 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _open_engine(settings: Any) -> Any:
-    """An engine for the settings' database, refusing a schema that is not at head."""
+def _open_engine(url: str) -> Any:
+    """An engine for the database at `url`, refusing a schema that is not at head."""
     from .db import make_engine, require_head
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(url)
     try:
-        require_head(engine, settings.database_url)
+        require_head(engine, url)
     except BaseException:
         engine.dispose()
         raise
@@ -148,7 +148,7 @@ def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -
     retry_failed = options.pop("retry_failed", False)
     _configure_logging(options.pop("verbose"))
     settings = load_settings(options)
-    engine = _open_engine(settings)
+    engine = _open_engine(settings.database_url)
     try:
         if retry_failed:
             ids = FailedFirst(pending_failures(engine), ids)
@@ -262,7 +262,7 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     as_json = options.pop("as_json")
     _configure_logging(options.pop("verbose"))
     settings = load_settings(options)
-    engine = _open_engine(settings)
+    engine = _open_engine(settings.database_url)
     try:
         result = run_sync(
             settings,
@@ -423,7 +423,6 @@ def report(
     started. Sums cover the known values: a group with no known duration or cost shows none.
     """
     from .config import database_url as resolve_url
-    from .db import make_engine, require_head
     from .report import check_range, render_text, report_rows
 
     try:
@@ -432,10 +431,8 @@ def report(
         raise click.UsageError(str(exc)) from None
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    url = resolve_url({"database_url": database_url})
-    engine = make_engine(url)
+    engine = _open_engine(resolve_url({"database_url": database_url}))
     try:
-        require_head(engine, url)
         rows = report_rows(engine, by, since, until)
     finally:
         engine.dispose()

@@ -80,7 +80,8 @@ def mask_url(url: Any) -> str:
     return rendered.replace("%2A%2A%2A", "***")  # the query's *** comes back URL-encoded
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """localhost, or any loopback address (127.0.0.0/8, ::1)."""
     if host == "localhost":
         return True
     try:
@@ -107,7 +108,7 @@ def resolve_base_url(space: str) -> str:
     parts = urlsplit(space)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{ENV_SPACE} must be an http(s) URL, a host or a space name: {space!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ConfigError(
             f"{ENV_SPACE} uses plain http to {parts.hostname}; the API token would travel in "
             "clear: use https"
@@ -160,18 +161,4 @@ def load_settings(
         database_url=database_url(overrides, env),
         **tunables,
     )
-    _check_ranges(settings)
     return settings
-
-
-def _check_ranges(settings: Settings) -> None:
-    if settings.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if settings.retries < 1:
-        raise ConfigError("--retries must be at least 1 (1 means no retry)")
-    if settings.timeout <= 0:
-        raise ConfigError("--timeout must be positive")
-    if settings.rate_limit is not None and settings.rate_limit <= 0:
-        raise ConfigError("--rate-limit must be positive")
-    if not 1 <= settings.batch_size <= 1000:
-        raise ConfigError("--batch-size must be between 1 and 1000")

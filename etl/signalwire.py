@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import ipaddress
 import json
 import time
 import urllib.request
@@ -31,7 +30,7 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from . import __version__
-from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings
+from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host
 from .errors import ApiError, AuthError, NotFoundError, TransientError
 
 SESSION_PATH = "/api/video/room_sessions"
@@ -318,17 +317,8 @@ def _page_parts(body: Any) -> tuple[list[Any], str | None]:
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     """(scheme, host, port), with every loopback name folded into one (localhost, 127.0.0.1
     and ::1 are the same machine, and a local stand-in may write its links with either)."""
-    host = url.host
-    if host == "localhost" or _is_loopback_address(host):
-        host = "<loopback>"
+    host = "<loopback>" if is_loopback_host(url.host) else url.host
     return url.scheme, host, url.port
-
-
-def _is_loopback_address(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
