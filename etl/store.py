@@ -263,6 +263,12 @@ def _queue_relist(
         and outcomes[row["id"]] != UNCHANGED
         and row["status"] in FINAL_STATUSES
     ]
-    for chunk in _chunks(values):
-        stmt = _INSERT[dialect](sync_relist).values(list(chunk))
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id]))
+    if values:
+        conn.execute(_relist_statement(dialect), values)
+
+
+@functools.cache
+def _relist_statement(dialect: str) -> Any:
+    """Compiled once; executed with the batch's rows as parameter sets."""
+    stmt = _INSERT[dialect](sync_relist)
+    return stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id])
