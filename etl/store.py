@@ -6,7 +6,8 @@ One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a 
 - the list-only fields (cost and two flags) survive a refresh that lacks them, in their columns
   and in `raw`.
 Rows are written in id order so that concurrent writers lock rows in the same order and cannot
-deadlock each other.
+deadlock each other. The same transaction keeps the failure ledger and the relist queue in step
+with the rows (see `write_batch`).
 """
 
 from __future__ import annotations
