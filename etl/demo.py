@@ -14,7 +14,7 @@ from .config import Settings, mask_url
 from .db import current_revision, make_engine, upgrade
 from .fake_api import FakeSignalWire, generate_sessions
 from .pipeline import Summary, run_ids
-from .report import status_totals
+from .report import report_rows
 from .sync import run_sync
 
 DEMO_PROJECT = "demo-project"
@@ -41,13 +41,11 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
         try:
             backfill = run_ids([*ids, *unknown], settings, engine)
             synced = run_sync(settings, engine)
-            totals = status_totals(engine)
+            totals = report_rows(engine, "status")
         finally:
             engine.dispose()
     sync_result = synced.to_dict()
-    by_status = ", ".join(
-        f"{t.status or 'null'}: {t.sessions} ({t.duration_s / 60:,.0f} min)" for t in totals
-    )
+    by_status = ", ".join(f"{t.group}: {t.sessions} ({t.minutes:,.0f} min)" for t in totals)
     lines = [
         f"stand-in API: {api.base_url} serving {n_sessions} sessions "
         "(with a 503, a 429 and a reset scripted)",

@@ -99,7 +99,8 @@ class Run:
         self.progress = progress
         self.summary = Summary(run_id=run_id)
         self.stop = asyncio.Event()
-        self._retrying = set(retrying)  # ids in the failure ledger when the run started
+        self.failed_at_start = list(retrying)  # the failure ledger when the run started
+        self._retrying = set(retrying)  # those ids, and any that fail during the run
         self._rows: list[dict[str, Any]] = []
         self._failures: dict[str, str] = {}
         self._resolved: list[str] = []

@@ -152,8 +152,8 @@ async def _discover(run: Run, client: SignalWireClient, listing: Listing, page_s
 
 async def _refresh(run: Run, client: SignalWireClient) -> int:
     """Re-fetch failed and unfinished sessions by id; return how many ids that was."""
-    failed = ledger.pending_failures(run.engine)
-    ids = list(dict.fromkeys([*failed, *ledger.unfinished_session_ids(run.engine)]))
+    unfinished = ledger.unfinished_session_ids(run.engine)
+    ids = list(dict.fromkeys([*run.failed_at_start, *unfinished]))
     await run.fetch_ids(client, ids)
     return len(ids)
 

@@ -32,23 +32,21 @@ def run_rows(engine: Engine) -> list[Any]:
         return conn.execute(sa.select(sync_runs).order_by(sync_runs.c.id)).all()
 
 
-def start_backfill(api: FakeSignalWire, url: str, ids_file: Path) -> subprocess.Popen[str]:
+def start_roomsync(api: FakeSignalWire, url: str, *args: str) -> subprocess.Popen[str]:
+    """`python -m etl ARGS --json` against the stand-in and the database, in a subprocess."""
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env_for(api, url)}
-    command = [
-        sys.executable,
-        "-m",
-        "etl",
-        "backfill",
-        str(ids_file),
-        "--json",
-        "--concurrency",
-        "2",
-        "--batch-size",
-        "10",
-    ]
     return subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "etl", *args, "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def start_backfill(api: FakeSignalWire, url: str, ids_file: Path) -> subprocess.Popen[str]:
+    args = ("--concurrency", "2", "--batch-size", "10")
+    return start_roomsync(api, url, "backfill", str(ids_file), *args)
 
 
 def wait_for_rows(engine: Engine, process: subprocess.Popen[str], at_least: int) -> None:
@@ -119,29 +117,17 @@ def test_sigkill_loses_nothing_committed_and_the_next_run_completes(
 def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
     slow_api: FakeSignalWire, migrated_url: str, engine: Engine
 ) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env_for(slow_api, migrated_url)}
-    command = [
-        sys.executable,
-        "-m",
-        "etl",
-        "sync",
-        "--json",
-        "--page-size",
-        "10",
-        "--batch-size",
-        "10",
-    ]
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    args = ("sync", "--page-size", "10", "--batch-size", "10")
+    process = start_roomsync(slow_api, migrated_url, *args)
     wait_for_rows(engine, process, 20)
     process.kill()
     process.communicate(timeout=30)
     stored = count_rows(engine)
     assert 20 <= stored < N_SESSIONS
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    rerun = start_roomsync(slow_api, migrated_url, *args)
+    stdout, stderr = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, stderr
+    summary = json.loads(stdout)
     assert summary["skipped"] is False and summary["full_pass"] is True
     assert count_rows(engine) == N_SESSIONS
     killed, finished = run_rows(engine)
