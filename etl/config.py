@@ -1,7 +1,9 @@
-"""Settings: the one place that reads the environment.
+"""Settings and defaults: the one place that reads the environment, and the one place that
+defines each default and choice (the CLI shows them, the library uses them).
 
 Environment first, command-line flags override. Secrets live only in `Settings`, whose repr hides
-them; database URLs are shown through `mask_url`.
+them; database URLs are shown through `mask_url`. Kept free of heavy imports: the CLI imports it
+before it knows whether a command needs SQLAlchemy at all.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +23,15 @@ ENV_SPACE = "SIGNALWIRE_SPACE"
 ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
+
+# sync: how far before the last watermark an early stop may come; the API's largest list page.
+DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_PAGE_SIZE = 1000
+
+# report: groupings and output formats.
+GROUPINGS = ("day", "week", "month", "room", "status")
+TIME_GROUPINGS = ("day", "week", "month")
+TEXT_FORMATS = ("table", "csv", "json")
 
 
 @dataclass(frozen=True)

@@ -16,27 +16,33 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
 from . import ledger
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError
-from .records import parse_session
+from .idfiles import FailedFirst
+from .outcomes import COUNTED, Outcome, RunOutcome
+from .records import SessionRow, parse_session
 from .signalwire import SignalWireClient
-from .store import INSERTED, UNCHANGED, UPDATED, write_batch
+from .store import write_batch
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND, FAILED = "not_found", "failed"
-OUTCOMES = (INSERTED, UPDATED, UNCHANGED, NOT_FOUND, FAILED)
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
-Progress = Callable[[int], None]
+
+class Progress(Protocol):
+    """Told how many ids a run will fetch (None when unknown), then as each one is done."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, done: int) -> None: ...
 
 
 @dataclass
@@ -44,14 +50,14 @@ class Summary:
     """Counts per outcome for one run, and the ids that failed with why."""
 
     requested: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
     failures: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     interrupted: str | None = None  # the signal's name
     run_id: int | None = None
     errors: list[str] = field(default_factory=list)  # run-level failures, e.g. a list that broke
 
-    def add(self, outcome: str, n: int = 1) -> None:
+    def add(self, outcome: Outcome, n: int = 1) -> None:
         self.counts[outcome] += n
 
     @property
@@ -59,18 +65,19 @@ class Summary:
         """0 when every id was stored or confirmed not found, 1 when any failed."""
         if self.interrupted:
             return SIGNAL_EXIT.get(self.interrupted, 1)
-        return 1 if self.counts[FAILED] or self.errors else 0
+        return 1 if self.counts[Outcome.FAILED] or self.errors else 0
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         if self.interrupted:
-            return ledger.INTERRUPTED
-        return ledger.FAILED if self.counts[FAILED] or self.errors else ledger.OK
+            return RunOutcome.INTERRUPTED
+        failed = self.counts[Outcome.FAILED] or self.errors
+        return RunOutcome.FAILED if failed else RunOutcome.OK
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "requested": self.requested,
-            **self.counts,
+            **{str(outcome): n for outcome, n in self.counts.items()},
             "elapsed_s": round(self.elapsed_s, 3),
             "failed_ids": sorted(self.failures),
         }
@@ -101,7 +108,7 @@ class Run:
         self.stop = asyncio.Event()
         self.failed_at_start = list(retrying)  # the failure ledger when the run started
         self._retrying = set(retrying)  # those ids, and any that fail during the run
-        self._rows: list[dict[str, Any]] = []
+        self._rows: list[SessionRow] = []
         self._failures: dict[str, str] = {}
         self._resolved: list[str] = []
         self._listed: set[str] = set()  # ids of pending rows that came from the list
@@ -130,7 +137,7 @@ class Run:
             if self._batch_full():
                 await self.flush()
             if self.progress is not None:
-                self.progress(1)
+                self.progress.advance(1)
             if self.stop.is_set():
                 return
 
@@ -139,7 +146,7 @@ class Run:
             payload = await client.get_room_session(session_id)
             self._rows.append(parse_session(payload, session_id))
         except NotFoundError:
-            self.summary.add(NOT_FOUND)
+            self.summary.add(Outcome.NOT_FOUND)
             self._resolve(session_id)
             return
         except (ApiError, PayloadError) as exc:
@@ -154,16 +161,27 @@ class Run:
         self._resolved.append(session_id)
         self._failures.pop(session_id, None)
         if self.summary.failures.pop(session_id, None) is not None:
-            self.summary.add(FAILED, -1)  # failed earlier in this run, settled since
+            self.summary.add(Outcome.FAILED, -1)  # failed earlier in this run, settled since
 
     def fail(self, session_id: str, reason: str) -> None:
+        """This id failed: count it and record it in the failure ledger with the next batch."""
         log.warning("failed %s: %s", session_id, reason)
-        self.summary.add(FAILED)
+        self.summary.add(Outcome.FAILED)
         self.summary.failures[session_id] = reason
         self._failures[session_id] = reason
         self._retrying.add(session_id)
 
-    async def add_rows(self, rows: list[dict[str, Any]]) -> None:
+    def reject_item(self, session_id: str | None, reason: str) -> None:
+        """A list item that cannot be stored: one more id asked for, and failed. Without a
+        usable id it cannot enter the failure ledger; it is counted and logged only."""
+        self.summary.requested += 1
+        if session_id is None:
+            log.warning("failed list item: %s", reason)
+            self.summary.add(Outcome.FAILED)
+        else:
+            self.fail(session_id, reason)
+
+    async def add_rows(self, rows: list[SessionRow]) -> None:
         """Take rows parsed elsewhere (a list page); write them once a batch is full."""
         self.summary.requested += len(rows)
         for row in rows:
@@ -282,7 +300,7 @@ def execute(
         ledger.finish_run(
             engine,
             run_id,
-            ledger.INTERRUPTED if interrupted else ledger.ERROR,
+            RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR,
             run.summary.to_dict(),
             error=str(exc) or type(exc).__name__,
         )
@@ -302,13 +320,18 @@ def run_ids(
     engine: Engine,
     *,
     command: str = "backfill",
+    retry_failed: bool = False,
     progress: Progress | None = None,
     handle_signals: bool = False,
 ) -> Summary:
-    """Fetch and store every id as one ledgered run."""
+    """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
+    failure ledger first (read once, when the run starts)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
-        await run.fetch_ids(client, ids)
+        todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
+        if progress is not None:
+            progress.start(len(todo) if isinstance(todo, Sized) else None)
+        await run.fetch_ids(client, todo)
 
     return execute(
         command, settings, engine, body, progress=progress, handle_signals=handle_signals

@@ -160,6 +160,7 @@ class LaneTransport(httpx.AsyncBaseTransport):
         except BaseException:
             self._release(lane)
             raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)  # an async transport's body
         response.stream = _ReleasingStream(response.stream, lambda: self._release(lane))
         return response
 

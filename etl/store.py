@@ -1,4 +1,4 @@
-"""Storage: the batched upsert of parsed rows. The only module that knows SQL dialects.
+"""Storage: the batched upsert of parsed rows into `room_sessions`.
 
 One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a transaction:
 - a payload whose `updated_at` is older than the stored one never overwrites it;
@@ -7,27 +7,28 @@ One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a 
   and in `raw`.
 Rows are written in id order so that concurrent writers lock rows in the same order and cannot
 deadlock each other. The same transaction keeps the failure ledger and the relist queue in step
-with the rows (see `write_batch`).
+with the rows (see `write_batch`); the ledger's own statements live in `etl.ledger`.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error
-from .records import FINAL_STATUSES, LIST_ONLY_FIELDS
-from .schema import UTCDateTime, room_sessions, sync_failures, sync_relist
+from . import ledger
+from .db import database_error, insert_for
+from .outcomes import Outcome
+from .records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
+from .schema import UTCDateTime, room_sessions
 
-INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
 TABLE = room_sessions.name
 _NEVER_UPDATED = ("id", "first_synced_at")
 _NOT_COMPARED = ("id", "raw", "first_synced_at", "last_synced_at")
@@ -57,7 +58,6 @@ def _postgresql_raw_merge() -> str:
 
 
 _RAW_MERGE = {"sqlite": _sqlite_raw_merge(), "postgresql": _postgresql_raw_merge()}
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _merged_values(excluded: Any, dialect: str) -> dict[str, Any]:
@@ -88,12 +88,10 @@ def upsert_statement(dialect: str) -> Any:
       JSON parameter. Thousands of bind parameters cost more than the insert itself there:
       psycopg re-parses a statement that long for placeholders on every execution.
     """
-    if dialect not in _INSERT:
-        raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
-    insert = _INSERT[dialect](room_sessions)
-    stmt = insert.from_select(*_recordset_source()) if dialect == "postgresql" else insert
-    excluded = stmt.excluded
-    merged = _merged_values(excluded, dialect)
+    insert = insert_for(dialect, room_sessions)
+    if dialect == "postgresql":
+        insert = insert.from_select(*_recordset_source())
+    merged = _merged_values(insert.excluded, dialect)
     changed = sa.or_(
         *(
             merged[c.name].is_distinct_from(c)
@@ -101,9 +99,9 @@ def upsert_statement(dialect: str) -> Any:
             if c.name not in _NOT_COMPARED
         )
     )
-    newer = excluded.updated_at > room_sessions.c.updated_at
-    same_age = excluded.updated_at == room_sessions.c.updated_at
-    stmt = stmt.on_conflict_do_update(
+    newer = insert.excluded.updated_at > room_sessions.c.updated_at
+    same_age = insert.excluded.updated_at == room_sessions.c.updated_at
+    stmt = insert.on_conflict_do_update(
         index_elements=[room_sessions.c.id],
         set_=merged,
         where=sa.or_(newer, sa.and_(same_age, changed)),
@@ -145,7 +143,7 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def upsert_parameters(dialect: str, batch: list[dict[str, Any]], now: datetime) -> Any:
+def upsert_parameters(dialect: str, batch: Sequence[SessionRow], now: datetime) -> Any:
     """What `upsert_statement(dialect)` is executed with for this batch (rows in id order).
 
     A value that cannot be encoded is a StatementError, as SQLAlchemy's own binding raises.
@@ -158,9 +156,9 @@ def upsert_parameters(dialect: str, batch: list[dict[str, Any]], now: datetime) 
         raise sa.exc.StatementError(str(exc), None, None, exc) from None
 
 
-def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _newest_per_id(rows: Sequence[SessionRow]) -> list[SessionRow]:
     """One row per id (the newest), sorted by id; a statement may not touch a row twice."""
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, SessionRow] = {}
     for row in rows:
         kept = by_id.get(row["id"])
         if kept is None or row["updated_at"] >= kept["updated_at"]:
@@ -169,15 +167,15 @@ def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def upsert_sessions(
-    engine: Engine, rows: Sequence[dict[str, Any]], now: datetime, url: str = ""
-) -> dict[str, str]:
+    engine: Engine, rows: Sequence[SessionRow], now: datetime, url: str = ""
+) -> dict[str, Outcome]:
     """Upsert parsed rows in one transaction; return each id's outcome (see write_batch)."""
     return write_batch(engine, rows, now, url=url)
 
 
 def write_batch(
     engine: Engine,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[SessionRow],
     now: datetime,
     *,
     failures: Mapping[str, str] | None = None,
@@ -185,7 +183,7 @@ def write_batch(
     run_id: int | None = None,
     listed: Collection[str] = (),
     url: str = "",
-) -> dict[str, str]:
+) -> dict[str, Outcome]:
     """Write one batch in one transaction: the sessions, and the ledgers with them.
 
     `now` stamps first_synced_at (new rows) and last_synced_at (written rows); a returned row
@@ -196,7 +194,7 @@ def write_batch(
     it, since only the list carries their final cost. Either all of it is written or none.
     """
     batch = _newest_per_id(rows)
-    outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
+    outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
     try:
         with engine.begin() as conn:
             if batch:
@@ -204,72 +202,26 @@ def write_batch(
                 parameters = upsert_parameters(dialect, batch, now)
                 written = conn.execute(upsert_statement(dialect), parameters).all()
                 for session_id, first_synced_at in written:
-                    outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
-            _delete_ids(conn, sync_failures, list(resolved))
+                    new = first_synced_at == now
+                    outcomes[str(session_id)] = Outcome.INSERTED if new else Outcome.UPDATED
+            ledger.clear_failures(conn, list(resolved))
             if failures and run_id is not None:
-                _record_failures(conn, engine.dialect.name, failures, run_id, now)
-            _delete_ids(conn, sync_relist, [row["id"] for row in batch if row["id"] in listed])
-            _queue_relist(conn, engine.dialect.name, batch, outcomes, listed)
+                ledger.record_failures(conn, failures, run_id, now)
+            ledger.unqueue_relist(conn, [row["id"] for row in batch if row["id"] in listed])
+            ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
     except SQLAlchemyError as exc:
         raise database_error(exc, url or engine.url, "writing to") from None
     return outcomes
 
 
-_CHUNK = 500
-
-
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """Slices small enough for any driver's parameter limit."""
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _delete_ids(conn: sa.Connection, table: sa.Table, session_ids: Sequence[str]) -> None:
-    for chunk in _chunks(session_ids):
-        conn.execute(sa.delete(table).where(table.c.session_id.in_(chunk)))
-
-
-def _record_failures(
-    conn: sa.Connection, dialect: str, failures: Mapping[str, str], run_id: int, now: datetime
-) -> None:
-    values = [
-        {"session_id": session_id, "run_id": run_id, "error": error[:2000], "failed_at": now}
-        for session_id, error in sorted(failures.items())
-    ]
-    for chunk in _chunks(values):
-        stmt = _INSERT[dialect](sync_failures).values(list(chunk))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[sync_failures.c.session_id],
-            set_={
-                "run_id": stmt.excluded.run_id,
-                "error": stmt.excluded.error,
-                "failed_at": stmt.excluded.failed_at,
-                "attempts": sync_failures.c.attempts + 1,
-            },
-        )
-        conn.execute(stmt)
-
-
-def _queue_relist(
-    conn: sa.Connection,
-    dialect: str,
-    batch: Sequence[dict[str, Any]],
-    outcomes: Mapping[str, str],
-    listed: Collection[str],
-) -> None:
-    values = [
-        {"session_id": row["id"], "created_at": row["created_at"]}
+def _to_relist(
+    batch: Sequence[SessionRow], outcomes: Mapping[str, Outcome], listed: Collection[str]
+) -> list[tuple[str, datetime]]:
+    """(id, created_at) of rows written final from a by-id body: only the list has their cost."""
+    return [
+        (row["id"], row["created_at"])
         for row in batch
         if row["id"] not in listed
-        and outcomes[row["id"]] != UNCHANGED
+        and outcomes[row["id"]] != Outcome.UNCHANGED
         and row["status"] in FINAL_STATUSES
     ]
-    if values:
-        conn.execute(_relist_statement(dialect), values)
-
-
-@functools.cache
-def _relist_statement(dialect: str) -> Any:
-    """Compiled once; executed with the batch's rows as parameter sets."""
-    stmt = _INSERT[dialect](sync_relist)
-    return stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id])

@@ -24,17 +24,14 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from . import ledger
-from .config import Settings
+from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
 from .lock import run_lock
-from .pipeline import FAILED, Run, Summary, execute
-from .records import canonical_uuid, parse_session
+from .pipeline import Run, Summary, execute
+from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import SignalWireClient
 
 log = logging.getLogger(__name__)
-
-DEFAULT_OVERLAP = timedelta(hours=24)
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass
@@ -111,14 +108,12 @@ class SyncResult:
         }
 
 
-def _parse_list_item(run: Run, listing: Listing, item: Any) -> dict[str, Any] | None:
+def _parse_list_item(run: Run, listing: Listing, item: Any) -> SessionRow | None:
     raw_id = item.get("id") if isinstance(item, dict) else None
     try:
         session_id = canonical_uuid(raw_id)
     except (ValueError, TypeError):
-        log.warning("failed list item without a valid id: %r", raw_id)
-        run.summary.add(FAILED)
-        run.summary.requested += 1
+        run.reject_item(None, f"no valid id: {raw_id!r}")
         return None
     if not listing.first_time(session_id):
         return None
@@ -126,8 +121,7 @@ def _parse_list_item(run: Run, listing: Listing, item: Any) -> dict[str, Any] | 
     try:
         return parse_session(item, session_id)
     except PayloadError as exc:
-        run.fail(session_id, str(exc))
-        run.summary.requested += 1  # rows that parse are counted by Run.add_rows
+        run.reject_item(session_id, str(exc))  # rows that parse are counted by Run.add_rows
         return None
 
 

@@ -9,7 +9,8 @@ import pytest
 
 from etl.errors import InputError, PayloadError
 from etl.fake_api import by_id_view, generate_sessions
-from etl.records import COLUMN_FIELDS, canonical_uuid, parse_session, read_ids
+from etl.idfiles import read_ids
+from etl.records import COLUMN_FIELDS, canonical_uuid, parse_session
 
 SID = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
 

@@ -13,9 +13,10 @@ from sqlalchemy.engine import Engine
 
 from etl.errors import DatabaseError
 from etl.fake_api import LIST_ONLY_FIELDS, by_id_view, generate_sessions
+from etl.outcomes import Outcome
 from etl.records import parse_session
 from etl.schema import room_sessions
-from etl.store import INSERTED, UNCHANGED, UPDATED, upsert_sessions
+from etl.store import upsert_sessions
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -37,9 +38,9 @@ def later(payload: dict[str, Any], seconds: int = 60, **changes: Any) -> dict[st
 
 def test_insert_then_identical_is_unchanged(engine: Engine) -> None:
     payloads = generate_sessions(5, seed=2)
-    assert set(upsert_sessions(engine, rows_of(payloads), NOW).values()) == {INSERTED}
+    assert set(upsert_sessions(engine, rows_of(payloads), NOW).values()) == {Outcome.INSERTED}
     again = upsert_sessions(engine, rows_of(payloads), NOW + timedelta(minutes=1))
-    assert set(again.values()) == {UNCHANGED}
+    assert set(again.values()) == {Outcome.UNCHANGED}
     row = stored(engine, payloads[0]["id"])
     assert row["first_synced_at"] == row["last_synced_at"] == NOW  # untouched by the re-run
 
@@ -71,12 +72,12 @@ def test_newer_payload_updates_and_older_never_overwrites(engine: Engine) -> Non
     newer = later(payload, status="completed", duration=999)
     upsert_sessions(engine, rows_of([newer]), NOW)
     assert upsert_sessions(engine, rows_of([payload]), NOW + timedelta(1)) == {
-        payload["id"]: UNCHANGED
+        payload["id"]: Outcome.UNCHANGED
     }
     assert stored(engine, payload["id"])["duration"] == 999
     newest = later(newer, status="completed", duration=1000)
     assert upsert_sessions(engine, rows_of([newest]), NOW + timedelta(2)) == {
-        payload["id"]: UPDATED
+        payload["id"]: Outcome.UPDATED
     }
     row = stored(engine, payload["id"])
     assert row["duration"] == 1000 and row["raw"]["duration"] == 1000
@@ -88,7 +89,7 @@ def test_same_updated_at_with_changed_columns_updates(engine: Engine) -> None:
     upsert_sessions(engine, rows_of([payload]), NOW)
     changed = payload | {"display_name": "renamed"}
     assert upsert_sessions(engine, rows_of([changed]), NOW + timedelta(1)) == {
-        payload["id"]: UPDATED
+        payload["id"]: Outcome.UPDATED
     }
     assert stored(engine, payload["id"])["display_name"] == "renamed"
 
@@ -99,7 +100,7 @@ def test_list_only_fields_survive_a_by_id_refresh(engine: Engine) -> None:
     upsert_sessions(engine, rows_of([listed]), NOW)
     refreshed = later(by_id_view(listed), display_name="after")
     assert upsert_sessions(engine, rows_of([refreshed]), NOW + timedelta(1)) == {
-        listed["id"]: UPDATED
+        listed["id"]: Outcome.UPDATED
     }
     row = stored(engine, listed["id"])
     assert row["display_name"] == "after"
@@ -110,7 +111,7 @@ def test_list_only_fields_survive_a_by_id_refresh(engine: Engine) -> None:
     assert row["raw"]["updated_at"] == refreshed["updated_at"]
     # The same by-id body again is no change at all.
     assert upsert_sessions(engine, rows_of([refreshed]), NOW + timedelta(2)) == {
-        listed["id"]: UNCHANGED
+        listed["id"]: Outcome.UNCHANGED
     }
 
 
@@ -142,7 +143,9 @@ def test_one_statement_per_batch(engine: Engine) -> None:
 def test_duplicate_ids_in_one_batch_keep_the_newest(engine: Engine) -> None:
     payload = generate_sessions(1, seed=11)[0]
     newer = later(payload, duration=4242)
-    assert upsert_sessions(engine, rows_of([newer, payload]), NOW) == {payload["id"]: INSERTED}
+    assert upsert_sessions(engine, rows_of([newer, payload]), NOW) == {
+        payload["id"]: Outcome.INSERTED
+    }
     assert stored(engine, payload["id"])["duration"] == 4242
 
 
