@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS, Settings
 from .errors import InputError, RoomsyncError
+from .outcomes import COUNTED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -159,19 +160,29 @@ def _run(ids: Iterable[str], options: dict[str, Any], show_progress: bool, comma
     from .pipeline import run_ids
 
     retry_failed = bool(options.pop("retry_failed", False))
+    refresh = bool(options.pop("refresh", True))
+    via_list = bool(options.pop("via_list", False))
     settings, as_json = _settings(options)
     bar = _ProgressBar() if show_progress and sys.stderr.isatty() and not as_json else None
     try:
         with open_engine(settings.database_url) as engine:
-            summary = run_ids(
-                ids,
-                settings,
-                engine,
-                command=command,
-                retry_failed=retry_failed,
-                progress=bar,
-                handle_signals=True,
-            )
+            if via_list:
+                from .sync import run_via_list
+
+                summary = run_via_list(
+                    ids, settings, engine, refresh=refresh, progress=bar, handle_signals=True
+                )
+            else:
+                summary = run_ids(
+                    ids,
+                    settings,
+                    engine,
+                    command=command,
+                    retry_failed=retry_failed,
+                    skip_exact=not refresh,
+                    progress=bar,
+                    handle_signals=True,
+                )
     finally:
         if bar is not None:
             bar.close()
@@ -183,10 +194,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
-    counts = ", ".join(
-        f"{result[key]} {key.replace('_', ' ')}"
-        for key in ("inserted", "updated", "unchanged", "not_found", "failed")
-    )
+    counts = ", ".join(f"{result[key]} {key.replace('_', ' ')}" for key in COUNTED)
     click.echo(
         f"roomsync: {result['requested']} ids in {result['elapsed_s']:.1f}s: {counts}", err=True
     )
@@ -231,16 +239,37 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     is_flag=True,
     help="Also (or, without FILE, only) retry the ids that failed in earlier runs.",
 )
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Also fetch ids stored final with their final cost (skipped otherwise).",
+)
+@click.option(
+    "--via-list",
+    is_flag=True,
+    help="Take FILE's ids from one walk of the list; fetch by id only those it lacks.",
+)
 @run_options
 @handle_errors
-def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options: Any) -> None:
+def backfill(
+    file: str | None,
+    skip_invalid: bool,
+    retry_failed: bool,
+    refresh: bool,
+    via_list: bool,
+    **options: Any,
+) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
 
     Blank lines and `#` comments are skipped; duplicates are fetched once. Every line is checked
-    before the first request. The file is streamed, so a file of millions of ids is fine.
+    before the first request. The file is streamed, so a file of millions of ids is fine. Ids
+    stored final with their final cost are skipped unless --refresh. --via-list walks the list
+    once (1,000 sessions a request) and fetches by id only the ids it did not return.
     """
     if file is None and not retry_failed:
         raise click.UsageError("give FILE, or --retry-failed, or both")
+    if via_list and (file is None or retry_failed):
+        raise click.UsageError("--via-list needs FILE and does not go with --retry-failed")
     from .idfiles import IdSource
 
     ids: Iterable[str] = []
@@ -248,7 +277,8 @@ def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options
         source = IdSource.from_path(file, skip_invalid=skip_invalid)
         click.get_current_context().call_on_close(source.close)
         ids = source
-    _run(ids, {**options, "retry_failed": retry_failed}, True, "backfill")
+    extra = {"retry_failed": retry_failed, "refresh": refresh, "via_list": via_list}
+    _run(ids, {**options, **extra}, True, "backfill")
 
 
 @main.command()

@@ -135,11 +135,14 @@ def pending_failures(engine: Engine) -> list[str]:
 
 def unfinished_session_ids(engine: Engine) -> list[str]:
     """Stored sessions whose status can still change (any status not final, null included),
-    oldest first."""
+    oldest first; sessions deleted upstream are not among them."""
     t = room_sessions
     query = (
         sa.select(t.c.id)
-        .where(sa.or_(t.c.status.is_(None), t.c.status.not_in(FINAL_STATUSES)))
+        .where(
+            sa.or_(t.c.status.is_(None), t.c.status.not_in(FINAL_STATUSES)),
+            t.c.deleted_at.is_(None),
+        )
         .order_by(t.c.created_at)
     )
     return [str(session_id) for session_id in _read(engine, query)]

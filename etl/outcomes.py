@@ -16,6 +16,7 @@ class Outcome(StrEnum):
     INSERTED = "inserted"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    SKIPPED = "skipped"  # a backfill left it alone: stored final with its final cost
     NOT_FOUND = "not_found"
     FAILED = "failed"
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from . import ledger
+from . import backlog, ledger
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError
 from .idfiles import FailedFirst
@@ -112,6 +112,8 @@ class Run:
         self._failures: dict[str, str] = {}
         self._resolved: list[str] = []
         self._listed: set[str] = set()  # ids of pending rows that came from the list
+        self._gone: list[str] = []  # ids that answered 404: marked deleted if stored
+        self.fetched_by_id: set[str] = set()  # ids asked for by id in this run
         self._write_lock = asyncio.Lock()
 
     async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
@@ -142,11 +144,13 @@ class Run:
                 return
 
     async def _fetch_one(self, client: SignalWireClient, session_id: str) -> None:
+        self.fetched_by_id.add(session_id)
         try:
             payload = await client.get_room_session(session_id)
             self._rows.append(parse_session(payload, session_id))
         except NotFoundError:
             self.summary.add(Outcome.NOT_FOUND)
+            self._gone.append(session_id)
             self._resolve(session_id)
             return
         except (ApiError, PayloadError) as exc:
@@ -191,6 +195,20 @@ class Run:
         if self._batch_full():
             await self.flush()
 
+    @property
+    def retrying(self) -> set[str]:
+        """Ids in the failure ledger when the run started, and those that failed since."""
+        return self._retrying
+
+    def skip(self, n: int) -> None:
+        """`n` ids left alone (stored final with their final cost): asked for, not fetched."""
+        if n:
+            self.summary.requested += n
+            self.summary.add(Outcome.SKIPPED, n)
+            log.info("skipped %d ids stored final with their final cost", n)
+            if self.progress is not None:
+                self.progress.advance(n)
+
     def _batch_full(self) -> bool:
         """Enough rows, or failures, in hand to be worth a transaction (a run where every id
         fails must not keep all of them in memory until the end)."""
@@ -201,13 +219,14 @@ class Run:
         """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,
         in a thread, so the workers keep fetching (and may add rows while a batch is written)."""
         async with self._write_lock:
-            while self._rows or self._failures or self._resolved:
+            while self._rows or self._failures or self._resolved or self._gone:
                 await self._write_one_batch()
 
     async def _write_one_batch(self) -> None:
         size = self.settings.batch_size
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
+        gone, self._gone = self._gone, []
         resolved: list[str] = []
         if not self._rows:  # an id leaves the failure ledger only with its row, never before
             resolved, self._resolved = self._resolved, []
@@ -222,6 +241,7 @@ class Run:
             resolved=resolved,
             run_id=self.run_id,
             listed=listed,
+            gone=gone,
             url=self.settings.database_url,
         )
         for outcome in outcomes.values():
@@ -314,6 +334,16 @@ def execute(
     return run.summary
 
 
+def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
+    """`ids` less those stored final with their final cost (nothing the API says can change
+    them, short of a later update, which `--refresh` is for), looked up a chunk at a time so a
+    streamed file stays streamed. Ids waiting in the failure ledger are always asked for."""
+    for chunk in backlog.chunked(ids):
+        exact = backlog.exact_ids(run.engine, chunk) - run.retrying
+        run.skip(len(exact))
+        yield from (session_id for session_id in chunk if session_id not in exact)
+
+
 def run_ids(
     ids: Iterable[str],
     settings: Settings,
@@ -321,17 +351,19 @@ def run_ids(
     *,
     command: str = "backfill",
     retry_failed: bool = False,
+    skip_exact: bool = False,
     progress: Progress | None = None,
     handle_signals: bool = False,
 ) -> Summary:
     """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
-    failure ledger first (read once, when the run starts)."""
+    failure ledger first (read once, when the run starts). With `skip_exact`, ids stored final
+    with their final cost are counted `skipped` and not asked for (see `without_exact`)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
         todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
         if progress is not None:
             progress.start(len(todo) if isinstance(todo, Sized) else None)
-        await run.fetch_ids(client, todo)
+        await run.fetch_ids(client, without_exact(run, todo) if skip_exact else todo)
 
     return execute(
         command, settings, engine, body, progress=progress, handle_signals=handle_signals

@@ -81,6 +81,10 @@ room_sessions = sa.Table(
     sa.Column("raw", json_document(), nullable=False),
     sa.Column("first_synced_at", UTCDateTime(), nullable=False),
     sa.Column("last_synced_at", UTCDateTime(), nullable=False),
+    # When the session first answered 404 by id (kept for history; cleared if it comes back).
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    # cost_in_dollars came from a list item of the completed session (see migration 0005).
+    sa.Column("cost_final", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Index("ix_room_sessions_status", "status"),
     sa.Index("ix_room_sessions_start_time", "start_time"),
     sa.Index("ix_room_sessions_created_at", "created_at"),
@@ -102,6 +106,7 @@ sync_runs = sa.Table(
     sa.Column("unchanged", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("not_found", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("failed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("error", sa.Text(), nullable=True),
     sa.Column("watermark", UTCDateTime(), nullable=True),
     sa.Column("full_pass", sa.Boolean(), nullable=True),

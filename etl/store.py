@@ -68,11 +68,29 @@ def _merged_values(excluded: Any, dialect: str) -> dict[str, Any]:
             continue
         if column.name in LIST_ONLY_FIELDS:
             values[column.name] = sa.func.coalesce(excluded[column.name], column)
+        elif column.name == "cost_final":
+            values[column.name] = _merged_cost_final(excluded)
         elif column.name == "raw":
             values[column.name] = sa.literal_column(_RAW_MERGE[dialect])
         else:
             values[column.name] = excluded[column.name]
     return values
+
+
+def _merged_cost_final(excluded: Any) -> Any:
+    """A body without a cost (by id) keeps the stored verdict only if it describes the same
+    moment (same updated_at); a newer one means the stored cost may no longer be the final one.
+    A list item brings its own verdict (see `cost_is_final`)."""
+    t = room_sessions
+    keep = sa.and_(excluded.cost_in_dollars.is_(None), excluded.updated_at == t.c.updated_at)
+    return sa.case((keep, t.c.cost_final), else_=excluded.cost_final)
+
+
+def cost_is_final(row: SessionRow, listed: bool) -> bool:
+    """A cost is final only when it comes from a list item of a completed session (the list
+    gives live sessions a running figure, and get-by-id gives no cost at all). The upsert's
+    own rule makes sure the item is at least as new as the stored row."""
+    return listed and row["status"] in FINAL_STATUSES and row["cost_in_dollars"] is not None
 
 
 @functools.cache
@@ -143,15 +161,26 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def upsert_parameters(dialect: str, batch: Sequence[SessionRow], now: datetime) -> Any:
+def upsert_parameters(
+    dialect: str, batch: Sequence[SessionRow], now: datetime, listed: Collection[str] = ()
+) -> Any:
     """What `upsert_statement(dialect)` is executed with for this batch (rows in id order).
 
+    Rows whose ids are in `listed` came from the list (see `cost_is_final`). Every written row
+    is not deleted (any more): `deleted_at` goes in as null.
     A value that cannot be encoded is a StatementError, as SQLAlchemy's own binding raises.
     """
+    flags = [
+        {"cost_final": cost_is_final(row, row["id"] in listed), "deleted_at": None} for row in batch
+    ]
     if dialect != "postgresql":
-        return [{**row, "first_synced_at": now, "last_synced_at": now} for row in batch]
+        return [
+            {**row, **flag, "first_synced_at": now, "last_synced_at": now}
+            for row, flag in zip(batch, flags, strict=True)
+        ]
+    rows = [{**row, **flag} for row, flag in zip(batch, flags, strict=True)]
     try:
-        return {"rows": json.dumps(batch, default=_json_default), "now": now}
+        return {"rows": json.dumps(rows, default=_json_default), "now": now}
     except (TypeError, ValueError) as exc:
         raise sa.exc.StatementError(str(exc), None, None, exc) from None
 
@@ -182,6 +211,7 @@ def write_batch(
     resolved: Collection[str] = (),
     run_id: int | None = None,
     listed: Collection[str] = (),
+    gone: Collection[str] = (),
     url: str = "",
 ) -> dict[str, Outcome]:
     """Write one batch in one transaction: the sessions, and the ledgers with them.
@@ -191,7 +221,9 @@ def write_batch(
     recorded against `run_id` for the next run to retry; `resolved` ids (stored or confirmed not
     found since they failed) leave the failure ledger. Rows whose ids are in `listed` came from
     the list and leave the relist queue; the others (by-id bodies) that were written final join
-    it, since only the list carries their final cost. Either all of it is written or none.
+    it, since only the list carries their final cost. Stored sessions whose ids are in `gone`
+    answered 404 by id: they are marked deleted and leave the relist queue. Either all of it is
+    written or none.
     """
     batch = _newest_per_id(rows)
     outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
@@ -199,7 +231,7 @@ def write_batch(
         with engine.begin() as conn:
             if batch:
                 dialect = engine.dialect.name
-                parameters = upsert_parameters(dialect, batch, now)
+                parameters = upsert_parameters(dialect, batch, now, listed)
                 written = conn.execute(upsert_statement(dialect), parameters).all()
                 for session_id, first_synced_at in written:
                     new = first_synced_at == now
@@ -209,6 +241,7 @@ def write_batch(
                 ledger.record_failures(conn, failures, run_id, now)
             ledger.unqueue_relist(conn, [row["id"] for row in batch if row["id"] in listed])
             ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
+            mark_deleted(conn, list(gone), now)
     except SQLAlchemyError as exc:
         raise database_error(exc, url or engine.url, "writing to") from None
     return outcomes
@@ -225,3 +258,15 @@ def _to_relist(
         and outcomes[row["id"]] != Outcome.UNCHANGED
         and row["status"] in FINAL_STATUSES
     ]
+
+
+def mark_deleted(conn: sa.Connection, session_ids: Sequence[str], now: datetime) -> None:
+    """Stored sessions that answered 404 by id: deleted upstream since `now` (the first time
+    only), out of the relist queue. The rows stay, for history."""
+    t = room_sessions
+    for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
+        conn.execute(
+            sa.update(t).where(t.c.id.in_(chunk), t.c.deleted_at.is_(None)).values(deleted_at=now)
+        )
+    ledger.unqueue_relist(conn, session_ids)

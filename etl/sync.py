@@ -1,14 +1,18 @@
-"""`roomsync sync`: keep the table current with no id list, from cron.
+"""`roomsync sync`: keep the table current with no id list, from cron. The list first.
 
-1. Refresh: re-fetch by id every stored session that is not final yet (in-progress, or status
-   null) and every id in the failure ledger, so end times, durations and statuses settle.
-2. Discover: walk the list endpoint (largest pages, `links.next` as given). The list has no date
-   filter and no documented order, so the first run (or `--full`) walks every page. Later runs
-   stop early once they are past the previous sync's watermark minus an overlap window, but
-   only while every item seen so far really came newest first; otherwise they walk it all.
-   The walk always reaches back far enough to list again every session stored final from a
-   by-id body since it was last listed (the relist queue, filled by any command): its final
-   cost is only in the list.
+The list is the cheap source (1,000 sessions a request, with the cost get-by-id lacks); get-by-id
+is the precise one. One run:
+1. Plan (`plan_walk`): the walk goes down, newest first, to the previous watermark less the
+   overlap (`--overlap`, default in etl.config) and to the oldest row still waiting for its
+   final cost. Live rows older than that are looked at the cheapest way: walking on down to
+   them, one `status=in-progress` filter walk, or by id (see `plan_walk`).
+2. Walk the list and store what it returns (list items carry the cost; a completed session's
+   is final). The list has no date filter and no documented order: the first run (or `--full`)
+   walks every page, and an early stop happens only while every item so far came newest first;
+   otherwise the walk goes on to the end.
+3. By id, only what no walk could settle: failed ids, live rows no walk returned, and rows
+   waiting for their cost that the walk passed without seeing. A stored session answering 404
+   is marked `deleted_at` (etl.store) and is never asked for again by a sync.
 
 Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
 """
@@ -16,18 +20,22 @@ Only one sync runs at a time (etl.lock); another that finds the lock taken does 
 from __future__ import annotations
 
 import logging
+import math
 import uuid
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from . import ledger
+from . import backlog, ledger
+from .backlog import OpenRow
 from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
 from .lock import run_lock
-from .pipeline import Run, Summary, execute
+from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import SignalWireClient
 
@@ -85,12 +93,34 @@ class Listing:
         return self.newest or self.previous_watermark
 
 
+class Probe(StrEnum):
+    """How a sync looks at live rows older than its walk needs to go (see `plan_walk`)."""
+
+    WALK = "walk"
+    FILTER = "in-progress-filter"
+    BY_ID = "by-id"
+
+
+IN_PROGRESS = "in-progress"  # the list's documented status filter value for live sessions
+
+
+@dataclass
+class Plan:
+    """Where the list walk may stop (None: walk every page) and how to see older live rows."""
+
+    stop_before: datetime | None
+    probe: Probe | None = None
+    old_live: list[OpenRow] = field(default_factory=list)
+
+
 @dataclass
 class SyncResult:
     skipped: bool
     summary: Summary | None = None
     listing: Listing | None = None
     refreshed: int = 0
+    probe: Probe | None = None
+    live_listed: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -104,6 +134,8 @@ class SyncResult:
             **self.summary.to_dict(),
             "listed": self.listing.listed,
             "refreshed": self.refreshed,
+            "in_progress_listed": self.live_listed,
+            "probe": None if self.probe is None else str(self.probe),
             "full_pass": self.listing.completed and not self.listing.stopped_early,
         }
 
@@ -125,31 +157,140 @@ def _parse_list_item(run: Run, listing: Listing, item: Any) -> SessionRow | None
         return None
 
 
-async def _discover(run: Run, client: SignalWireClient, listing: Listing, page_size: int) -> None:
+async def _walk(
+    run: Run,
+    client: SignalWireClient,
+    listing: Listing,
+    page_size: int,
+    taken: set[str],
+    **filters: str,
+) -> bool:
+    """Walk the list (with `filters`, e.g. the in-progress filter) and store what it returns,
+    until its end or, newest first, past `listing.stop_before`. Items already taken in this run
+    by another walk still count for the order and the stop, but are stored once. Returns
+    whether the walk ended as planned (not broken, not stopped by a signal)."""
     try:
-        async for page in client.list_room_sessions(page_size=page_size):
-            rows = [row for row in (_parse_list_item(run, listing, item) for item in page) if row]
-            for row in rows:
+        async for page in client.list_room_sessions(page_size=page_size, **filters):
+            rows: list[SessionRow] = []
+            for item in page:
+                row = _parse_list_item(run, listing, item)
+                if row is None:
+                    continue
                 listing.observe(row["created_at"])
+                if row["id"] not in taken:
+                    taken.add(row["id"])
+                    rows.append(row)
             await run.add_rows(rows)
             if run.stop.is_set():
-                return
+                return False
             if listing.past_watermark():
                 listing.stopped_early = True
                 break
     except ApiError as exc:
-        run.summary.errors.append(f"listing sessions failed: {exc}")
-        log.error("listing sessions failed: %s", exc)
-        return
+        what = "listing live sessions" if filters else "listing sessions"
+        run.summary.errors.append(f"{what} failed: {exc}")
+        log.error("%s failed: %s", what, exc)
+        return False
     listing.completed = True
+    return True
 
 
-async def _refresh(run: Run, client: SignalWireClient) -> int:
-    """Re-fetch failed and unfinished sessions by id; return how many ids that was."""
-    unfinished = ledger.unfinished_session_ids(run.engine)
-    ids = list(dict.fromkeys([*run.failed_at_start, *unfinished]))
-    await run.fetch_ids(client, ids)
-    return len(ids)
+def _pages(sessions: int, page_size: int) -> int:
+    """List pages that hold `sessions` (at least one: a walk always reads its first page)."""
+    return max(1, math.ceil(sessions / page_size))
+
+
+def plan_walk(
+    engine: Engine,
+    open_rows: Sequence[OpenRow],
+    previous: datetime | None,
+    overlap: timedelta,
+    page_size: int,
+    full: bool,
+) -> Plan:
+    """How deep the list walk must go, and how to look at live rows older than that.
+
+    The walk reaches back to the previous watermark less the overlap, and to the oldest row
+    waiting for its final cost (only the list has it). Live rows older than that are looked at
+    the cheapest way, in requests, estimated from the table (how many stored sessions sit above
+    a row is about how deep in the list it is):
+    - `walk`: walk on down to the oldest of them (their new state and cost come with it);
+    - `in-progress-filter`: list `status=in-progress` (pages for every live session), then walk
+      down to the oldest of them that is no longer live: it ended, and its final cost is there;
+    - `by-id`: ask for each of them by id, then walk down to the oldest that completed.
+    Ties go to the walk, then to the filter: both bring costs, by-id bodies do not.
+    """
+    if full or previous is None:
+        return Plan(stop_before=None)
+    stop_before = previous - overlap
+    pending = [row for row in open_rows if not row.live and row.created_at < stop_before]
+    if pending:
+        stop_before = min(row.created_at for row in pending)
+    old_live = [row for row in open_rows if row.live and row.created_at < stop_before]
+    if not old_live:
+        return Plan(stop_before=stop_before)
+    oldest = min(row.created_at for row in old_live)
+    walk_to_stop = _pages(backlog.count_since(engine, stop_before), page_size)
+    costs = {
+        Probe.WALK: _pages(backlog.count_since(engine, oldest), page_size),
+        Probe.FILTER: walk_to_stop + _pages(backlog.live_count(engine), page_size),
+        Probe.BY_ID: walk_to_stop + len(old_live),
+    }
+    probe = min(costs, key=lambda p: (costs[p], list(Probe).index(p)))
+    log.info("live rows older than the walk: %d; requests by way: %s", len(old_live), costs)
+    return Plan(stop_before=stop_before, probe=probe, old_live=old_live)
+
+
+async def _probe(
+    run: Run, client: SignalWireClient, plan: Plan, listing: Listing, taken: set[str], size: int
+) -> int:
+    """Look at the live rows older than the walk as planned; move the walk's stop so that it
+    lists every one of them that ended. Returns the in-progress filter's items."""
+    if not plan.old_live:
+        return 0
+    old_live = sorted(plan.old_live, key=lambda row: row.created_at)
+    if plan.probe == Probe.FILTER:
+        live = Listing(stop_before=None, previous_watermark=None)
+        if await _walk(run, client, live, size, taken, status=IN_PROGRESS):
+            ended = [row for row in old_live if row.id not in taken]
+        else:
+            ended = old_live  # the filter failed: walk down to all of them instead
+        if ended:
+            listing.reach_back_to(ended[0].created_at)
+        return live.listed
+    if plan.probe == Probe.BY_ID:
+        await run.fetch_ids(client, [row.id for row in old_live])
+        probed = {row.id for row in old_live}
+        completed = [
+            row for row in backlog.open_rows(run.engine) if not row.live and row.id in probed
+        ]
+        if completed:
+            listing.reach_back_to(completed[0].created_at)
+        return 0
+    listing.reach_back_to(old_live[0].created_at)
+    return 0
+
+
+def _still_to_fetch(
+    run: Run, open_rows: Sequence[OpenRow], taken: set[str], listing: Listing
+) -> list[str]:
+    """What only get-by-id can settle now: failed ids and live rows no walk returned, and rows
+    waiting for their cost that a finished walk passed without seeing (deleted, most likely)."""
+    done = taken | run.fetched_by_id
+    ids = [i for i in run.failed_at_start if i not in done]
+    for row in open_rows:
+        if row.id in done:
+            continue
+        if row.live or (listing.completed and _passed(listing, row.created_at)):
+            ids.append(row.id)
+    return list(dict.fromkeys(ids))
+
+
+def _passed(listing: Listing, created_at: datetime) -> bool:
+    """Whether the walk listed every session created at `created_at` (or it walked it all)."""
+    if not listing.stopped_early:
+        return True
+    return listing.last is not None and listing.last < created_at
 
 
 def run_sync(
@@ -172,13 +313,20 @@ def run_sync(
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:
-            result.refreshed = await _refresh(run, client)
+            open_rows = backlog.open_rows(engine)
+            plan = plan_walk(engine, open_rows, previous, overlap, page_size, full)
+            listing.stop_before = plan.stop_before
+            result.probe = plan.probe
+            taken: set[str] = set()
+            result.live_listed = await _probe(run, client, plan, listing, taken, page_size)
             if run.stop.is_set():
                 return
-            oldest = ledger.oldest_to_relist(engine)
-            if oldest is not None:
-                listing.reach_back_to(oldest)
-            await _discover(run, client, listing, page_size)
+            await _walk(run, client, listing, page_size, taken)
+            if run.stop.is_set():
+                return
+            ids = _still_to_fetch(run, open_rows, taken, listing)
+            await run.fetch_ids(client, ids)
+            result.refreshed = len(run.fetched_by_id)
 
         def finish(_run: Run) -> dict[str, Any]:
             return {
@@ -190,3 +338,83 @@ def run_sync(
             "sync", settings, engine, body, handle_signals=handle_signals, finish=finish
         )
         return result
+
+
+def run_via_list(
+    ids: Iterable[str],
+    settings: Settings,
+    engine: Engine,
+    *,
+    refresh: bool = False,
+    page_size: int = MAX_PAGE_SIZE,
+    progress: Progress | None = None,
+    handle_signals: bool = False,
+) -> Summary:
+    """Backfill `ids` from one walk of the list (1,000 sessions a request, with their cost),
+    then by id only those the list did not return: deleted ones (404, marked) and any the list
+    leaves out. The walk stops once every id was seen. Without `refresh`, ids stored final with
+    their final cost are not asked for by id (they would be stored from the list for free).
+    Ledgered as a `backfill` run."""
+
+    async def body(run: Run, client: SignalWireClient) -> None:
+        wanted = {uuid.UUID(session_id).int for session_id in ids}
+        if progress is not None:
+            progress.start(len(wanted))
+        taken = await _walk_for(run, client, wanted, page_size)
+        if progress is not None:
+            progress.advance(len(taken))
+        if run.stop.is_set():
+            return
+        rest = (session_id for session_id in ids if uuid.UUID(session_id).int not in taken)
+        unique = _once(rest)
+        await run.fetch_ids(client, unique if refresh else without_exact(run, unique))
+
+    return execute(
+        "backfill", settings, engine, body, progress=progress, handle_signals=handle_signals
+    )
+
+
+def _once(ids: Iterable[str]) -> Iterator[str]:
+    seen: set[int] = set()
+    for session_id in ids:
+        key = uuid.UUID(session_id).int
+        if key not in seen:
+            seen.add(key)
+            yield session_id
+
+
+async def _walk_for(
+    run: Run, client: SignalWireClient, wanted: set[int], page_size: int
+) -> set[int]:
+    """Walk the list to its end, or until every wanted id was seen; store the wanted items.
+    Returns the ids (as integers) that were seen. Items not wanted are not parsed at all."""
+    taken: set[int] = set()
+    try:
+        async for page in client.list_room_sessions(page_size=page_size):
+            rows: list[SessionRow] = []
+            for item in page:
+                key = _wanted_key(item, wanted)
+                if key is None or key in taken:
+                    continue
+                taken.add(key)
+                session_id = str(uuid.UUID(int=key))
+                try:
+                    rows.append(parse_session(item, session_id))
+                except PayloadError as exc:
+                    run.reject_item(session_id, str(exc))
+            await run.add_rows(rows)
+            if run.stop.is_set() or len(taken) >= len(wanted):
+                break
+    except ApiError as exc:
+        run.summary.errors.append(f"listing sessions failed: {exc}")
+        log.error("listing sessions failed: %s", exc)
+    return taken
+
+
+def _wanted_key(item: Any, wanted: set[int]) -> int | None:
+    raw_id = item.get("id") if isinstance(item, dict) else None
+    try:
+        key = uuid.UUID(canonical_uuid(raw_id)).int
+    except (ValueError, TypeError):
+        return None
+    return key if key in wanted else None

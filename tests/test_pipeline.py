@@ -36,6 +36,7 @@ def test_every_outcome_is_counted(
         "inserted": len(ids) - 2,
         "updated": 0,
         "unchanged": 0,
+        "skipped": 0,
         "not_found": 1,
         "failed": 2,
     }

@@ -103,7 +103,9 @@ def _make_session(
     created, start, end, updated = _schedule(rng, kind, now, millis=rng.random() < 0.5)
     duration = None if end is None else int((end - start).total_seconds())
     previews = rng.random() < 0.3
-    cost = None if duration is None else round(duration / 60 * 0.004 * rng.randint(1, 12), 4)
+    # The list always carries a number: the final cost once completed, a running figure (here
+    # 0, as the vendor often shows) while live.
+    cost = 0.0 if duration is None else round(duration / 60 * 0.004 * rng.randint(1, 12), 4)
     return {
         "id": session_id,
         "room_id": room_id,
@@ -146,8 +148,8 @@ def generate_sessions(n: int, seed: int = 0, now: datetime | None = None) -> lis
 
     Every reference-page field plus the three list-only ones. About 85% are completed
     (start/end/duration set, duration == int((end - start).total_seconds())), 10% in progress
-    (end_time, duration and cost_in_dollars null) and 5% have a null status (but consistent
-    times). Some have no room_id; nullable fields are sometimes null; timestamps are UTC with
+    (end_time and duration null, cost_in_dollars a running 0.0) and 5% have a null status (but
+    consistent times). Some have no room_id; nullable fields are sometimes null; timestamps are UTC with
     'Z', about half with milliseconds. `created_at` falls in the 30 days before `now`
     (default 2026-11-01T00:00:00Z, so output depends on `n` and `seed` only).
     """
@@ -158,6 +160,14 @@ def generate_sessions(n: int, seed: int = 0, now: datetime | None = None) -> lis
     rng.shuffle(kinds)
     sessions = [_make_session(rng, kind, moment, room_ids) for kind in kinds]
     return _newest_first(sessions)
+
+
+def list_view(session: dict[str, Any]) -> dict[str, Any]:
+    """The session as a list item: `cost_in_dollars` is never null there (the vendor's spec
+    marks it required and non-null; a live session has a running figure, often 0)."""
+    if session.get("cost_in_dollars") is not None:
+        return session
+    return {**session, "cost_in_dollars": 0.0}
 
 
 def by_id_view(session: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from .data import (
     _shuffled,
     by_id_view,
     generate_sessions,
+    list_view,
 )
 from .faults import (
     Fault,
@@ -232,7 +233,7 @@ class FakeSignalWire:
             for s in list(self.sessions.values())
             if all(s.get(field) == value for field, value in parsed.filters)
         )
-        page = matching[parsed.offset : parsed.offset + parsed.page_size]
+        page = [list_view(s) for s in matching[parsed.offset : parsed.offset + parsed.page_size]]
         if bad_types and page:
             page = [_bad_types(page[0]), *page[1:]]
         links = self._links(path, query, parsed, total=len(matching))

@@ -1,0 +1,102 @@
+"""What the table still waits for, read before a run decides what to ask the API.
+
+- *Live* rows: not deleted, status not final (in progress, null or anything else): their
+  status, end and duration can still change.
+- *Pending* rows: completed, not deleted, whose cost is not final yet (it came from a by-id
+  body or from a list item of the session while it was live): only the list carries the final
+  cost.
+- *Exact* rows: completed, not deleted, with their final cost: nothing the API says can change
+  them except a later update, and a backfill leaves them alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .db import database_error
+from .records import FINAL_STATUSES
+from .schema import room_sessions
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class OpenRow:
+    """A stored session a sync must still look at: live, or waiting for its final cost."""
+
+    id: str
+    created_at: datetime
+    live: bool
+
+
+def _is_final() -> sa.ColumnElement[bool]:
+    return room_sessions.c.status.in_(FINAL_STATUSES)
+
+
+def _rows(engine: Engine, query: Any) -> list[Any]:
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query).all())
+    except SQLAlchemyError as exc:
+        raise database_error(exc, engine.url, "reading") from None
+
+
+def open_rows(engine: Engine) -> list[OpenRow]:
+    """Live and pending rows (never deleted ones), oldest first."""
+    t = room_sessions
+    live = sa.or_(t.c.status.is_(None), sa.not_(_is_final()))
+    pending = sa.and_(_is_final(), sa.not_(t.c.cost_final))
+    query = (
+        sa.select(t.c.id, t.c.created_at, live.label("live"))
+        .where(t.c.deleted_at.is_(None), sa.or_(live, pending))
+        .order_by(t.c.created_at, t.c.id)
+    )
+    return [OpenRow(str(i), created, bool(is_live)) for i, created, is_live in _rows(engine, query)]
+
+
+def count_since(engine: Engine, moment: datetime) -> int:
+    """Stored, not deleted sessions created at or after `moment`: about how deep in the list
+    (newest first) a session created at `moment` sits."""
+    t = room_sessions
+    query = sa.select(sa.func.count()).where(t.c.created_at >= moment, t.c.deleted_at.is_(None))
+    return int(_rows(engine, query)[0][0])
+
+
+def live_count(engine: Engine) -> int:
+    """Stored live rows: about how many sessions the `status=in-progress` filter lists."""
+    t = room_sessions
+    live = sa.or_(t.c.status.is_(None), sa.not_(_is_final()))
+    query = sa.select(sa.func.count()).where(live, t.c.deleted_at.is_(None))
+    return int(_rows(engine, query)[0][0])
+
+
+def exact_ids(engine: Engine, session_ids: Sequence[str]) -> set[str]:
+    """Those of `session_ids` stored final with their final cost (and not deleted)."""
+    t = room_sessions
+    found: set[str] = set()
+    for start in range(0, len(session_ids), _CHUNK):
+        chunk = session_ids[start : start + _CHUNK]
+        query = sa.select(t.c.id).where(
+            t.c.id.in_(chunk), _is_final(), t.c.cost_final, t.c.deleted_at.is_(None)
+        )
+        found.update(str(row[0]) for row in _rows(engine, query))
+    return found
+
+
+def chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterator[list[str]]:
+    """`ids` in lists of at most `size`, in order (so a streamed file stays streamed)."""
+    chunk: list[str] = []
+    for session_id in ids:
+        chunk.append(session_id)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
