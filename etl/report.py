@@ -2,8 +2,12 @@
 
 A session belongs to the period of its `start_time`, or of its `created_at` where `start_time` is
 null; periods are UTC days, ISO weeks (labelled by their Monday) and months. Sums cover the
-values that are known: a group where no session has a duration (or a cost) reports null, not 0,
-so that "unknown" never reads as "free" or "no minutes". The HTML page is in report_html.py.
+values that are known: a group where no session has a duration (or a final cost) reports null,
+not 0, so that "unknown" never reads as "free" or "no minutes". Only final costs count (a listed
+completed session's; see etl.store.cost_is_final); `cost_pending` says how many completed
+sessions still wait for theirs. Sessions deleted upstream are counted as `deleted`, never as
+completed or in progress (by status they form the group `deleted`). The HTML page is in
+report_html.py.
 """
 
 from __future__ import annotations
@@ -36,8 +40,20 @@ JSON_KEYS = (
     "duration_s",
     "avg_duration_s",
     "cost_usd",
+    "sessions_with_cost",
+    "cost_pending",
+    "deleted",
 )
-TABLE_HEADINGS = ("sessions", "completed", "in progress", "minutes", "avg min", "cost USD")
+TABLE_HEADINGS = (
+    "sessions",
+    "completed",
+    "in progress",
+    "minutes",
+    "avg min",
+    "cost USD",
+    "cost pending",
+)
+DELETED = "deleted"  # by status: sessions deleted upstream, whatever status they were stored with
 
 
 @dataclass(frozen=True)
@@ -50,8 +66,11 @@ class ReportRow:
     in_progress: int
     duration_s: int | None  # sum of known API durations; None when none is known
     timed_sessions: int  # sessions with a known duration
-    cost_usd: float | None  # sum of known costs; None when none is known
+    cost_usd: float | None  # sum of final costs; None when none is known
     name: str | None = None  # by room: the room's name alone, for chart labels
+    sessions_with_cost: int = 0  # sessions whose final cost is in cost_usd
+    cost_pending: int = 0  # completed (not deleted) sessions still waiting for their final cost
+    deleted: int = 0  # sessions deleted upstream: counted here, never as completed or live
 
     @property
     def avg_duration_s(self) -> float | None:
@@ -126,7 +145,7 @@ def _group_key(by: str, dialect: str) -> sa.ColumnElement[Any]:
     if by == "room":
         return t.c.room_id
     if by == "status":
-        return t.c.status
+        return sa.case((t.c.deleted_at.is_not(None), DELETED), else_=t.c.status)
     if dialect == "sqlite":
         return _sqlite_period(by, _moment())
     if dialect == "postgresql":
@@ -165,21 +184,39 @@ def build_query(
         filters.append(_moment() < until)
     inner = (
         sa.select(
-            _group_key(by, dialect).label("grp"), t.c.status, t.c.duration, t.c.cost_in_dollars
+            _group_key(by, dialect).label("grp"),
+            t.c.status,
+            t.c.duration,
+            t.c.cost_in_dollars,
+            t.c.cost_final,
+            t.c.deleted_at.is_not(None).label("deleted"),
         )
         .where(*filters)
         .subquery("s")
     )
+    kept = sa.not_(inner.c.deleted)
+    final_cost = sa.case((inner.c.cost_final, inner.c.cost_in_dollars))
     columns: list[Any] = [inner.c.grp]
     if by == "room":
         columns.append(_room_name(inner.c.grp))
     columns += [
         sa.func.count(),
-        sa.func.sum(sa.case((inner.c.status == "completed", 1), else_=0)),
-        sa.func.sum(sa.case((inner.c.status == "in-progress", 1), else_=0)),
+        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "completed"), 1), else_=0)),
+        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "in-progress"), 1), else_=0)),
         sa.func.sum(inner.c.duration),
         sa.func.count(inner.c.duration),
-        sa.func.sum(inner.c.cost_in_dollars),
+        sa.func.sum(final_cost),
+        sa.func.count(final_cost),
+        sa.func.sum(
+            sa.case(
+                (
+                    sa.and_(kept, inner.c.status == "completed", sa.not_(inner.c.cost_final)),
+                    1,
+                ),
+                else_=0,
+            )
+        ),
+        sa.func.sum(sa.case((inner.c.deleted, 1), else_=0)),
     ]
     return sa.select(*columns).group_by(inner.c.grp)
 
@@ -197,7 +234,7 @@ def _label(by: str, key: Any, room_name: str | None) -> str:
 def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
     key, *rest = values
     room_name = rest.pop(0) if by == "room" else None
-    sessions, completed, in_progress, duration, timed, cost = rest
+    sessions, completed, in_progress, duration, timed, cost, with_cost, pending, deleted = rest
     return ReportRow(
         group=_label(by, key, room_name),
         sessions=int(sessions),
@@ -207,6 +244,9 @@ def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
         timed_sessions=int(timed),
         cost_usd=None if cost is None else round(float(cost), 6),
         name=room_name,
+        sessions_with_cost=int(with_cost),
+        cost_pending=int(pending or 0),
+        deleted=int(deleted or 0),
     )
 
 
@@ -241,6 +281,9 @@ def total_row(rows: Sequence[ReportRow]) -> ReportRow:
         duration_s=sum(durations) if durations else None,
         timed_sessions=sum(r.timed_sessions for r in rows),
         cost_usd=round(sum(costs), 6) if costs else None,
+        sessions_with_cost=sum(r.sessions_with_cost for r in rows),
+        cost_pending=sum(r.cost_pending for r in rows),
+        deleted=sum(r.deleted for r in rows),
     )
 
 
@@ -257,6 +300,7 @@ def table_cells(row: ReportRow) -> tuple[str, ...]:
         "-" if row.duration_s is None else f"{row.duration_s / 60:,.1f}",
         "-" if avg is None else f"{avg / 60:,.1f}",
         "-" if row.cost_usd is None else f"{row.cost_usd:,.2f}",
+        f"{row.cost_pending:,}",
     )
 
 

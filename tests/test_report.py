@@ -34,7 +34,7 @@ from etl.report import (
     render_table,
     report_rows,
 )
-from etl.store import upsert_sessions
+from etl.store import upsert_sessions, write_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 VIEWS = {"room_sessions_daily", "room_sessions_by_room", "room_sessions_by_status"}
@@ -117,7 +117,14 @@ def edge_sessions() -> list[Payload]:
 
 
 def store(engine: Engine, payloads: list[Payload]) -> None:
-    upsert_sessions(engine, [parse_session(p, p["id"]) for p in payloads], NOW)
+    """Store the payloads as a sync stores list items (a completed one's cost is final)."""
+    rows = [parse_session(p, p["id"]) for p in payloads]
+    write_batch(engine, rows, NOW, listed={p["id"] for p in payloads})
+
+
+def final(p: Payload) -> bool:
+    """Whether the stored cost counts: a completed session's, from the list."""
+    return p["status"] == "completed" and p["cost_in_dollars"] is not None
 
 
 @pytest.fixture
@@ -180,7 +187,7 @@ def bucket(p: Payload, by: str, payloads: list[Payload]) -> str:
 
 def measures(group: list[Payload]) -> dict[str, Any]:
     durations = [p["duration"] for p in group if p["duration"] is not None]
-    costs = [p["cost_in_dollars"] for p in group if p["cost_in_dollars"] is not None]
+    costs = [p["cost_in_dollars"] for p in group if final(p)]
     computed = [s for s in map(computed_seconds, group) if s is not None]
     return {
         "sessions": len(group),
@@ -192,6 +199,8 @@ def measures(group: list[Payload]) -> dict[str, Any]:
         "computed_duration_s": sum(computed) if computed else None,
         "cost_usd": round(sum(costs), 6) if costs else None,
         "sessions_with_cost": len(costs),
+        "cost_pending": sum(p["status"] == "completed" and not final(p) for p in group),
+        "deleted": 0,
     }
 
 
@@ -281,7 +290,7 @@ def test_room_view_matches_payloads(loaded: Engine, payloads: list[Payload]) -> 
 
 def test_status_view_matches_payloads(loaded: Engine, payloads: list[Payload]) -> None:
     groups = grouped(payloads, lambda p: p["status"], lambda p: True)
-    drop = ("completed", "in_progress", "other_status")
+    drop = ("completed", "in_progress", "other_status", "deleted")
     expected = sorted(
         (
             {"status": s, **{k: v for k, v in measures(ps).items() if k not in drop}}
@@ -562,6 +571,9 @@ def _typed_csv(text: str) -> Iterable[dict[str, Any]]:
         "duration_s": int,
         "avg_duration_s": float,
         "cost_usd": float,
+        "sessions_with_cost": int,
+        "cost_pending": int,
+        "deleted": int,
     }
     for row in csv.DictReader(io.StringIO(text)):
         yield {k: None if v == "" else types[k](v) for k, v in row.items()}

@@ -149,8 +149,8 @@ def generate_sessions(n: int, seed: int = 0, now: datetime | None = None) -> lis
     Every reference-page field plus the three list-only ones. About 85% are completed
     (start/end/duration set, duration == int((end - start).total_seconds())), 10% in progress
     (end_time and duration null, cost_in_dollars a running 0.0) and 5% have a null status (but
-    consistent times). Some have no room_id; nullable fields are sometimes null; timestamps are UTC with
-    'Z', about half with milliseconds. `created_at` falls in the 30 days before `now`
+    consistent times). Some have no room_id; nullable fields are sometimes null; timestamps are
+    UTC with 'Z', about half with milliseconds. `created_at` falls in the 30 days before `now`
     (default 2026-11-01T00:00:00Z, so output depends on `n` and `seed` only).
     """
     rng = random.Random(seed)
