@@ -85,6 +85,7 @@ def test_backfill_file_then_rerun_is_unchanged(
         "inserted": len(ids),
         "updated": 0,
         "unchanged": 0,
+        "skipped": 0,
         "not_found": 1,
         "failed": 0,
         "elapsed_s": 0,

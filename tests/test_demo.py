@@ -23,6 +23,7 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
         "inserted": 60,
         "updated": 0,
         "unchanged": 0,
+        "skipped": 0,
         "not_found": 2,
         "failed": 0,
         "elapsed_s": 0,

@@ -92,12 +92,17 @@ def test_first_sync_takes_every_page_with_list_only_fields(
     assert run["inserted"] == 40 and run["finished_at"] is not None
 
 
-def test_second_sync_refreshes_live_sessions_then_relists_the_completed_ones_for_cost(
+def test_second_sync_lists_live_sessions_instead_of_fetching_them_by_id(
     list_api: FakeSignalWire, upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
 ) -> None:
+    """Seven unfinished sessions (five in progress, two with a null status), the oldest older
+    than the walk needs to go: one in-progress filter walk (one page of 5) sees four still live;
+    the oldest has ended, so the walk goes down to it and brings its final cost. No session is
+    asked for by id: the walk reached the two with a null status too."""
     env = env_for(list_api, migrated_url)
     sync(env, "--page-size", "5")
-    unfinished = [s["id"] for s in upstream if s["status"] != "completed"]
+    live = [s["id"] for s in upstream if s["status"] == "in-progress"]
+    assert len(live) == 5 and sum(s["status"] is None for s in upstream) == 2
     oldest = upstream[-1]
     finished = datetime.fromisoformat(oldest["start_time"]) + timedelta(minutes=30)
     list_api.sessions[oldest["id"]].update(
@@ -110,14 +115,14 @@ def test_second_sync_refreshes_live_sessions_then_relists_the_completed_ones_for
     list_api.reset_stats()
     result, summary = sync(env, "--page-size", "5", "--overlap", "0")
     assert result.exit_code == 0, result.output
-    assert summary["refreshed"] == len(unfinished)
-    for session_id in unfinished:
-        assert list_api.requests[f"{LIST_PATH}/{session_id}"] == 1
-    # The oldest session became final, so the walk reached back to it despite the watermark.
-    assert list_api.requests[LIST_PATH] == 8 and summary["full_pass"] is True
+    assert summary["probe"] == "in-progress-filter" and summary["in_progress_listed"] == 4
+    assert summary["refreshed"] == 0
+    assert list_api.total_requests == list_api.requests[LIST_PATH] == 1 + 8
+    assert summary["full_pass"] is True
     row = rows(engine)[oldest["id"]]
     assert (row["status"], row["duration"]) == ("completed", 1800)
     assert row["cost_in_dollars"] == 0.75 and row["raw"]["cost_in_dollars"] == 0.75
+    assert row["cost_final"] is True
     assert row["enable_room_previews"] is True and row["raw"]["locked_cover"] == "cover.png"
     assert row["raw"]["status"] == "completed"
 
@@ -166,8 +171,9 @@ def test_unordered_list_is_walked_in_full(
         api.reset_stats()
         result, summary = sync(env, "--page-size", "5", "--overlap", "0")
     assert result.exit_code == 0, result.output
-    assert summary["full_pass"] is True and api.requests[LIST_PATH] == 8
-    assert summary["unchanged"] >= 40 - summary["refreshed"]
+    assert summary["full_pass"] is True and summary["listed"] == 40  # every page of the walk
+    assert summary["refreshed"] == 0  # every live session was in it
+    assert summary["unchanged"] >= 40 - summary["in_progress_listed"]
 
 
 def test_new_sessions_are_discovered_on_an_early_stop(
@@ -314,7 +320,7 @@ def test_final_cost_arrives_even_when_the_list_failed_in_the_run_that_saw_the_en
         env = env_for(api, migrated_url)
         sync(env, "--page-size", "5")
         complete_upstream(api, oldest, 0.75)
-        api.script_list("500", "500")
+        api.script_list("500", "500", "500", "500")  # the in-progress filter, then the walk
         failed, _ = sync(env, "--page-size", "5", "--retries", "2", "--backoff", "0")
         assert failed.exit_code == 1
         assert rows(engine)[oldest["id"]]["status"] == "completed"  # the refresh saw the end
