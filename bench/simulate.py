@@ -127,6 +127,7 @@ class Account(FakeSignalWire):
                 removed = True
                 if previous is not None and life.created <= previous:
                     changed.append(life.created)
+        created = [s for s in created if s["id"] in self.sessions]  # not deleted since
         created.sort(key=lambda s: (-self.lives[s["id"]].created.timestamp(), s["id"]))
         if removed:
             self.order = [s for s in self.order if s["id"] in self.sessions]
@@ -209,8 +210,9 @@ def make_lives(args: argparse.Namespace, rng: random.Random) -> list[Life]:
         if rng.random() < args.deleted_share and end > T0:  # deleted while live, upstream
             deleted = max(created, T0) + (end - max(created, T0)) * rng.random()
         cost = round(minutes * 0.004 * rng.randint(1, 12), 4)
-        lives.append(Life(str(uuid.UUID(int=rng.getrandbits(128), version=4)), created, end,
-                          deleted, cost))
+        lives.append(
+            Life(str(uuid.UUID(int=rng.getrandbits(128), version=4)), created, end, deleted, cost)
+        )
     return lives
 
 
@@ -380,7 +382,9 @@ def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
         if args.via_list:
             fresh = f"sqlite:///{tmp / 'via-list.db'}"
             upgrade(fresh)
-            ids = rng.sample(sorted(account.sessions), min(args.backfill_ids, len(account.sessions)))
+            ids = rng.sample(
+                sorted(account.sessions), min(args.backfill_ids, len(account.sessions))
+            )
             ids += list(account.deleted)[:10]
             try:
                 made = backfill(account, fresh, ids, tmp, "--via-list")
@@ -421,8 +425,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--history", type=int, help="sessions before the first sync")
     parser.add_argument("--per-day", type=int, default=2000)
     parser.add_argument("--max-hours", type=float, help="longest live session, hours")
-    parser.add_argument("--long-share", type=float, default=0.1,
-                        help="share of sessions lasting 3 h up to --max-hours (when above 3)")
+    parser.add_argument(
+        "--long-share",
+        type=float,
+        default=0.1,
+        help="share of sessions lasting 3 h up to --max-hours (when above 3)",
+    )
     parser.add_argument("--deleted-share", type=float, default=0.01)
     parser.add_argument("--runs", type=int, default=144, help="cron runs after the first")
     parser.add_argument("--backfill-ids", type=int, default=10_000)

@@ -202,7 +202,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
         click.echo(
             f"roomsync: listed {result['listed']} sessions"
             f"{' (every page)' if result['full_pass'] else ''}, "
-            f"re-fetched {result['refreshed']} unfinished or failed ones",
+            f"{_live_listed(result)}re-fetched {result['refreshed']} unfinished or failed ones",
             err=True,
         )
     for error in result.get("errors", []):
@@ -217,6 +217,11 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
             "re-run to finish",
             err=True,
         )
+
+
+def _live_listed(result: dict[str, Any]) -> str:
+    listed = result.get("in_progress_listed") or 0
+    return f"{listed} live ones through the in-progress filter, " if listed else ""
 
 
 @main.command()

@@ -34,7 +34,7 @@ from etl.report import (
     render_table,
     report_rows,
 )
-from etl.store import upsert_sessions, write_batch
+from etl.store import write_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 VIEWS = {"room_sessions_daily", "room_sessions_by_room", "room_sessions_by_status"}
