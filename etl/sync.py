@@ -129,9 +129,11 @@ class SyncResult:
     def to_dict(self) -> dict[str, Any]:
         if self.summary is None or self.listing is None:
             return {"skipped": True, "reason": "another sync is running"}
+        # `skipped` here keeps its meaning for sync: the run was skipped (another held the
+        # lock). A sync never skips ids, so the outcome count of that name is always 0.
         return {
-            "skipped": False,
             **self.summary.to_dict(),
+            "skipped": False,
             "listed": self.listing.listed,
             "refreshed": self.refreshed,
             "in_progress_listed": self.live_listed,
