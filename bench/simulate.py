@@ -326,7 +326,8 @@ class Totals:
 def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
     rng = random.Random(args.seed)
     account = Account(make_lives(args, rng))
-    db = tmp / f"sim-{args.history}-{args.max_hours}.db"
+    tmp = Path(tempfile.mkdtemp(prefix="scenario-", dir=tmp))  # a fresh database each
+    db = tmp / "sim.db"
     url = f"sqlite:///{db}"
     upgrade(url)
     totals = Totals()
@@ -417,6 +418,7 @@ SCENARIOS = [
     {"history": 20_000, "max_hours": 12.0},
     {"history": 120_000, "max_hours": 12.0},
     {"history": 120_000, "max_hours": 12.0, "long_share": 1.0},
+    {"history": 120_000, "max_hours": 12.0, "long_share": 0.01, "per_day": 20_000},
 ]
 
 
