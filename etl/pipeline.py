@@ -171,6 +171,15 @@ class Run:
         self._failures[session_id] = reason
         self._retrying.add(session_id)
 
+    async def sleep(self, seconds: float) -> None:
+        """The wait between attempts: a stop (the first signal) ends it at once, and the client
+        then sends no retry."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+        except TimeoutError:
+            pass
+
     def reject_item(self, session_id: str | None, reason: str) -> None:
         """A list item that cannot be stored: one more id asked for, and failed. Without a
         usable id it cannot enter the failure ledger; it is counted and logged only."""
@@ -280,7 +289,9 @@ def execute(
         assert task is not None
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
-            async with SignalWireClient(settings, should_stop=run.stop.is_set) as client:
+            async with SignalWireClient(
+                settings, should_stop=run.stop.is_set, sleep=run.sleep
+            ) as client:
                 try:
                     await body(run, client)
                 finally:

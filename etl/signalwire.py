@@ -13,7 +13,7 @@ import email.utils
 import json
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,20 +84,32 @@ class _StopWhen(stop_base):
 
 
 class RatePacer:
-    """Spaces request starts at least 1/rate seconds apart, across all workers."""
+    """Spaces request starts at least 1/rate seconds apart, across all workers.
 
-    def __init__(self, rate: float) -> None:
+    Each caller reserves the next free start under the lock and sleeps outside it, so waiting
+    workers do not hold each other up beyond their slot.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     async def wait(self) -> None:
         async with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
 
 def error_message(response: httpx.Response) -> str:
@@ -168,6 +180,11 @@ class LaneTransport(httpx.AsyncBaseTransport):
         self._free.append(lane)
         self._slots.release()
 
+    @property
+    def idle(self) -> int:
+        """Lanes free for a request now."""
+        return len(self._free)
+
     async def aclose(self) -> None:
         for lane in self._lanes:
             await lane.aclose()
@@ -202,17 +219,31 @@ def _env_proxy_for(base_url: str) -> bool:
     return bool(proxies.get(httpx.URL(base_url).scheme) or proxies.get("all"))
 
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class StoppedError(ApiError):
+    """The run is stopping (a signal): the retry this id was waiting for is not sent."""
+
+
 class SignalWireClient:
-    """Async client for room sessions; use as `async with SignalWireClient(settings) as c`."""
+    """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
+
+    `sleep` waits between attempts (the pipeline passes one that a signal cuts short; tests pass
+    one that records the waits); `should_stop` is asked before every retry: once it is true, no
+    further request is sent for that id.
+    """
 
     def __init__(
         self,
         settings: Settings,
         transport: httpx.AsyncBaseTransport | None = None,
         should_stop: Callable[[], bool] | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self._should_stop = should_stop or (lambda: False)
+        self._sleep = sleep
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
@@ -244,14 +275,23 @@ class SignalWireClient:
             stop=stop_after_attempt(self.settings.retries) | _StopWhen(self._should_stop),
             wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
             retry=retry_if_exception_type(TransientError),
+            sleep=self._sleep,
             reraise=True,
         )
 
     async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
         """GET a URL (relative to the base or absolute) with retries; return the decoded JSON."""
+        previous: TransientError | None = None
         async for attempt in self._retrying():
             with attempt:
-                return await self._get_once(url, params)
+                if previous is not None and self._should_stop():
+                    # The signal came during the wait: the retry is not sent.
+                    raise StoppedError(f"stopped before retrying after {previous}")
+                try:
+                    return await self._get_once(url, params)
+                except TransientError as exc:
+                    previous = exc
+                    raise
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def get_room_session(self, session_id: str) -> Any:
