@@ -18,6 +18,7 @@ import click
 from . import __version__
 from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS, Settings
 from .errors import InputError, RoomsyncError
+from .outcomes import COUNTED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -183,10 +184,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
-    counts = ", ".join(
-        f"{result[key]} {key.replace('_', ' ')}"
-        for key in ("inserted", "updated", "unchanged", "not_found", "failed")
-    )
+    counts = ", ".join(f"{result[key]} {key.replace('_', ' ')}" for key in COUNTED)
     click.echo(
         f"roomsync: {result['requested']} ids in {result['elapsed_s']:.1f}s: {counts}", err=True
     )
