@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -286,7 +287,10 @@ def test_loopback_names_are_one_origin_for_next_links() -> None:
     )
 
 
-def test_nan_in_a_body_is_not_json_and_is_retried() -> None:
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"9" * 5000])
+def test_numbers_no_column_can_hold_decode_and_are_not_retried(number: bytes) -> None:
+    """They are valid JSON syntax (or close to it): the body decodes, and etl.records refuses
+    the session (tests/test_records.py), so that one such item costs one id, not a page."""
     import httpx
 
     calls: list[int] = []
@@ -294,13 +298,33 @@ def test_nan_in_a_body_is_not_json_and_is_retried() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(1)
-        return httpx.Response(200, content=b'{"id": "%s", "fps": NaN}' % sid.encode())
+        return httpx.Response(200, content=b'{"id": "%s", "extra": %s}' % (sid.encode(), number))
+
+    settings = make_settings(_Base("https://example.signalwire.com"), "sqlite://", retries=2)
+
+    async def go() -> Any:
+        async with SignalWireClient(settings, transport=httpx.MockTransport(handler)) as client:
+            return await client.get_room_session(sid)
+
+    body = asyncio.run(go())
+    assert not math.isfinite(body["extra"])
+    assert len(calls) == 1
+
+
+def test_a_body_that_is_not_json_is_retried() -> None:
+    import httpx
+
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, content=b'{"id": "c22d24f6-5a47-4597-9a2')
 
     settings = make_settings(_Base("https://example.signalwire.com"), "sqlite://", retries=2)
 
     async def go() -> None:
         async with SignalWireClient(settings, transport=httpx.MockTransport(handler)) as client:
-            await client.get_room_session(sid)
+            await client.get_room_session("c22d24f6-5a47-4597-9a23-c7d01e696b92")
 
     with pytest.raises(TransientError, match="not valid JSON"):
         asyncio.run(go())
