@@ -29,6 +29,10 @@ DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
 MIB = 1 << 20
 DEFAULT_MAX_PAGES = 10_000  # 10 million sessions at 1,000 a page
 
+# How far ahead of this machine's clock an upstream timestamp may be and still be trusted
+# (ordering rows, moving the sync's watermark); later ones came from a broken clock.
+CLOCK_SKEW = timedelta(minutes=10)
+
 # sync: how far before the last watermark an early stop may come; the API's largest list page.
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_PAGE_SIZE = 1000

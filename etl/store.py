@@ -23,7 +23,7 @@ import functools
 import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -32,13 +32,13 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import ledger
+from .config import CLOCK_SKEW
 from .db import database_error, describe_error, insert_for
 from .outcomes import Outcome
 from .records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
 from .schema import UTCDateTime, room_sessions
 
 TABLE = room_sessions.name
-CLOCK_SKEW = timedelta(minutes=10)
 _NEVER_UPDATED = ("id", "first_synced_at")
 _NOT_COMPARED = ("id", "raw", "first_synced_at", "last_synced_at")
 
