@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import shutil
 import sys
 import tempfile
@@ -46,11 +47,27 @@ FINAL_STATUSES = frozenset({"completed"})
 _ALIASES = {"sync_audio_video": "audio_video_sync"}  # older material's name for the same field
 
 
+# RFC 4122's string form, 8-4-4-4-12 ASCII hex digits, either case; also inside braces (the
+# Microsoft GUID form) or after `urn:uuid:` (RFC 4122's URN). uuid.UUID() alone accepts far more:
+# any number of hyphens anywhere, fullwidth and other Unicode digits, 32 bare hex digits.
+_UUID_TEXT = re.compile(
+    r"(?:urn:uuid:(?P<urn>{h})|\{{(?P<braced>{h})\}}|(?P<plain>{h}))".format(
+        h=r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    ),
+    re.ASCII | re.IGNORECASE,
+)
+
+
 def canonical_uuid(value: str) -> str:
-    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID."""
-    if not isinstance(value, str) or len(value) not in (32, 36, 38):
+    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID.
+
+    Accepted: the canonical form in any case, `{...}` and `urn:uuid:...` around it. Refused:
+    32 hex digits without hyphens, misplaced or extra hyphens, non-ASCII digits.
+    """
+    match = _UUID_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise ValueError(f"not a UUID: {value!r}")
-    return str(uuid.UUID(value))
+    return str(uuid.UUID(match["urn"] or match["braced"] or match["plain"]))
 
 
 def parse_timestamp(value: str) -> datetime:
