@@ -16,7 +16,17 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cli_types import (
+    MAX_CONCURRENCY,
+    MAX_OVERLAP_HOURS,
+    MAX_SECONDS,
+    MIN_RATE_LIMIT,
+    FiniteFloatRange,
+    OneLineGroup,
+    confirm_or_refuse,
+)
 from .errors import InputError, RoomsyncError
+from .safe_text import use_visible_logs, visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,7 +39,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except RoomsyncError as exc:
-            click.echo(f"roomsync: error: {exc}", err=True)
+            click.echo(f"roomsync: error: {visible(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("roomsync: interrupted", err=True)
@@ -54,14 +64,14 @@ def run_options(func: F) -> F:
         database_option,
         click.option(
             "--concurrency",
-            type=click.IntRange(min=1),
+            type=click.IntRange(1, MAX_CONCURRENCY),
             default=8,
             show_default=True,
             help="Most requests in flight at once.",
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
             default=30.0,
             show_default=True,
             help="Seconds for one HTTP request.",
@@ -75,17 +85,17 @@ def run_options(func: F) -> F:
         ),
         click.option(
             "--backoff",
-            type=click.FloatRange(min=0),
+            type=FiniteFloatRange(min=0, max=MAX_SECONDS),
             default=0.5,
             show_default=True,
             help="First retry wait in seconds; doubles per attempt, with jitter.",
         ),
         click.option(
             "--rate-limit",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteFloatRange(min=MIN_RATE_LIMIT),
             default=None,
             metavar="R",
-            help="At most R requests per second (default: no limit).",
+            help=f"At most R requests per second, at least {MIN_RATE_LIMIT} (default: no limit).",
         ),
         click.option(
             "--batch-size",
@@ -104,7 +114,7 @@ def run_options(func: F) -> F:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="roomsync")
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
@@ -120,15 +130,18 @@ def _configure_logging(verbose: bool) -> None:
         format="roomsync: %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    use_visible_logs()
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _open_engine(url: str) -> Any:
-    """An engine for the database at `url`, refusing a schema that is not at head."""
+def _open_engine(url: str, readonly: bool = False) -> Any:
+    """An engine for the database at `url`, refusing a schema that is not at head; `readonly`
+    opens a SQLite file read-only and never creates one (etl.readonly)."""
     from .db import make_engine, require_head
+    from .readonly import readonly_engine
 
-    engine = make_engine(url)
+    engine = readonly_engine(url) if readonly else make_engine(url)
     try:
         require_head(engine, url)
     except BaseException:
@@ -185,7 +198,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
             err=True,
         )
     for error in result.get("errors", []):
-        click.echo(f"roomsync: {error}", err=True)
+        click.echo(f"roomsync: {visible(error)}", err=True)
     if result["failed_ids"]:
         shown = " ".join(result["failed_ids"][:10])
         more = " ..." if len(result["failed_ids"]) > 10 else ""
@@ -240,7 +253,7 @@ def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options
 @click.option("--full", is_flag=True, help="Walk every page of the list, whatever the watermark.")
 @click.option(
     "--overlap",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=MAX_OVERLAP_HOURS),
     default=24.0,
     show_default=True,
     metavar="HOURS",
@@ -311,12 +324,21 @@ def db_upgrade(revision: str, database_url: str | None) -> None:
 
 @db.command("downgrade")
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do it without asking (needed when not on a terminal).")
 @database_option
 @handle_errors
-def db_downgrade(revision: str, database_url: str | None) -> None:
-    """Downgrade the schema to REVISION (`base` removes every table)."""
+def db_downgrade(revision: str, yes: bool, database_url: str | None) -> None:
+    """Downgrade the schema to REVISION (`base` removes every table). Asks first, or needs --yes.
+
+    Downgrading drops tables or columns, and the data in them.
+    """
     from .db import downgrade
 
+    confirm_or_refuse(
+        yes,
+        f"downgrade the schema to {visible(revision)}? Tables and the data in them are dropped",
+        "db downgrade drops tables and their data: add --yes to confirm",
+    )
     _move_schema(downgrade, revision, database_url)
 
 
@@ -431,7 +453,7 @@ def report(
         raise click.UsageError(str(exc)) from None
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    engine = _open_engine(resolve_url({"database_url": database_url}))
+    engine = _open_engine(resolve_url({"database_url": database_url}), readonly=True)
     try:
         rows = report_rows(engine, by, since, until)
     finally:

@@ -24,8 +24,11 @@ def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError("DATABASE_URL is not a valid SQLAlchemy URL") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            "DATABASE_URL is not a valid SQLAlchemy URL (check the host, and that the port is a "
+            "number)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed,
@@ -91,7 +94,9 @@ def current_revision(url: str) -> str | None:
     """The revision the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    engine = make_engine(url)
+    from .readonly import readonly_engine  # read-only: works on read-only media, creates nothing
+
+    engine = readonly_engine(url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
