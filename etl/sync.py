@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from . import ledger
 from .config import Settings
 from .errors import ApiError, PayloadError
-from .lock import run_lock
+from .lock import held_lock
 from .pipeline import FAILED, Run, Summary, execute
 from .records import canonical_uuid, parse_session
 from .signalwire import SignalWireClient
@@ -168,12 +168,15 @@ def run_sync(
     handle_signals: bool = False,
 ) -> SyncResult:
     """One sync run, or a skipped one when another holds the lock."""
-    with run_lock(engine) as taken:
-        if not taken:
+    with held_lock(engine) as lock_check:
+        if lock_check is None:
             return SyncResult(skipped=True)
         ledger.mark_dead_runs(engine, all_of_command="sync")
         previous = ledger.last_watermark(engine)
-        stop_before = None if full or previous is None else previous - overlap
+        try:
+            stop_before = None if full or previous is None else previous - overlap
+        except OverflowError:  # reaching back before year 1: nothing to stop early for
+            stop_before = None
         listing = Listing(stop_before=stop_before, previous_watermark=previous)
         result = SyncResult(skipped=False, listing=listing)
 
@@ -193,6 +196,12 @@ def run_sync(
             }
 
         result.summary = execute(
-            "sync", settings, engine, body, handle_signals=handle_signals, finish=finish
+            "sync",
+            settings,
+            engine,
+            body,
+            handle_signals=handle_signals,
+            finish=finish,
+            before_write=lock_check,
         )
         return result
