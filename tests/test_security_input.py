@@ -73,6 +73,7 @@ def test_senseless_values_are_one_line_usage_errors(args: list[str], tmp_path: P
     assert not (tmp_path / "x.db").exists()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # about options, not storage
 def test_the_smallest_rate_limit_and_largest_concurrency_are_accepted(
     cli_env: dict[str, str], sessions: list[dict]
 ) -> None:
@@ -154,6 +155,7 @@ def test_ids_in_other_forms_are_refused(text: str) -> None:
         canonical_uuid(text)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before the database is used
 def test_fetch_refuses_near_miss_ids_before_any_request(cli_env: dict[str, str], api: Any) -> None:
     result = invoke(["fetch", "51bcd77a----175145798e4dc3a3578a60d8"], cli_env)
     assert_one_line_error(result, 2)
@@ -224,6 +226,7 @@ def _on_a_terminal(url: str, answer: bytes) -> tuple[int, str]:
     return code, shown.decode(errors="replace")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # the question; the refusal runs on both
 def test_downgrade_on_a_terminal_asks_first(migrated_url: str) -> None:
     code, shown = _on_a_terminal(migrated_url, b"n\n")
     assert code == 2 and "not confirmed" in shown

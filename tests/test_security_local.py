@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 from conftest import PROJECT, TOKEN, env_for
 from sqlalchemy.engine import Engine
 
+from etl.cli import main
 from etl.db import head_revision, make_engine, upgrade
 from etl.fake_api import FakeSignalWire, generate_sessions
 from etl.lock import run_lock
@@ -197,16 +199,16 @@ def test_report_and_db_current_work_on_read_only_media(tmp_path: Path) -> None:
 def test_read_only_commands_never_create_a_database(tmp_path: Path) -> None:
     """Without DATABASE_URL the default is ./room_sessions.db; with none there, `report` and
     `db current` say so (exit 3) and leave no empty database behind."""
-    for args in (["report"], ["db", "current"], ["report", "--database-url", "sqlite:///x.db"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "etl", *args],
-            env=python_env(),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-        assert done.returncode == 3, done.stderr
-        lines = done.stderr.splitlines()
-        assert len(lines) == 1 and "no database at" in lines[0]
-        assert list(tmp_path.iterdir()) == []
+    previous = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for args in (["report"], ["db", "current"], ["report", "--database-url", "sqlite:///x.db"]):
+            result = CliRunner().invoke(
+                main, args, env={"DATABASE_URL": None}, catch_exceptions=False
+            )
+            assert result.exit_code == 3, result.output
+            lines = result.stderr.splitlines()
+            assert len(lines) == 1 and "no database at" in lines[0]
+            assert list(tmp_path.iterdir()) == []
+    finally:
+        os.chdir(previous)

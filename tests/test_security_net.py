@@ -80,6 +80,7 @@ def test_the_recording_proxy_sees_plain_http_credentials(proxy: RecordingProxy) 
     assert len(proxy.received) == 1 and b"Authorization: Basic" in proxy.received[0]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # about the client, not storage
 def test_a_loopback_space_never_goes_through_an_environment_proxy(
     proxy: RecordingProxy, api: FakeSignalWire, cli_env: dict[str, str], sessions: list[dict]
 ) -> None:
@@ -110,6 +111,7 @@ def test_credentials_in_the_space_are_refused_without_echo(space: str) -> None:
     assert "SIGNALWIRE_PROJECT_ID" in str(info.value)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # refused before the database is used
 def test_credentials_in_the_space_are_not_printed_by_verbose_runs(
     cli_env: dict[str, str], sessions: list[dict], api: FakeSignalWire
 ) -> None:
