@@ -23,13 +23,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from .config import GROUPINGS, TEXT_FORMATS, TIME_GROUPINGS
 from .db import database_error
 from .safe_text import json_terminal_safe, spreadsheet_safe, visible
 from .schema import room_sessions
 
-GROUPINGS = ("day", "week", "month", "room", "status")
-TIME_GROUPINGS = ("day", "week", "month")
-TEXT_FORMATS = ("table", "csv", "json")
 NO_ROOM = "(no room)"
 NO_STATUS = "(none)"
 JSON_KEYS = (
