@@ -16,6 +16,15 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .cli_types import (
+    MAX_CONCURRENCY,
+    MAX_OVERLAP_HOURS,
+    MAX_SECONDS,
+    MIN_RATE_LIMIT,
+    FiniteFloatRange,
+    OneLineGroup,
+    confirm_or_refuse,
+)
 from .config import (
     DEFAULT_MAX_BODY_MIB,
     DEFAULT_OVERLAP,
@@ -27,6 +36,7 @@ from .config import (
 )
 from .errors import InputError, RoomsyncError
 from .outcomes import COUNTED
+from .safe_text import use_visible_logs, visible
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,7 +49,7 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except RoomsyncError as exc:
-            click.echo(f"roomsync: error: {exc}", err=True)
+            click.echo(f"roomsync: error: {visible(str(exc))}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("roomsync: interrupted", err=True)
@@ -64,14 +74,14 @@ def run_options(func: F) -> F:
         database_option,
         click.option(
             "--concurrency",
-            type=click.IntRange(min=1),
+            type=click.IntRange(1, MAX_CONCURRENCY),
             default=Settings.concurrency,
             show_default=True,
             help="Most requests in flight at once.",
         ),
         click.option(
             "--timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
             default=Settings.timeout,
             show_default=True,
             help="Seconds for one whole HTTP request, from connect to the last byte.",
@@ -85,17 +95,17 @@ def run_options(func: F) -> F:
         ),
         click.option(
             "--backoff",
-            type=click.FloatRange(min=0),
+            type=FiniteFloatRange(min=0, max=MAX_SECONDS),
             default=Settings.backoff,
             show_default=True,
             help="First retry wait in seconds; doubles per attempt, with jitter.",
         ),
         click.option(
             "--rate-limit",
-            type=click.FloatRange(min=0, min_open=True),
+            type=FiniteFloatRange(min=MIN_RATE_LIMIT),
             default=None,
             metavar="R",
-            help="At most R requests per second (default: no limit).",
+            help=f"At most R requests per second, at least {MIN_RATE_LIMIT} (default: no limit).",
         ),
         click.option(
             "--batch-size",
@@ -129,7 +139,7 @@ def run_options(func: F) -> F:
     return func
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="roomsync")
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
@@ -145,6 +155,7 @@ def _configure_logging(verbose: bool) -> None:
         format="roomsync: %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    use_visible_logs()
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -220,7 +231,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
             err=True,
         )
     for error in result.get("errors", []):
-        click.echo(f"roomsync: {error}", err=True)
+        click.echo(f"roomsync: {visible(error)}", err=True)
     if result["failed_ids"]:
         shown = " ".join(result["failed_ids"][:10])
         more = " ..." if len(result["failed_ids"]) > 10 else ""
@@ -277,7 +288,7 @@ def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options
 @click.option("--full", is_flag=True, help="Walk every page of the list, whatever the watermark.")
 @click.option(
     "--overlap",
-    type=click.FloatRange(min=0),
+    type=FiniteFloatRange(min=0, max=MAX_OVERLAP_HOURS),
     default=DEFAULT_OVERLAP.total_seconds() / 3600,
     show_default=True,
     metavar="HOURS",
@@ -349,12 +360,21 @@ def db_upgrade(revision: str, database_url: str | None) -> None:
 
 @db.command("downgrade")
 @click.argument("revision")
+@click.option("--yes", is_flag=True, help="Do it without asking (needed when not on a terminal).")
 @database_option
 @handle_errors
-def db_downgrade(revision: str, database_url: str | None) -> None:
-    """Downgrade the schema to REVISION (`base` removes every table)."""
+def db_downgrade(revision: str, yes: bool, database_url: str | None) -> None:
+    """Downgrade the schema to REVISION (`base` removes every table). Asks first, or needs --yes.
+
+    Downgrading drops tables or columns, and the data in them.
+    """
     from .db import downgrade
 
+    confirm_or_refuse(
+        yes,
+        f"downgrade the schema to {visible(revision)}? Tables and the data in them are dropped",
+        "db downgrade drops tables and their data: add --yes to confirm",
+    )
     _move_schema(downgrade, revision, database_url)
 
 
@@ -470,7 +490,7 @@ def report(
         raise click.UsageError(str(exc)) from None
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    with open_engine(resolve_url({"database_url": database_url})) as engine:
+    with open_engine(resolve_url({"database_url": database_url}), readonly=True) as engine:
         rows = report_rows(engine, by, since, until)
     if fmt == "html":
         from .report_html import render_html

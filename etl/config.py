@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError
+from .safe_text import visible
 
 DEFAULT_DATABASE_URL = "sqlite:///room_sessions.db"
 ENV_SPACE = "SIGNALWIRE_SPACE"
@@ -80,7 +82,7 @@ def url_secrets(url: Any) -> list[str]:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return []
     secrets = [str(parsed.password)] if parsed.password else []
     for key, value in parsed.query.items():
@@ -96,7 +98,7 @@ def mask_url(url: Any) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable database URL>"
     query = {key: "***" if _secret_key(key) else value for key, value in parsed.query.items()}
     rendered = parsed.set(query=query).render_as_string(hide_password=True)
@@ -113,6 +115,42 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# A DNS name: dot-separated labels of ASCII letters, digits and inner hyphens.
+_HOSTNAME = re.compile(
+    r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?", re.ASCII
+)
+
+
+def _refuse_userinfo(space: str) -> None:
+    """Credentials come from their own variables; a `user:password@` in the space would be
+    printed, logged and sent as given. Refused without echoing the value."""
+    if "@" in space.split("?", 1)[0].split("#", 1)[0]:
+        raise ConfigError(
+            f"{ENV_SPACE} must not hold credentials (user:password@): put the Project ID in "
+            f"{ENV_PROJECT} and the token in {ENV_TOKEN}"
+        )
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name or an IP address (urlsplit gives IPv6 without brackets)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.fullmatch(host))
+    return True
+
+
+def _check_port(parts: SplitResult) -> None:
+    try:
+        port = parts.port  # urlsplit checks the port only when asked for it
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(
+            f"{ENV_SPACE} has an invalid port: {visible(parts.netloc)!r} (1 to 65535)"
+        )
+
+
 def resolve_base_url(space: str) -> str:
     """Turn a space name, a host or a full URL into the API's base URL.
 
@@ -123,17 +161,25 @@ def resolve_base_url(space: str) -> str:
     space = space.strip().rstrip("/")
     if not space:
         raise ConfigError(f"{ENV_SPACE} is empty: set it to your space name, e.g. 'example'")
+    _refuse_userinfo(space)
     if "://" not in space:
         host = space if "." in space else f"{space}.signalwire.com"
-        if "/" in host or " " in host:
-            raise ConfigError(f"{ENV_SPACE} is not a space name, host or URL: {space!r}")
+        if not _HOSTNAME.fullmatch(host):
+            raise ConfigError(f"{ENV_SPACE} is not a space name, host or URL: {visible(space)!r}")
         return f"https://{host}"
-    parts = urlsplit(space)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{ENV_SPACE} must be an http(s) URL, a host or a space name: {space!r}")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    try:
+        parts = urlsplit(space)
+    except ValueError:  # "Invalid IPv6 URL": a bracket left open
+        raise ConfigError(f"{ENV_SPACE} is not a valid URL: {visible(space)!r}") from None
+    hostname = parts.hostname
+    if parts.scheme not in ("http", "https") or hostname is None or not _valid_host(hostname):
         raise ConfigError(
-            f"{ENV_SPACE} uses plain http to {parts.hostname}; the API token would travel in "
+            f"{ENV_SPACE} must be an http(s) URL, a host or a space name: {visible(space)!r}"
+        )
+    _check_port(parts)
+    if parts.scheme == "http" and not is_loopback_host(hostname):
+        raise ConfigError(
+            f"{ENV_SPACE} uses plain http to {hostname}; the API token would travel in "
             "clear: use https"
         )
     return space

@@ -28,8 +28,11 @@ def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError("DATABASE_URL is not a valid SQLAlchemy URL") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            "DATABASE_URL is not a valid SQLAlchemy URL (check the host, and that the port is a "
+            "number)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed,
@@ -44,9 +47,12 @@ def make_engine(url: str) -> Engine:
 
 
 @contextlib.contextmanager
-def open_engine(url: str) -> Iterator[Engine]:
-    """An engine for a database whose schema is at the newest migration, disposed on exit."""
-    engine = make_engine(url)
+def open_engine(url: str, readonly: bool = False) -> Iterator[Engine]:
+    """An engine for a database whose schema is at the newest migration, disposed on exit;
+    `readonly` opens a SQLite file read-only and never creates one (etl.readonly)."""
+    from .readonly import readonly_engine
+
+    engine = readonly_engine(url) if readonly else make_engine(url)
     try:
         require_head(engine, url)
         yield engine
@@ -138,7 +144,9 @@ def current_revision(url: str) -> str | None:
     """The revision the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    engine = make_engine(url)
+    from .readonly import readonly_engine  # read-only: works on read-only media, creates nothing
+
+    engine = readonly_engine(url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()

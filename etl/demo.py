@@ -58,7 +58,8 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
         ),
         f"stored sessions by status: {by_status}",
         "run it again: every id comes back unchanged",
-        f"see the numbers: roomsync report --database-url {database_url} --by status",
+        # masked: the demo may be pointed at a PostgreSQL URL with a password in it
+        f"see the numbers: roomsync report --database-url {mask_url(database_url)} --by status",
     ]
     return {"backfill": backfill.to_dict(), "sync": sync_result, "lines": lines}
 

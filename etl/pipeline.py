@@ -29,6 +29,7 @@ from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
 from .records import SessionRow, parse_session
+from .safe_text import visible
 from .signalwire import SignalWireClient
 from .store import write_batch
 
@@ -122,6 +123,7 @@ class Run:
         self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
         self._listed: set[str] = set()  # ids of pending rows that came from the list
         self._write_lock = asyncio.Lock()
+        self.before_write: Callable[[], None] | None = None  # raises to stop before a write
 
     async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
         """Fetch and store every id with `concurrency` workers; stops early when `stop` is set."""
@@ -173,7 +175,12 @@ class Run:
         self.summary.failures.pop(session_id, None)
 
     def fail(self, session_id: str, reason: str) -> None:
-        """This id failed: count it and record it in the failure ledger with the next batch."""
+        """This id failed: count it and record it in the failure ledger with the next batch.
+
+        The reason quotes the API or the payload: it is stored and shown with its control
+        characters made visible (it is a message about the data, not the data).
+        """
+        reason = visible(reason)
         log.warning("failed %s: %s", session_id, reason)
         self.summary.add_failure(session_id, reason)
         self._failures[session_id] = reason
@@ -222,6 +229,8 @@ class Run:
                 await self._write_one_batch()
 
     async def _write_one_batch(self) -> None:
+        if self.before_write is not None:  # before taking anything out of the batch in hand
+            await asyncio.to_thread(self.before_write)
         size = self.settings.batch_size
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
@@ -291,17 +300,20 @@ def execute(
     progress: Progress | None = None,
     handle_signals: bool = False,
     finish: Callable[[Run], dict[str, Any]] | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> Summary:
     """Run `body` as one ledgered run of `command` and return its summary.
 
     The ledger row is closed whatever happens: `ok`/`failed`/`interrupted` from the summary, or
     `error` with the message when an exception (auth, database) ends the run early. `finish`
-    may add columns (e.g. a sync's watermark) to the closing ledger update.
+    may add columns (e.g. a sync's watermark) to the closing ledger update. `before_write` is
+    called before every batch is written (a sync checks that it still holds its lock).
     """
     ledger.mark_dead_runs(engine)
     failed_before = ledger.pending_failures(engine)
     run_id = ledger.start_run(engine, command)
     run = Run(settings, engine, run_id=run_id, failed_at_start=failed_before, progress=progress)
+    run.before_write = before_write
     started = time.monotonic()
 
     async def main() -> None:
@@ -329,12 +341,12 @@ def execute(
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
-        _record_end(engine, run_id, outcome, run.summary, str(exc) or type(exc).__name__)
+        _record_end(engine, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
         raise
     run.count_failed_from_ledger()
     run.summary.elapsed_s = time.monotonic() - started
     extra = finish(run) if finish is not None else {}
-    error = "; ".join(run.summary.errors) or None
+    error = visible("; ".join(run.summary.errors)) or None
     ledger.finish_run(
         engine, run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra
     )

@@ -15,6 +15,7 @@ the reason, is kept in the failure ledger and is asked for again by later runs.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -84,11 +85,27 @@ class SessionRow(TypedDict):
     raw: dict[str, Any]
 
 
+# RFC 4122's string form, 8-4-4-4-12 ASCII hex digits, either case; also inside braces (the
+# Microsoft GUID form) or after `urn:uuid:` (RFC 4122's URN). uuid.UUID() alone accepts far more:
+# any number of hyphens anywhere, fullwidth and other Unicode digits, 32 bare hex digits.
+_UUID_TEXT = re.compile(
+    r"(?:urn:uuid:(?P<urn>{h})|\{{(?P<braced>{h})\}}|(?P<plain>{h}))".format(
+        h=r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    ),
+    re.ASCII | re.IGNORECASE,
+)
+
+
 def canonical_uuid(value: object) -> str:
-    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID."""
-    if not isinstance(value, str) or len(value) not in (32, 36, 38):
+    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID.
+
+    Accepted: the canonical form in any case, `{...}` and `urn:uuid:...` around it. Refused:
+    32 hex digits without hyphens, misplaced or extra hyphens, non-ASCII digits.
+    """
+    match = _UUID_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise ValueError(f"not a UUID: {value!r}")
-    return str(uuid.UUID(value))
+    return str(uuid.UUID(match["urn"] or match["braced"] or match["plain"]))
 
 
 def parse_timestamp(value: str) -> datetime:

@@ -224,10 +224,15 @@ class _ReleasingStream(httpx.AsyncByteStream):
 def _env_proxy_for(base_url: str) -> bool:
     """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
 
-    httpx honours those only for its own default transport, so such runs keep it.
+    httpx honours those only for its own default transport, so such runs keep it. A loopback
+    space never goes through a proxy: it is on this machine, and it may be plain http, where
+    a proxy would receive the Basic credentials in clear.
     """
+    url = httpx.URL(base_url)
+    if is_loopback_host(url.host):
+        return False
     proxies = urllib.request.getproxies()
-    return bool(proxies.get(httpx.URL(base_url).scheme) or proxies.get("all"))
+    return bool(proxies.get(url.scheme) or proxies.get("all"))
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -267,6 +272,9 @@ class SignalWireClient:
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
+            # A transport given here never reads proxy variables; for a loopback space say so
+            # outright too (nor .netrc, nor SSL_CERT_* variables).
+            trust_env=not is_loopback_host(httpx.URL(settings.base_url).host),
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.project_id, settings.api_token),
             headers={
@@ -443,11 +451,16 @@ def _page_parts(body: Any) -> tuple[list[Any], str | None]:
     return body["data"], next_link if isinstance(next_link, str) and next_link else None
 
 
+# The names of this machine's own loopback host. Other 127.0.0.0/8 addresses are other hosts
+# as far as credentials go: a server may listen on 127.0.0.2 that is not the space.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    """(scheme, host, port), with every loopback name folded into one (localhost, 127.0.0.1
-    and ::1 are the same machine, and a local stand-in may write its links with either)."""
-    host = "<loopback>" if is_loopback_host(url.host) else url.host
-    return url.scheme, host, url.port
+    """(scheme, host, port), with localhost, 127.0.0.1 and ::1 folded into one (a local
+    stand-in may write its links with either); 127.0.0.2 and the rest of 127/8 are not."""
+    host = url.host.lower().rstrip(".")
+    return url.scheme, "<loopback>" if host in LOOPBACK_NAMES else host, url.port
 
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from . import ledger
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
-from .lock import run_lock
+from .lock import held_lock
 from .pipeline import Run, Summary, execute
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import SignalWireClient
@@ -169,15 +169,18 @@ def run_sync(
     now: datetime | None = None,
 ) -> SyncResult:
     """One sync run, or a skipped one when another holds the lock."""
-    with run_lock(engine) as taken:
-        if not taken:
+    with held_lock(engine) as lock_check:
+        if lock_check is None:
             return SyncResult(skipped=True)
         ledger.mark_dead_runs(engine, all_of_command="sync")
         not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
         previous = ledger.last_watermark(engine)
         if previous is not None:
             previous = min(previous, not_after)  # one recorded by a version without the bound
-        stop_before = None if full or previous is None else previous - overlap
+        try:
+            stop_before = None if full or previous is None else previous - overlap
+        except OverflowError:  # reaching back before year 1: nothing to stop early for
+            stop_before = None
         listing = Listing(stop_before=stop_before, previous_watermark=previous, not_after=not_after)
         result = SyncResult(skipped=False, listing=listing)
 
@@ -197,6 +200,12 @@ def run_sync(
             }
 
         result.summary = execute(
-            "sync", settings, engine, body, handle_signals=handle_signals, finish=finish
+            "sync",
+            settings,
+            engine,
+            body,
+            handle_signals=handle_signals,
+            finish=finish,
+            before_write=lock_check,
         )
         return result

@@ -177,8 +177,7 @@ def test_read_ids_names_invalid_lines() -> None:
 
 
 def test_canonical_uuid_rejects_near_misses() -> None:
-    assert canonical_uuid(SID.replace("-", "")) == SID
-    for bad in ("", SID[:-1], SID + "0", "g" * 32, "{" + SID):
+    for bad in ("", SID[:-1], SID + "0", "g" * 32, "{" + SID, SID.replace("-", "")):
         with pytest.raises(ValueError):
             canonical_uuid(bad)
 
