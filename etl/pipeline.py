@@ -23,13 +23,13 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from . import ledger
+from . import ledger, logs
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
 from .records import SessionRow, parse_session
-from .signalwire import SignalWireClient
+from .signalwire import ClientStats, SignalWireClient
 from .store import write_batch
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,12 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class Progress(Protocol):
-    """Told how many ids a run will fetch (None when unknown), then as each one is done."""
+    """Told how many ids a run will fetch (None when unknown), then as ids are done: `done` more
+    ids finished, `failures` ids of the run have failed so far."""
 
     def start(self, total: int | None) -> None: ...
 
-    def advance(self, done: int) -> None: ...
+    def advance(self, done: int, failures: int = 0) -> None: ...
 
 
 @dataclass
@@ -56,6 +57,18 @@ class Summary:
     interrupted: str | None = None  # the signal's name
     run_id: int | None = None
     errors: list[str] = field(default_factory=list)  # run-level failures, e.g. a list that broke
+    retries: int = 0  # requests made again after a retryable failure
+    requests: dict[str, int] = field(default_factory=dict)  # responses by HTTP status, `error`
+    dry_run: bool = False  # the counts say what would have been written; nothing was
+
+    def take_stats(self, stats: ClientStats) -> None:
+        self.retries = stats.retries
+        self.requests = dict(stats.requests)
+
+    @property
+    def throttled(self) -> int:
+        """How many 429 responses the run got."""
+        return self.requests.get("429", 0)
 
     def add(self, outcome: Outcome, n: int = 1) -> None:
         self.counts[outcome] += n
@@ -80,7 +93,11 @@ class Summary:
             **{str(outcome): n for outcome, n in self.counts.items()},
             "elapsed_s": round(self.elapsed_s, 3),
             "failed_ids": sorted(self.failures),
+            "retries": self.retries,
+            "throttled": self.throttled,
         }
+        if self.dry_run:
+            result["dry_run"] = True
         if self.interrupted:
             result["interrupted"] = self.interrupted
         if self.errors:
@@ -99,12 +116,14 @@ class Run:
         run_id: int | None = None,
         retrying: Iterable[str] = (),
         progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.run_id = run_id
         self.progress = progress
-        self.summary = Summary(run_id=run_id)
+        self.dry_run = dry_run
+        self.summary = Summary(run_id=run_id, dry_run=dry_run)
         self.stop = asyncio.Event()
         self.failed_at_start = list(retrying)  # the failure ledger when the run started
         self._retrying = set(retrying)  # those ids, and any that fail during the run
@@ -137,7 +156,7 @@ class Run:
             if self._batch_full():
                 await self.flush()
             if self.progress is not None:
-                self.progress.advance(1)
+                self.progress.advance(1, failures=self.summary.counts[Outcome.FAILED])
             if self.stop.is_set():
                 return
 
@@ -165,7 +184,7 @@ class Run:
 
     def fail(self, session_id: str, reason: str) -> None:
         """This id failed: count it and record it in the failure ledger with the next batch."""
-        log.warning("failed %s: %s", session_id, reason)
+        log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
         self.summary.add(Outcome.FAILED)
         self.summary.failures[session_id] = reason
         self._failures[session_id] = reason
@@ -188,6 +207,8 @@ class Run:
             self._rows.append(row)
             self._listed.add(row["id"])
             self._resolve(row["id"])
+        if self.progress is not None and rows:
+            self.progress.advance(len(rows), failures=self.summary.counts[Outcome.FAILED])
         if self._batch_full():
             await self.flush()
 
@@ -223,6 +244,7 @@ class Run:
             run_id=self.run_id,
             listed=listed,
             url=self.settings.database_url,
+            dry_run=self.dry_run,
         )
         for outcome in outcomes.values():
             self.summary.add(outcome)
@@ -262,25 +284,74 @@ def execute(
     progress: Progress | None = None,
     handle_signals: bool = False,
     finish: Callable[[Run], dict[str, Any]] | None = None,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Run `body` as one ledgered run of `command` and return its summary.
 
     The ledger row is closed whatever happens: `ok`/`failed`/`interrupted` from the summary, or
     `error` with the message when an exception (auth, database) ends the run early. `finish`
     may add columns (e.g. a sync's watermark) to the closing ledger update.
+
+    A dry run writes nothing at all: no ledger row, no killed-run marks; its batches are written
+    in transactions that are rolled back (`write_batch(dry_run=True)`), so the counts come from
+    the very statement a real run executes. `stats` (the client's counters) may be passed in to
+    read them even when the run ends in an error.
     """
-    ledger.mark_dead_runs(engine)
-    retrying = ledger.pending_failures(engine)
-    run_id = ledger.start_run(engine, command)
-    run = Run(settings, engine, run_id=run_id, retrying=retrying, progress=progress)
+    stats = ClientStats() if stats is None else stats
+    if dry_run:
+        run_id = None
+        retrying = ledger.pending_failures(engine)
+    else:
+        ledger.mark_dead_runs(engine)
+        retrying = ledger.pending_failures(engine)
+        run_id = ledger.start_run(engine, command)
+    with logs.bind(command=command, **({"run_id": run_id} if run_id is not None else {})):
+        return _execute(
+            command,
+            settings,
+            engine,
+            body,
+            run_id,
+            retrying,
+            progress,
+            handle_signals,
+            finish,
+            dry_run,
+            stats,
+        )
+
+
+def _execute(
+    command: str,
+    settings: Settings,
+    engine: Engine,
+    body: Body,
+    run_id: int | None,
+    retrying: list[str],
+    progress: Progress | None,
+    handle_signals: bool,
+    finish: Callable[[Run], dict[str, Any]] | None,
+    dry_run: bool,
+    stats: ClientStats,
+) -> Summary:
+    run = Run(
+        settings, engine, run_id=run_id, retrying=retrying, progress=progress, dry_run=dry_run
+    )
     started = time.monotonic()
+    if dry_run:
+        log.info("%s: dry run, nothing will be written", command)
+    else:
+        log.info("%s: run %d started", command, run_id)
 
     async def main() -> None:
         task = asyncio.current_task()
         assert task is not None
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
-            async with SignalWireClient(settings, should_stop=run.stop.is_set) as client:
+            async with SignalWireClient(
+                settings, should_stop=run.stop.is_set, stats=stats
+            ) as client:
                 try:
                     await body(run, client)
                 finally:
@@ -296,6 +367,9 @@ def execute(
             raise
         # A second signal cancelled the run: it ends interrupted like the first, only sooner.
     except BaseException as exc:
+        run.summary.take_stats(stats)
+        if run_id is None:
+            raise
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         ledger.finish_run(
             engine,
@@ -306,6 +380,9 @@ def execute(
         )
         raise
     run.summary.elapsed_s = time.monotonic() - started
+    run.summary.take_stats(stats)
+    if run_id is None:
+        return run.summary
     extra = finish(run) if finish is not None else {}
     error = "; ".join(run.summary.errors) or None
     ledger.finish_run(
@@ -323,9 +400,11 @@ def run_ids(
     retry_failed: bool = False,
     progress: Progress | None = None,
     handle_signals: bool = False,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
-    failure ledger first (read once, when the run starts)."""
+    failure ledger first (read once, when the run starts). A dry run writes nothing (execute)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
         todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
@@ -334,5 +413,12 @@ def run_ids(
         await run.fetch_ids(client, todo)
 
     return execute(
-        command, settings, engine, body, progress=progress, handle_signals=handle_signals
+        command,
+        settings,
+        engine,
+        body,
+        progress=progress,
+        handle_signals=handle_signals,
+        dry_run=dry_run,
+        stats=stats,
     )

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +39,38 @@ from .errors import ApiError, AuthError, NotFoundError, TransientError
 SESSION_PATH = "/api/video/room_sessions"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClientStats:
+    """What a client saw: responses by HTTP status (`error` for no response at all), the retries
+    it made and how many 429s it got. One object may be shared by the caller to read it even
+    after a run that ended in an error."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    @property
+    def throttled(self) -> int:
+        return self.requests["429"]
+
+
+def retry_kind(exc: BaseException | None) -> str:
+    """What a retried attempt failed with: `HTTP 503`, or the kind of error (`ReadTimeout`,
+    `invalid JSON`) when there was no error status."""
+    if isinstance(exc, TransientError) and exc.status is not None and exc.status != 200:
+        return f"HTTP {exc.status}"
+    if isinstance(exc, TransientError) and exc.status == 200:
+        return "invalid JSON"
+    cause = exc.__cause__ if exc is not None else None
+    return type(cause or exc).__name__
+
+
+def _session_id_of(url: str) -> str | None:
+    prefix = f"{SESSION_PATH}/"
+    return url[len(prefix) :] if url.startswith(prefix) else None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -210,9 +245,11 @@ class SignalWireClient:
         settings: Settings,
         transport: httpx.AsyncBaseTransport | None = None,
         should_stop: Callable[[], bool] | None = None,
+        stats: ClientStats | None = None,
     ) -> None:
         self.settings = settings
         self._should_stop = should_stop or (lambda: False)
+        self.stats = ClientStats() if stats is None else stats
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
@@ -237,7 +274,7 @@ class SignalWireClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, url: str = "") -> AsyncRetrying:
         backoff = self.settings.backoff
         fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
         return AsyncRetrying(
@@ -245,11 +282,38 @@ class SignalWireClient:
             wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
             retry=retry_if_exception_type(TransientError),
             reraise=True,
+            before_sleep=lambda state: self._log_retry(state, url),
+        )
+
+    def _log_retry(self, state: RetryCallState, url: str) -> None:
+        """One WARNING line per retry: what failed, which attempt, how long until the next."""
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        kind = retry_kind(exc)
+        wait_s = round(state.upcoming_sleep, 3)
+        session_id = _session_id_of(url)
+        what = f"session {session_id}" if session_id else "the list"
+        status = exc.status if isinstance(exc, TransientError) else None
+        fields: dict[str, Any] = {
+            "status": status if status is not None and status != 200 else kind,
+            "attempt": state.attempt_number,
+            "wait_s": wait_s,
+        }
+        if session_id:
+            fields["session_id"] = session_id
+        log.warning(
+            "retrying %s after %s (attempt %d of %d failed), waiting %.2fs",
+            what,
+            kind,
+            state.attempt_number,
+            self.settings.retries,
+            wait_s,
+            extra=fields,
         )
 
     async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
         """GET a URL (relative to the base or absolute) with retries; return the decoded JSON."""
-        async for attempt in self._retrying():
+        async for attempt in self._retrying(url):
             with attempt:
                 return await self._get_once(url, params)
         raise AssertionError("unreachable: tenacity reraises the last error")
@@ -288,8 +352,10 @@ class SignalWireClient:
         try:
             response = await self._http.get(url, params=params)
         except httpx.TransportError as exc:
+            self.stats.requests["error"] += 1
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
         status = response.status_code
+        self.stats.requests[str(status)] += 1
         if status == 200:
             try:
                 return json.loads(response.content, parse_constant=_reject_constant)

@@ -12,9 +12,10 @@ with the rows (see `write_batch`); the ledger's own statements live in `etl.ledg
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -183,6 +184,7 @@ def write_batch(
     run_id: int | None = None,
     listed: Collection[str] = (),
     url: str = "",
+    dry_run: bool = False,
 ) -> dict[str, Outcome]:
     """Write one batch in one transaction: the sessions, and the ledgers with them.
 
@@ -192,11 +194,14 @@ def write_batch(
     found since they failed) leave the failure ledger. Rows whose ids are in `listed` came from
     the list and leave the relist queue; the others (by-id bodies) that were written final join
     it, since only the list carries their final cost. Either all of it is written or none.
+
+    With `dry_run` the same statements run in a transaction that is rolled back: the outcomes
+    are what a real write would give (the same newest-wins rules), and nothing is kept.
     """
     batch = _newest_per_id(rows)
     outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
     try:
-        with engine.begin() as conn:
+        with _transaction(engine, commit=not dry_run) as conn:
             if batch:
                 dialect = engine.dialect.name
                 parameters = upsert_parameters(dialect, batch, now)
@@ -212,6 +217,20 @@ def write_batch(
     except SQLAlchemyError as exc:
         raise database_error(exc, url or engine.url, "writing to") from None
     return outcomes
+
+
+@contextlib.contextmanager
+def _transaction(engine: Engine, *, commit: bool) -> Iterator[sa.Connection]:
+    """engine.begin(), or a transaction that is always rolled back (a dry run)."""
+    if commit:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn, conn.begin() as transaction:
+        try:
+            yield conn
+        finally:
+            transaction.rollback()
 
 
 def _to_relist(

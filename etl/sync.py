@@ -15,6 +15,7 @@ Only one sync runs at a time (etl.lock); another that finds the lock taken does 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -27,9 +28,9 @@ from . import ledger
 from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
 from .lock import run_lock
-from .pipeline import Run, Summary, execute
+from .pipeline import Progress, Run, Summary, execute
 from .records import SessionRow, canonical_uuid, parse_session
-from .signalwire import SignalWireClient
+from .signalwire import ClientStats, SignalWireClient
 
 log = logging.getLogger(__name__)
 
@@ -160,18 +161,29 @@ def run_sync(
     overlap: timedelta = DEFAULT_OVERLAP,
     page_size: int = MAX_PAGE_SIZE,
     handle_signals: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stats: ClientStats | None = None,
 ) -> SyncResult:
-    """One sync run, or a skipped one when another holds the lock."""
-    with run_lock(engine) as taken:
+    """One sync run, or a skipped one when another holds the lock.
+
+    A dry run writes nothing (see `execute`) and takes no lock: holding it would make the real
+    sync that cron starts meanwhile skip, and a run that writes nothing cannot clash with one.
+    """
+    lock = contextlib.nullcontext(True) if dry_run else run_lock(engine)
+    with lock as taken:
         if not taken:
             return SyncResult(skipped=True)
-        ledger.mark_dead_runs(engine, all_of_command="sync")
+        if not dry_run:
+            ledger.mark_dead_runs(engine, all_of_command="sync")
         previous = ledger.last_watermark(engine)
         stop_before = None if full or previous is None else previous - overlap
         listing = Listing(stop_before=stop_before, previous_watermark=previous)
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:
+            if progress is not None:
+                progress.start(None)  # the list's length is unknown until it is walked
             result.refreshed = await _refresh(run, client)
             if run.stop.is_set():
                 return
@@ -187,6 +199,14 @@ def run_sync(
             }
 
         result.summary = execute(
-            "sync", settings, engine, body, handle_signals=handle_signals, finish=finish
+            "sync",
+            settings,
+            engine,
+            body,
+            handle_signals=handle_signals,
+            finish=finish,
+            progress=progress,
+            dry_run=dry_run,
+            stats=stats,
         )
         return result

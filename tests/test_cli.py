@@ -89,6 +89,8 @@ def test_backfill_file_then_rerun_is_unchanged(
         "failed": 0,
         "elapsed_s": 0,
         "failed_ids": [],
+        "retries": 0,
+        "throttled": 0,
     }
     again = invoke(["backfill", path, "--json"], cli_env)
     assert summary_of(again)["unchanged"] == len(ids)
