@@ -112,13 +112,13 @@ def run_checks(
     checks = [Check("settings", not problems, "; ".join(problems) or "complete")]
     url = database_url(overrides, env)
     if any("DATABASE_URL" in p for p in problems):
-        checks.append(Check("database", None, "skipped: DATABASE_URL is not usable"))
+        checks.append(Check("database", None, "DATABASE_URL is not usable"))
     else:
         checks.append(check_database(url))
     project_id = overrides.get("project_id") or env.get(ENV_PROJECT)
     token = env.get(ENV_TOKEN)
     if base_url is None or not project_id or not token:
-        checks.append(Check("credentials", None, "skipped: the API settings are incomplete"))
+        checks.append(Check("credentials", None, "the API settings are incomplete"))
     else:
         settings = Settings(
             base_url=base_url,

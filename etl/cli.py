@@ -231,8 +231,9 @@ def _run_command(
     from .signalwire import ClientStats
 
     dry_run = bool(options.pop("dry_run"))
-    metrics_file = None if dry_run else options.pop("metrics_file")
-    options.pop("metrics_file", None)
+    metrics_file = options.pop("metrics_file")
+    if dry_run:
+        metrics_file = None  # a dry run writes nothing
     every = float(options.pop("progress_every"))
     settings, as_json = _settings(options)
     if metrics_file:
@@ -250,9 +251,11 @@ def _run_command(
             if progress is not None:
                 progress.close()
             if metrics_file:
+                # a skipped sync made no run: the file is rewritten from the ledger alone
+                skipped = bool(getattr(result, "skipped", False))
                 summary = getattr(result, "summary", result)
                 run_id = getattr(summary, "run_id", None)
-                _write_metrics(metrics_file, engine, command, run_id, stats)
+                _write_metrics(metrics_file, engine, command, run_id, None if skipped else stats)
     return result, as_json
 
 
@@ -265,13 +268,19 @@ def _progress(every: float, as_json: bool) -> Any:
     return ProgressLog(every) if every > 0 else None
 
 
-def _write_metrics(path: str, engine: Any, command: str, run_id: int | None, stats: Any) -> None:
-    """Write the metrics file; a failure is logged, never hides how the run itself ended."""
+def _write_metrics(
+    path: str, engine: Any, command: str, run_id: int | None, stats: Any | None
+) -> None:
+    """Write the metrics file; a failure is logged, never hides how the run itself ended.
+    `run_id` None: the run ended in an error before returning it (the ledger's newest run of
+    `command` is this one); `stats` None: no run was made (a skipped sync)."""
     from .metrics import RunTraffic, write_metrics
 
-    traffic = RunTraffic(
-        run_id=run_id, command=command, requests=dict(stats.requests), retries=stats.retries
-    )
+    traffic = None
+    if stats is not None:
+        traffic = RunTraffic(
+            run_id=run_id, command=command, requests=dict(stats.requests), retries=stats.retries
+        )
     try:
         write_metrics(path, engine, traffic)
     except RoomsyncError as exc:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from conftest import TOKEN
 from snapshots import table_contents
@@ -24,6 +25,7 @@ def checks_of(result: Result) -> dict[str, dict[str, Any]]:
     return {c["name"]: c for c in body["checks"]}
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_all_good_is_exit_0_with_one_small_list_request(
     cli_env: dict[str, str], api: FakeSignalWire, migrated_url: str
 ) -> None:
@@ -38,7 +40,8 @@ def test_all_good_is_exit_0_with_one_small_list_request(
     assert text.exit_code == 0 and "credentials  ok" in text.stdout
 
 
-def test_every_missing_setting_named_at_once(cli_env: dict[str, str], api: FakeSignalWire):
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
+def test_every_missing_setting_named_at_once(cli_env: dict[str, str], api: FakeSignalWire) -> None:
     env = cli_env | {"SIGNALWIRE_SPACE": "", "SIGNALWIRE_API_TOKEN": ""}
     result = invoke(["check", "--json"], env)
     assert result.exit_code == 3
@@ -51,6 +54,7 @@ def test_every_missing_setting_named_at_once(cli_env: dict[str, str], api: FakeS
     assert json.loads(result.stdout)["exit_code"] == 3
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_malformed_space_and_refused_token(cli_env: dict[str, str]) -> None:
     http = invoke(["check", "--json"], cli_env | {"SIGNALWIRE_SPACE": "http://example.com"})
     assert http.exit_code == 3 and "use https" in checks_of(http)["settings"]["detail"]
@@ -78,6 +82,7 @@ def test_check_writes_nothing(cli_env: dict[str, str], migrated_url: str) -> Non
     assert table_contents(migrated_url) == before
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_check_never_creates_a_sqlite_file(
     api: FakeSignalWire, cli_env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from snapshots import table_contents
 from sqlalchemy.engine import Engine
@@ -90,6 +91,7 @@ def test_sync_dry_run_takes_no_lock_and_writes_nothing(
     assert table_contents(migrated_url) == after_sync
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_dry_run_writes_no_metrics_file(
     cli_env: dict[str, str], sessions: list[dict], tmp_path: Any
 ) -> None:

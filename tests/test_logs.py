@@ -8,6 +8,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 from conftest import TOKEN
 from sqlalchemy.engine import make_url
@@ -27,6 +28,7 @@ def json_lines(result: Result) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stderr.splitlines() if line.strip()]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_json_logs_one_object_per_line_with_retry_fields(
     cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], migrated_url: str
 ) -> None:
@@ -56,6 +58,7 @@ def test_json_logs_one_object_per_line_with_retry_fields(
     assert logged["command"] == "fetch" and logged["run_id"] == retries[0]["run_id"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_text_lines_have_time_and_level_and_env_picks_json(
     cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict]
 ) -> None:
@@ -71,6 +74,7 @@ def test_text_lines_have_time_and_level_and_env_picks_json(
     assert bad.exit_code == 2
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_quiet_shows_errors_only(
     cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict]
 ) -> None:
@@ -82,6 +86,7 @@ def test_quiet_shows_errors_only(
     assert auth.exit_code == 3 and "refused the credentials" in auth.stderr
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_library_chatter_stays_out(
     cli_env: dict[str, str], sessions: list[dict], db_url: str
 ) -> None:
@@ -115,7 +120,10 @@ def test_secrets_never_in_any_log_line(
     assert refused.exit_code == 3 and "s3cr3t-tok" not in refused.output
 
 
-def test_json_error_goes_to_stdout_with_exit_code(cli_env: dict[str, str], sessions: list[dict]):
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
+def test_json_error_goes_to_stdout_with_exit_code(
+    cli_env: dict[str, str], sessions: list[dict]
+) -> None:
     env = cli_env | {"SIGNALWIRE_PROJECT_ID": ""}
     result = invoke(["fetch", sessions[0]["id"], "--json", "--log-format", "json"], env)
     assert result.exit_code == 3

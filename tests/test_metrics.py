@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
@@ -97,6 +98,7 @@ def test_a_run_without_the_file_drops_stale_traffic_and_errors_are_written(
     assert value(samples, "last_success_timestamp_seconds", command="sync") is None
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_unwritable_place_is_refused_before_any_request(
     cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], tmp_path: Path
 ) -> None:
@@ -104,3 +106,20 @@ def test_unwritable_place_is_refused_before_any_request(
     result = invoke(["fetch", sessions[0]["id"], "--metrics-file", str(bad)], cli_env)
     assert result.exit_code == 2 and "no directory" in result.stderr
     assert api.total_requests == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
+def test_a_skipped_sync_rewrites_the_file_from_the_ledger_alone(
+    cli_env: dict[str, str], engine: Engine, tmp_path: Path
+) -> None:
+    from etl.lock import run_lock
+
+    path = tmp_path / "roomsync.prom"
+    assert invoke(["sync", "--metrics-file", str(path)], cli_env).exit_code == 0
+    first = read_metrics(path)
+    with run_lock(engine) as taken:
+        assert taken
+        skipped = invoke(["sync", "--json", "--metrics-file", str(path)], cli_env)
+    assert skipped.exit_code == 0 and '"skipped": true' in skipped.stdout
+    assert read_metrics(path) == first  # the same last run, its requests kept
+    assert (value(first, "last_run_requests", command="sync", status="200") or 0) > 0

@@ -69,6 +69,7 @@ def test_progress_log_every_interval_with_fields(caplog: pytest.LogCaptureFixtur
     assert len(caplog.records) == 1
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_a_run_logs_progress_on_an_injected_clock(
     api: FakeSignalWire,
     sessions: list[dict],
@@ -112,6 +113,7 @@ def test_terminal_bar_and_log_lines_do_not_overwrite(
     assert "3/3 100%" in out and out.endswith("\n")
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_cli_progress_lines_as_json_fields(cli_env: dict[str, str], sessions: list[dict]) -> None:
     stdin = "\n".join(s["id"] for s in sessions[:6])
     args = ["backfill", "-", "--log-format", "json", "--progress-every", "0.000001"]
