@@ -17,8 +17,17 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, logs
-from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS, Settings
+from .config import (
+    DEFAULT_MAX_BODY_MIB,
+    DEFAULT_OVERLAP,
+    GROUPINGS,
+    MAX_PAGE_SIZE,
+    MIB,
+    TEXT_FORMATS,
+    Settings,
+)
 from .errors import InputError, RoomsyncError
+from .outcomes import COUNTED
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("etl.cli")
@@ -128,7 +137,7 @@ def run_options(func: F) -> F:
             type=click.FloatRange(min=0, min_open=True),
             default=Settings.timeout,
             show_default=True,
-            help="Seconds for one HTTP request.",
+            help="Seconds for one whole HTTP request, from connect to the last byte.",
         ),
         click.option(
             "--retries",
@@ -157,6 +166,21 @@ def run_options(func: F) -> F:
             default=Settings.batch_size,
             show_default=True,
             help="Sessions written per statement; a batch is committed as a whole.",
+        ),
+        click.option(
+            "--max-body",
+            type=click.IntRange(1, 1024),
+            default=DEFAULT_MAX_BODY_MIB,
+            show_default=True,
+            metavar="MIB",
+            help="Largest response body read, after decompression; a larger one fails its id.",
+        ),
+        click.option(
+            "--max-pages",
+            type=click.IntRange(min=1),
+            default=Settings.max_pages,
+            show_default=True,
+            help="Most list pages one walk follows; more ends the walk as an error.",
         ),
         click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout."
@@ -202,6 +226,7 @@ def _settings(options: dict[str, Any]) -> tuple[Settings, bool]:
     from .config import load_settings
 
     as_json = bool(options.pop("as_json"))
+    options["max_body"] = options.pop("max_body") * MIB
     return load_settings(options), as_json
 
 
@@ -292,10 +317,7 @@ def _report(result: dict[str, Any], as_json: bool, command: str, run_id: int | N
     JSON logs: the counts, retries, throttled, run_id, command)."""
     if as_json:
         click.echo(json.dumps(result))
-    counts = ", ".join(
-        f"{result[key]} {key.replace('_', ' ')}"
-        for key in ("inserted", "updated", "unchanged", "not_found", "failed")
-    )
+    counts = ", ".join(f"{result[key]} {key.replace('_', ' ')}" for key in COUNTED)
     fields = {k: v for k, v in result.items() if k not in ("failed_ids", "errors")}
     fields["command"] = command
     if run_id is not None:

@@ -24,6 +24,15 @@ ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
 
+# bounds on what the API may send: one body after decompression, pages in one list walk
+DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
+MIB = 1 << 20
+DEFAULT_MAX_PAGES = 10_000  # 10 million sessions at 1,000 a page
+
+# How far ahead of this machine's clock an upstream timestamp may be and still be trusted
+# (ordering rows, moving the sync's watermark); later ones came from a broken clock.
+CLOCK_SKEW = timedelta(minutes=10)
+
 # sync: how far before the last watermark an early stop may come; the API's largest list page.
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_PAGE_SIZE = 1000
@@ -49,6 +58,8 @@ class Settings:
     max_retry_after: float = 60.0
     rate_limit: float | None = None
     batch_size: int = 500
+    max_body: int = DEFAULT_MAX_BODY_MIB * MIB  # bytes, after decompression
+    max_pages: int = DEFAULT_MAX_PAGES
 
     def __repr__(self) -> str:  # dataclass repr would still show database_url's password
         return (
@@ -163,6 +174,8 @@ def load_settings(
             "max_retry_after",
             "rate_limit",
             "batch_size",
+            "max_body",
+            "max_pages",
         )
         if k in overrides
     }

@@ -66,6 +66,26 @@ def insert_for(dialect: str, table: sa.Table) -> DialectInsert:
     raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
 
 
+def make_migration_engine(url: str) -> Engine:
+    """An engine for Alembic. On SQLite, DDL joins the transaction: Python's sqlite3 module
+    commits before each DDL statement on its own, so a migration killed halfway would leave a
+    half-changed schema. With the driver's own transaction handling off and an explicit BEGIN,
+    each migration (with its alembic_version update) commits whole or not at all."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _driver_autocommit)
+        sa.event.listen(engine, "begin", _explicit_begin)
+    return engine
+
+
+def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _explicit_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")

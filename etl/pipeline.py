@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from . import ledger, logs
 from .config import Settings
-from .errors import ApiError, NotFoundError, PayloadError
+from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
 from .records import SessionRow, parse_session
@@ -46,9 +46,13 @@ class Progress(Protocol):
     def advance(self, done: int, failures: int = 0) -> None: ...
 
 
+MAX_SHOWN_FAILURES = 100  # failed ids a summary lists; the failure ledger holds every one
+
+
 @dataclass
 class Summary:
-    """Counts per outcome for one run, and the ids that failed with why."""
+    """Counts per outcome for one run, and the first failed ids with why (a run of a million
+    failing ids keeps no more of them in memory: the failure ledger has them all)."""
 
     requested: int = 0
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
@@ -73,6 +77,11 @@ class Summary:
     def add(self, outcome: Outcome, n: int = 1) -> None:
         self.counts[outcome] += n
 
+    def add_failure(self, session_id: str, reason: str) -> None:
+        self.add(Outcome.FAILED)
+        if len(self.failures) < MAX_SHOWN_FAILURES:
+            self.failures[session_id] = reason
+
     @property
     def exit_code(self) -> int:
         """0 when every id was stored or confirmed not found, 1 when any failed."""
@@ -92,7 +101,7 @@ class Summary:
             "requested": self.requested,
             **{str(outcome): n for outcome, n in self.counts.items()},
             "elapsed_s": round(self.elapsed_s, 3),
-            "failed_ids": sorted(self.failures),
+            "failed_ids": sorted(self.failures),  # the first ones; the ledger holds them all
             "retries": self.retries,
             "throttled": self.throttled,
         }
@@ -114,7 +123,7 @@ class Run:
         engine: Engine,
         *,
         run_id: int | None = None,
-        retrying: Iterable[str] = (),
+        failed_at_start: Iterable[str] = (),
         progress: Progress | None = None,
         dry_run: bool = False,
     ) -> None:
@@ -125,11 +134,11 @@ class Run:
         self.dry_run = dry_run
         self.summary = Summary(run_id=run_id, dry_run=dry_run)
         self.stop = asyncio.Event()
-        self.failed_at_start = list(retrying)  # the failure ledger when the run started
-        self._retrying = set(retrying)  # those ids, and any that fail during the run
+        self.failed_at_start = list(failed_at_start)  # the failure ledger when the run started
+        self.unidentified = 0  # list items without a usable id: failed, but not in the ledger
         self._rows: list[SessionRow] = []
-        self._failures: dict[str, str] = {}
-        self._resolved: list[str] = []
+        self._failures: dict[str, str] = {}  # failures not written yet
+        self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
         self._listed: set[str] = set()  # ids of pending rows that came from the list
         self._write_lock = asyncio.Lock()
 
@@ -166,29 +175,36 @@ class Run:
             self._rows.append(parse_session(payload, session_id))
         except NotFoundError:
             self.summary.add(Outcome.NOT_FOUND)
-            self._resolve(session_id)
+            self._settled(session_id)
+            self._not_found.append(session_id)
             return
         except (ApiError, PayloadError) as exc:
             self.fail(session_id, str(exc))
             return
-        self._resolve(session_id)
+        self._settled(session_id)
 
-    def _resolve(self, session_id: str) -> None:
-        """This id is settled: drop it from the failure ledger if it was there."""
-        if session_id not in self._retrying:
-            return
-        self._resolved.append(session_id)
-        self._failures.pop(session_id, None)
-        if self.summary.failures.pop(session_id, None) is not None:
-            self.summary.add(Outcome.FAILED, -1)  # failed earlier in this run, settled since
+    def _settled(self, session_id: str) -> None:
+        """This id is stored or confirmed unknown: a failure of it earlier in this run that is
+        not written yet is dropped (written ones leave the ledger with the id's batch, and the
+        run's failed count is read from the ledger when it ends)."""
+        if self._failures.pop(session_id, None) is not None:
+            self.summary.add(Outcome.FAILED, -1)
+        self.summary.failures.pop(session_id, None)
 
     def fail(self, session_id: str, reason: str) -> None:
         """This id failed: count it and record it in the failure ledger with the next batch."""
         log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
-        self.summary.add(Outcome.FAILED)
-        self.summary.failures[session_id] = reason
+        self.summary.add_failure(session_id, reason)
         self._failures[session_id] = reason
-        self._retrying.add(session_id)
+
+    async def sleep(self, seconds: float) -> None:
+        """The wait between attempts: a stop (the first signal) ends it at once, and the client
+        then sends no retry."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+        except TimeoutError:
+            pass
 
     def reject_item(self, session_id: str | None, reason: str) -> None:
         """A list item that cannot be stored: one more id asked for, and failed. Without a
@@ -197,6 +213,7 @@ class Run:
         if session_id is None:
             log.warning("failed list item: %s", reason)
             self.summary.add(Outcome.FAILED)
+            self.unidentified += 1
         else:
             self.fail(session_id, reason)
 
@@ -206,7 +223,7 @@ class Run:
         for row in rows:
             self._rows.append(row)
             self._listed.add(row["id"])
-            self._resolve(row["id"])
+            self._settled(row["id"])
         if self.progress is not None and rows:
             self.progress.advance(len(rows), failures=self.summary.counts[Outcome.FAILED])
         if self._batch_full():
@@ -216,38 +233,55 @@ class Run:
         """Enough rows, or failures, in hand to be worth a transaction (a run where every id
         fails must not keep all of them in memory until the end)."""
         size = self.settings.batch_size
-        return len(self._rows) >= size or len(self._failures) >= size
+        return max(len(self._rows), len(self._failures), len(self._not_found)) >= size
 
     async def flush(self) -> None:
         """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,
         in a thread, so the workers keep fetching (and may add rows while a batch is written)."""
         async with self._write_lock:
-            while self._rows or self._failures or self._resolved:
+            while self._rows or self._failures or self._not_found:
                 await self._write_one_batch()
 
     async def _write_one_batch(self) -> None:
         size = self.settings.batch_size
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
-        resolved: list[str] = []
-        if not self._rows:  # an id leaves the failure ledger only with its row, never before
-            resolved, self._resolved = self._resolved, []
+        not_found, self._not_found = self._not_found, []
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
-        outcomes = await asyncio.to_thread(
+        result = await asyncio.to_thread(
             write_batch,
             self.engine,
             rows,
             datetime.now(UTC),
             failures=failures,
-            resolved=resolved,
+            resolved=not_found,
             run_id=self.run_id,
             listed=listed,
             url=self.settings.database_url,
             dry_run=self.dry_run,
         )
-        for outcome in outcomes.values():
-            self.summary.add(outcome)
+        for session_id, outcome in result.outcomes.items():
+            if session_id in result.refused:
+                log.warning(
+                    "failed %s: %s",
+                    session_id,
+                    result.refused[session_id],
+                    extra={"session_id": session_id},
+                )
+                self.summary.add_failure(session_id, result.refused[session_id])
+            else:
+                self.summary.add(outcome)
+
+    def count_failed_from_ledger(self) -> None:
+        """The run's failed count, exact: the ids the failure ledger holds against this run
+        (each failed and not settled since), and the list items that had no id to hold."""
+        if self.run_id is None:
+            return
+        failed = ledger.failures_of_run(self.engine, self.run_id)
+        self.summary.counts[Outcome.FAILED] = failed + self.unidentified
+        if not failed:
+            self.summary.failures.clear()
 
 
 def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:
@@ -301,10 +335,10 @@ def execute(
     stats = ClientStats() if stats is None else stats
     if dry_run:
         run_id = None
-        retrying = ledger.pending_failures(engine)
+        failed_before = ledger.pending_failures(engine)
     else:
         ledger.mark_dead_runs(engine)
-        retrying = ledger.pending_failures(engine)
+        failed_before = ledger.pending_failures(engine)
         run_id = ledger.start_run(engine, command)
     with logs.bind(command=command, **({"run_id": run_id} if run_id is not None else {})):
         return _execute(
@@ -313,7 +347,7 @@ def execute(
             engine,
             body,
             run_id,
-            retrying,
+            failed_before,
             progress,
             handle_signals,
             finish,
@@ -328,7 +362,7 @@ def _execute(
     engine: Engine,
     body: Body,
     run_id: int | None,
-    retrying: list[str],
+    failed_before: list[str],
     progress: Progress | None,
     handle_signals: bool,
     finish: Callable[[Run], dict[str, Any]] | None,
@@ -336,7 +370,12 @@ def _execute(
     stats: ClientStats,
 ) -> Summary:
     run = Run(
-        settings, engine, run_id=run_id, retrying=retrying, progress=progress, dry_run=dry_run
+        settings,
+        engine,
+        run_id=run_id,
+        failed_at_start=failed_before,
+        progress=progress,
+        dry_run=dry_run,
     )
     started = time.monotonic()
     if dry_run:
@@ -350,7 +389,7 @@ def _execute(
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
             async with SignalWireClient(
-                settings, should_stop=run.stop.is_set, stats=stats
+                settings, should_stop=run.stop.is_set, sleep=run.sleep, stats=stats
             ) as client:
                 try:
                     await body(run, client)
@@ -371,14 +410,10 @@ def _execute(
         if run_id is None:
             raise
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-        ledger.finish_run(
-            engine,
-            run_id,
-            RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR,
-            run.summary.to_dict(),
-            error=str(exc) or type(exc).__name__,
-        )
+        outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
+        _record_end(engine, run_id, outcome, run.summary, str(exc) or type(exc).__name__)
         raise
+    run.count_failed_from_ledger()
     run.summary.elapsed_s = time.monotonic() - started
     run.summary.take_stats(stats)
     if run_id is None:
@@ -389,6 +424,17 @@ def _execute(
         engine, run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra
     )
     return run.summary
+
+
+def _record_end(
+    engine: Engine, run_id: int, outcome: RunOutcome, summary: Summary, error: str
+) -> None:
+    """Close the ledger row of a run ended by an error, if the database still lets us (a new
+    connection often works when the one in use was lost); never hide the error that ended it."""
+    try:
+        ledger.finish_run(engine, run_id, outcome, summary.to_dict(), error=error)
+    except RoomsyncError as exc:
+        log.warning("could not record the end of run %s in the ledger: %s", run_id, exc)
 
 
 def run_ids(

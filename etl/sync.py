@@ -19,13 +19,13 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from . import ledger
-from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
+from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
 from .lock import run_lock
 from .pipeline import Progress, Run, Summary, execute
@@ -41,6 +41,7 @@ class Listing:
 
     stop_before: datetime | None
     previous_watermark: datetime | None
+    not_after: datetime | None = None  # this machine's clock plus the skew allowed
     listed: int = 0
     newest: datetime | None = None
     last: datetime | None = None
@@ -63,6 +64,11 @@ class Listing:
         return True
 
     def observe(self, created_at: datetime) -> None:
+        """Note one listed session's created_at, bounded by the clock: a session dated in the
+        future (a broken upstream clock) must not move the watermark past what the list can
+        still deliver."""
+        if self.not_after is not None:
+            created_at = min(created_at, self.not_after)
         if self.last is not None and created_at > self.last:
             self.newest_first = False
         self.last = created_at
@@ -161,6 +167,7 @@ def run_sync(
     overlap: timedelta = DEFAULT_OVERLAP,
     page_size: int = MAX_PAGE_SIZE,
     handle_signals: bool = False,
+    now: datetime | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
     stats: ClientStats | None = None,
@@ -176,9 +183,12 @@ def run_sync(
             return SyncResult(skipped=True)
         if not dry_run:
             ledger.mark_dead_runs(engine, all_of_command="sync")
+        not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
         previous = ledger.last_watermark(engine)
+        if previous is not None:
+            previous = min(previous, not_after)  # one recorded by a version without the bound
         stop_before = None if full or previous is None else previous - overlap
-        listing = Listing(stop_before=stop_before, previous_watermark=previous)
+        listing = Listing(stop_before=stop_before, previous_watermark=previous, not_after=not_after)
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -76,3 +77,20 @@ def test_alembic_command_line_uses_database_url(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert current_revision(url) == head_revision()
+
+
+def test_sqlite_migrations_are_atomic(tmp_path: Path) -> None:
+    """Python's sqlite3 runs DDL outside any transaction unless told otherwise: a migration
+    killed halfway would leave half a schema. The migration engine puts DDL in the transaction,
+    and Alembic commits once per migration, so a kill leaves the previous revision whole."""
+    from etl.db import make_migration_engine
+
+    engine = make_migration_engine(f"sqlite:///{tmp_path / 'atomic.db'}")
+    try:
+        with pytest.raises(RuntimeError), engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+            conn.exec_driver_sql("CREATE INDEX ix_half_done ON half_done (x)")
+            raise RuntimeError("killed here")
+        assert "half_done" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
