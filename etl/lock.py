@@ -57,6 +57,12 @@ def held_lock(engine: Engine) -> Iterator[LockCheck | None]:
             yield _file_lock_held if taken else None
 
 
+@contextlib.contextmanager
+def no_lock() -> Iterator[LockCheck]:
+    """For a run that writes nothing (a dry run): no lock taken, and nothing to check."""
+    yield _file_lock_held
+
+
 def _file_lock_held() -> None:
     """A flock lives as long as our open file: it cannot be lost while the run goes on."""
 

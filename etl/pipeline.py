@@ -23,14 +23,14 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from . import ledger
+from . import ledger, logs
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
 from .records import SessionRow, parse_session
 from .safe_text import visible
-from .signalwire import SignalWireClient
+from .signalwire import ClientStats, SignalWireClient
 from .store import write_batch
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,12 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class Progress(Protocol):
-    """Told how many ids a run will fetch (None when unknown), then as each one is done."""
+    """Told how many ids a run will fetch (None when unknown), then as ids are done: `done` more
+    ids finished, `failures` ids of the run have failed so far."""
 
     def start(self, total: int | None) -> None: ...
 
-    def advance(self, done: int) -> None: ...
+    def advance(self, done: int, failures: int = 0) -> None: ...
 
 
 MAX_SHOWN_FAILURES = 100  # failed ids a summary lists; the failure ledger holds every one
@@ -61,6 +62,18 @@ class Summary:
     interrupted: str | None = None  # the signal's name
     run_id: int | None = None
     errors: list[str] = field(default_factory=list)  # run-level failures, e.g. a list that broke
+    retries: int = 0  # requests made again after a retryable failure
+    requests: dict[str, int] = field(default_factory=dict)  # responses by HTTP status, `error`
+    dry_run: bool = False  # the counts say what would have been written; nothing was
+
+    def take_stats(self, stats: ClientStats) -> None:
+        self.retries = stats.retries
+        self.requests = dict(stats.requests)
+
+    @property
+    def throttled(self) -> int:
+        """How many 429 responses the run got."""
+        return self.requests.get("429", 0)
 
     def add(self, outcome: Outcome, n: int = 1) -> None:
         self.counts[outcome] += n
@@ -90,7 +103,11 @@ class Summary:
             **{str(outcome): n for outcome, n in self.counts.items()},
             "elapsed_s": round(self.elapsed_s, 3),
             "failed_ids": sorted(self.failures),  # the first ones; the ledger holds them all
+            "retries": self.retries,
+            "throttled": self.throttled,
         }
+        if self.dry_run:
+            result["dry_run"] = True
         if self.interrupted:
             result["interrupted"] = self.interrupted
         if self.errors:
@@ -109,12 +126,14 @@ class Run:
         run_id: int | None = None,
         failed_at_start: Iterable[str] = (),
         progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.run_id = run_id
         self.progress = progress
-        self.summary = Summary(run_id=run_id)
+        self.dry_run = dry_run
+        self.summary = Summary(run_id=run_id, dry_run=dry_run)
         self.stop = asyncio.Event()
         self.failed_at_start = list(failed_at_start)  # the failure ledger when the run started
         self.unidentified = 0  # list items without a usable id: failed, but not in the ledger
@@ -148,7 +167,7 @@ class Run:
             if self._batch_full():
                 await self.flush()
             if self.progress is not None:
-                self.progress.advance(1)
+                self.progress.advance(1, failures=self.summary.counts[Outcome.FAILED])
             if self.stop.is_set():
                 return
 
@@ -181,7 +200,7 @@ class Run:
         characters made visible (it is a message about the data, not the data).
         """
         reason = visible(reason)
-        log.warning("failed %s: %s", session_id, reason)
+        log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
         self.summary.add_failure(session_id, reason)
         self._failures[session_id] = reason
 
@@ -212,6 +231,8 @@ class Run:
             self._rows.append(row)
             self._listed.add(row["id"])
             self._settled(row["id"])
+        if self.progress is not None and rows:
+            self.progress.advance(len(rows), failures=self.summary.counts[Outcome.FAILED])
         if self._batch_full():
             await self.flush()
 
@@ -247,10 +268,16 @@ class Run:
             run_id=self.run_id,
             listed=listed,
             url=self.settings.database_url,
+            dry_run=self.dry_run,
         )
         for session_id, outcome in result.outcomes.items():
             if session_id in result.refused:
-                log.warning("failed %s: %s", session_id, result.refused[session_id])
+                log.warning(
+                    "failed %s: %s",
+                    session_id,
+                    result.refused[session_id],
+                    extra={"session_id": session_id},
+                )
                 self.summary.add_failure(session_id, result.refused[session_id])
             else:
                 self.summary.add(outcome)
@@ -301,6 +328,8 @@ def execute(
     handle_signals: bool = False,
     finish: Callable[[Run], dict[str, Any]] | None = None,
     before_write: Callable[[], None] | None = None,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Run `body` as one ledgered run of `command` and return its summary.
 
@@ -308,13 +337,65 @@ def execute(
     `error` with the message when an exception (auth, database) ends the run early. `finish`
     may add columns (e.g. a sync's watermark) to the closing ledger update. `before_write` is
     called before every batch is written (a sync checks that it still holds its lock).
+
+    A dry run writes nothing at all: no ledger row, no killed-run marks; its batches are written
+    in transactions that are rolled back (`write_batch(dry_run=True)`), so the counts come from
+    the very statement a real run executes. `stats` (the client's counters) may be passed in to
+    read them even when the run ends in an error.
     """
-    ledger.mark_dead_runs(engine)
-    failed_before = ledger.pending_failures(engine)
-    run_id = ledger.start_run(engine, command)
-    run = Run(settings, engine, run_id=run_id, failed_at_start=failed_before, progress=progress)
+    stats = ClientStats() if stats is None else stats
+    if dry_run:
+        run_id = None
+        failed_before = ledger.pending_failures(engine)
+    else:
+        ledger.mark_dead_runs(engine)
+        failed_before = ledger.pending_failures(engine)
+        run_id = ledger.start_run(engine, command)
+    with logs.bind(command=command, **({"run_id": run_id} if run_id is not None else {})):
+        return _execute(
+            command,
+            settings,
+            engine,
+            body,
+            run_id,
+            failed_before,
+            progress,
+            handle_signals,
+            finish,
+            dry_run,
+            stats,
+            before_write,
+        )
+
+
+def _execute(
+    command: str,
+    settings: Settings,
+    engine: Engine,
+    body: Body,
+    run_id: int | None,
+    failed_before: list[str],
+    progress: Progress | None,
+    handle_signals: bool,
+    finish: Callable[[Run], dict[str, Any]] | None,
+    dry_run: bool,
+    stats: ClientStats,
+    before_write: Callable[[], None] | None,
+) -> Summary:
+    run = Run(
+        settings,
+        engine,
+        run_id=run_id,
+        failed_at_start=failed_before,
+        progress=progress,
+        dry_run=dry_run,
+    )
     run.before_write = before_write
     started = time.monotonic()
+    if dry_run:
+        log.info("%s: dry run, nothing will be written", command)
+    else:
+        log.info("%s: run %d started", command, run_id)
 
     async def main() -> None:
         task = asyncio.current_task()
@@ -322,7 +403,7 @@ def execute(
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
             async with SignalWireClient(
-                settings, should_stop=run.stop.is_set, sleep=run.sleep
+                settings, should_stop=run.stop.is_set, sleep=run.sleep, stats=stats
             ) as client:
                 try:
                     await body(run, client)
@@ -339,12 +420,18 @@ def execute(
             raise
         # A second signal cancelled the run: it ends interrupted like the first, only sooner.
     except BaseException as exc:
+        run.summary.take_stats(stats)
+        if run_id is None:
+            raise
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
         _record_end(engine, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
         raise
     run.count_failed_from_ledger()
     run.summary.elapsed_s = time.monotonic() - started
+    run.summary.take_stats(stats)
+    if run_id is None:
+        return run.summary
     extra = finish(run) if finish is not None else {}
     error = visible("; ".join(run.summary.errors)) or None
     ledger.finish_run(
@@ -373,9 +460,11 @@ def run_ids(
     retry_failed: bool = False,
     progress: Progress | None = None,
     handle_signals: bool = False,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
-    failure ledger first (read once, when the run starts)."""
+    failure ledger first (read once, when the run starts). A dry run writes nothing (execute)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
         todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
@@ -384,5 +473,12 @@ def run_ids(
         await run.fetch_ids(client, todo)
 
     return execute(
-        command, settings, engine, body, progress=progress, handle_signals=handle_signals
+        command,
+        settings,
+        engine,
+        body,
+        progress=progress,
+        handle_signals=handle_signals,
+        dry_run=dry_run,
+        stats=stats,
     )

@@ -1,4 +1,5 @@
-"""Engines for commands that only read (`report`, `db current`).
+"""Engines for commands that only read (`report`, `status`, `check`, `db current`): they never
+create or change anything.
 
 A SQLite file is opened read-only (`mode=ro`), so that these commands work on a file on
 read-only media or owned by someone else, and never create a database file that is not there
@@ -10,29 +11,42 @@ When the directory is not writable and there is no `-shm` file, the file is open
 `immutable=1`: no process can be writing it then (a writer needs a `-wal` or `-journal` file
 beside it, which it could not create either), which is the condition SQLite documents for
 `immutable`. See https://www.sqlite.org/wal.html#readonly and https://www.sqlite.org/uri.html.
+
+PostgreSQL: every transaction is read-only (`default_transaction_read_only`), so a write would
+be refused by the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
+from .config import mask_url
 from .db import SQLITE_BUSY_TIMEOUT_S, make_engine
-from .errors import DatabaseError
+from .errors import ConfigError, DatabaseError
 
 
 def readonly_engine(url: str) -> Engine:
-    """An engine that reads the database at `url`; for a SQLite file, opened read-only."""
+    """An engine that cannot write to the database at `url`; see the module's docstring."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return make_engine(url)  # which raises the usual one-line ConfigError
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        read_only = {"options": "-c default_transaction_read_only=on"}
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True, connect_args=read_only)
+        except (ImportError, ArgumentError) as exc:
+            raise ConfigError(f"cannot use database {mask_url(url)}: {exc}") from None
     database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+    if backend != "sqlite" or not database or database == ":memory:":
         return make_engine(url)
     if parsed.query.get("uri") or database.startswith("file:"):
         return make_engine(url)  # a URI the user wrote: their mode, their choice
@@ -40,6 +54,16 @@ def readonly_engine(url: str) -> Engine:
         sqlite_readonly_url(database),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
     )
+
+
+@contextlib.contextmanager
+def open_read_only(url: str) -> Iterator[Engine]:
+    """`readonly_engine(url)`, disposed on exit."""
+    engine = readonly_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def sqlite_readonly_url(path: str) -> URL:

@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +50,39 @@ MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a 
 ERROR_BODY_BYTES = 64 * 1024  # read of an error body, for its message
 # Failures that mean "no server answers there" when nothing has ever answered.
 UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClientStats:
+    """What a client saw: responses by HTTP status (`error` for no response at all), the retries
+    it made and how many 429s it got. One object may be shared by the caller to read it even
+    after a run that ended in an error."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    @property
+    def throttled(self) -> int:
+        return self.requests["429"]
+
+
+def retry_kind(exc: BaseException | None) -> str:
+    """What a retried attempt failed with: `HTTP 503`, the transport error (`ReadTimeout`,
+    `RemoteProtocolError`), or the error's own words (a body that is not JSON, a timeout)."""
+    if isinstance(exc, TransientError):
+        if exc.status is not None and exc.status != 200:
+            return f"HTTP {exc.status}"
+        if isinstance(exc.__cause__, httpx.TransportError):
+            return type(exc.__cause__).__name__
+        return str(exc)
+    return type(exc).__name__
+
+
+def _session_id_of(url: str) -> str | None:
+    prefix = f"{SESSION_PATH}/"
+    return url[len(prefix) :] if url.startswith(prefix) else None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -264,11 +300,13 @@ class SignalWireClient:
         transport: httpx.AsyncBaseTransport | None = None,
         should_stop: Callable[[], bool] | None = None,
         sleep: Sleep = asyncio.sleep,
+        stats: ClientStats | None = None,
     ) -> None:
         self.settings = settings
         self._should_stop = should_stop or (lambda: False)
         self._sleep = sleep
         self._answered = False  # has any request ever got an HTTP response?
+        self.stats = ClientStats() if stats is None else stats
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
@@ -300,7 +338,7 @@ class SignalWireClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, url: str = "") -> AsyncRetrying:
         backoff = self.settings.backoff
         fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
         return AsyncRetrying(
@@ -309,6 +347,33 @@ class SignalWireClient:
             retry=retry_if_exception_type(TransientError),
             sleep=self._sleep,
             reraise=True,
+            before_sleep=lambda state: self._log_retry(state, url),
+        )
+
+    def _log_retry(self, state: RetryCallState, url: str) -> None:
+        """One WARNING line per retry: what failed, which attempt, how long until the next."""
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        kind = retry_kind(exc)
+        wait_s = round(state.upcoming_sleep, 3)
+        session_id = _session_id_of(url)
+        what = f"session {session_id}" if session_id else "the list"
+        status = exc.status if isinstance(exc, TransientError) else None
+        fields: dict[str, Any] = {
+            "status": status if status is not None and status != 200 else kind,
+            "attempt": state.attempt_number,
+            "wait_s": wait_s,
+        }
+        if session_id:
+            fields["session_id"] = session_id
+        log.warning(
+            "retrying %s after %s (attempt %d of %d failed), waiting %.2fs",
+            what,
+            kind,
+            state.attempt_number,
+            self.settings.retries,
+            wait_s,
+            extra=fields,
         )
 
     async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
@@ -327,7 +392,7 @@ class SignalWireClient:
 
     async def _get_with_retries(self, url: str, params: dict[str, Any] | None) -> Any:
         previous: TransientError | None = None
-        async for attempt in self._retrying():
+        async for attempt in self._retrying(url):
             with attempt:
                 if previous is not None and self._should_stop():
                     # The signal came during the wait: the retry is not sent.
@@ -395,8 +460,10 @@ class SignalWireClient:
             async with asyncio.timeout(timeout):
                 return await self._request(url, params)
         except TimeoutError:
+            self.stats.requests["error"] += 1  # no complete answer (a status that came is counted)
             raise TransientError(f"no complete answer within --timeout {timeout:g}s") from None
         except httpx.TransportError as exc:
+            self.stats.requests["error"] += 1
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
 
     async def _request(self, url: str, params: dict[str, Any] | None) -> Any:
@@ -405,6 +472,7 @@ class SignalWireClient:
         async with self._http.stream("GET", url, params=params) as response:
             self._answered = True
             status = response.status_code
+            self.stats.requests[str(status)] += 1
             chunks, encoding = _raw_body(response)
             if status != 200:
                 content = await read_prefix(chunks, encoding, ERROR_BODY_BYTES)

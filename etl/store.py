@@ -19,9 +19,10 @@ failure ledger, and every other row is written. A database that is down is a Dat
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -206,6 +207,7 @@ def write_batch(
     run_id: int | None = None,
     listed: Collection[str] = (),
     url: str = "",
+    dry_run: bool = False,
 ) -> BatchResult:
     """Write one batch in one transaction: the sessions, and the ledgers with them.
 
@@ -217,11 +219,14 @@ def write_batch(
     (by-id bodies) that were written final join it, since only the list carries their final
     cost. Either all of it is written or none -- unless the database refuses rows for what they
     hold: then the batch is split (see the module's docstring).
+
+    With `dry_run` the same statements run in transactions that are rolled back: the outcomes
+    are what a real write would give (the same newest-wins rules), and nothing is kept.
     """
     batch = _newest_per_id(rows)
     target = url or engine.url
     try:
-        with engine.begin() as conn:
+        with _transaction(engine, commit=not dry_run) as conn:
             outcomes = _write_rows(conn, batch, now, listed)
             _write_ledger(conn, failures or {}, [*outcomes, *resolved], run_id, now)
         return BatchResult(outcomes)
@@ -229,8 +234,8 @@ def write_batch(
         if not _in_the_data(exc):
             raise database_error(exc, target, "writing to") from None
     try:
-        outcomes, refused = _isolate(engine, batch, now, listed)
-        with engine.begin() as conn:
+        outcomes, refused = _isolate(engine, batch, now, listed, dry_run)
+        with _transaction(engine, commit=not dry_run) as conn:
             cleared = [i for i in outcomes if i not in refused]
             _write_ledger(conn, {**(failures or {}), **refused}, [*cleared, *resolved], run_id, now)
     except SQLAlchemyError as exc:
@@ -253,6 +258,20 @@ def _write_rows(
     ledger.unqueue_relist(conn, _cost_stored(conn, [r["id"] for r in batch if r["id"] in listed]))
     ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
     return outcomes
+
+
+@contextlib.contextmanager
+def _transaction(engine: Engine, *, commit: bool) -> Iterator[sa.Connection]:
+    """engine.begin(), or a transaction that is always rolled back (a dry run)."""
+    if commit:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn, conn.begin() as transaction:
+        try:
+            yield conn
+        finally:
+            transaction.rollback()
 
 
 def _write_ledger(
@@ -290,12 +309,16 @@ def _in_the_data(exc: BaseException) -> bool:
 
 
 def _isolate(
-    engine: Engine, batch: Sequence[SessionRow], now: datetime, listed: Collection[str]
+    engine: Engine,
+    batch: Sequence[SessionRow],
+    now: datetime,
+    listed: Collection[str],
+    dry_run: bool = False,
 ) -> tuple[dict[str, Outcome], dict[str, str]]:
     """Write the batch in halves, each in its own transaction, down to the single rows the
     database refuses; return the outcomes of the rows written and why each other one was not."""
     try:
-        with engine.begin() as conn:
+        with _transaction(engine, commit=not dry_run) as conn:
             return _write_rows(conn, batch, now, listed), {}
     except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         if not _in_the_data(exc):
@@ -304,8 +327,8 @@ def _isolate(
             reason = describe_error(exc, engine.url)
             return {}, {batch[0]["id"]: f"the database refused the session: {reason}"}
     middle = len(batch) // 2
-    first, refused_first = _isolate(engine, batch[:middle], now, listed)
-    second, refused_second = _isolate(engine, batch[middle:], now, listed)
+    first, refused_first = _isolate(engine, batch[:middle], now, listed, dry_run)
+    second, refused_second = _isolate(engine, batch[middle:], now, listed, dry_run)
     return {**first, **second}, {**refused_first, **refused_second}
 
 

@@ -26,10 +26,10 @@ from sqlalchemy.engine import Engine
 from . import ledger
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
-from .lock import held_lock
-from .pipeline import Run, Summary, execute
+from .lock import held_lock, no_lock
+from .pipeline import Progress, Run, Summary, execute
 from .records import SessionRow, canonical_uuid, parse_session
-from .signalwire import SignalWireClient
+from .signalwire import ClientStats, SignalWireClient
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +167,20 @@ def run_sync(
     page_size: int = MAX_PAGE_SIZE,
     handle_signals: bool = False,
     now: datetime | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stats: ClientStats | None = None,
 ) -> SyncResult:
-    """One sync run, or a skipped one when another holds the lock."""
-    with held_lock(engine) as lock_check:
+    """One sync run, or a skipped one when another holds the lock.
+
+    A dry run writes nothing (see `execute`) and takes no lock: holding it would make the real
+    sync that cron starts meanwhile skip, and a run that writes nothing cannot clash with one.
+    """
+    with no_lock() if dry_run else held_lock(engine) as lock_check:
         if lock_check is None:
             return SyncResult(skipped=True)
-        ledger.mark_dead_runs(engine, all_of_command="sync")
+        if not dry_run:
+            ledger.mark_dead_runs(engine, all_of_command="sync")
         not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
         previous = ledger.last_watermark(engine)
         if previous is not None:
@@ -185,6 +193,8 @@ def run_sync(
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:
+            if progress is not None:
+                progress.start(None)  # the list's length is unknown until it is walked
             result.refreshed = await _refresh(run, client)
             if run.stop.is_set():
                 return
@@ -207,5 +217,8 @@ def run_sync(
             handle_signals=handle_signals,
             finish=finish,
             before_write=lock_check,
+            progress=progress,
+            dry_run=dry_run,
+            stats=stats,
         )
         return result

@@ -89,6 +89,8 @@ def test_backfill_file_then_rerun_is_unchanged(
         "failed": 0,
         "elapsed_s": 0,
         "failed_ids": [],
+        "retries": 0,
+        "throttled": 0,
     }
     again = invoke(["backfill", path, "--json"], cli_env)
     assert summary_of(again)["unchanged"] == len(ids)
@@ -270,6 +272,8 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         ["backfill"],
         ["sync"],
         ["report"],
+        ["status"],
+        ["check"],
         ["demo"],
         ["db", "upgrade"],
         ["db", "downgrade"],
@@ -279,6 +283,10 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         result = invoke([*args, "--help"], {})
         assert result.exit_code == 0 and "Usage:" in result.stdout
         assert f"roomsync {' '.join(args)}" in readme, args
+        example = result.stdout.split("Example:\n", 1)[1].splitlines()[0].strip()
+        assert example.startswith(f"roomsync {' '.join(args)}"), (args, example)
+        assert "Exit codes:\n    0 " in result.stdout, args
+        assert "--log-format [text|json]" in result.stdout, args
     assert {*main.commands} == {args[0] for args in commands}
 
 
