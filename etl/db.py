@@ -62,12 +62,37 @@ def database_error(exc: BaseException, url: Any, doing: str) -> DatabaseError:
     return DatabaseError(f"{doing} {mask_url(url)} failed: {describe_error(exc, url)}")
 
 
+def migrations_dir() -> Path:
+    """The directory holding the Alembic migrations, wherever roomsync is installed.
+
+    Installed (wheel, `pip install .`, pipx, editable) they are the package `etl.migrations`,
+    found through importlib.resources; the wheel maps the checkout's top-level migrations/ to
+    it (pyproject.toml). A source tree imported without installing has them in ROOT/migrations.
+    Alembic reads them from the file system, so a location that is not a directory (a zip) is a
+    configuration error, not a traceback.
+    """
+    from importlib import resources
+
+    try:
+        location: Any = resources.files(f"{__package__}.migrations")
+    except ModuleNotFoundError:
+        location = ROOT / "migrations"
+    if not isinstance(location, Path) or not (location / "env.py").is_file():
+        raise ConfigError(f"roomsync's migrations are not on the file system at {location}")
+    return location
+
+
 def alembic_config(url: str, connection: sa.Connection | None = None) -> Any:
-    """An Alembic Config for this project's migrations, pointed at `url`."""
+    """An Alembic Config for this project's migrations, pointed at `url`.
+
+    Built in code rather than from alembic.ini, which exists only in a checkout (it is what
+    `alembic upgrade head` run from the checkout's root reads).
+    """
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False
     if connection is not None:
