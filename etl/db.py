@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from .config import mask_url, url_secrets
+from .config import mask_url, normalize_database_url, url_secrets
 from .errors import ConfigError, DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +23,7 @@ SQLITE_BUSY_TIMEOUT_S = 30
 def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs."""
     try:
-        parsed = make_url(url)
+        parsed = make_url(normalize_database_url(url))
     except ArgumentError:
         raise ConfigError("DATABASE_URL is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
