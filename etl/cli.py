@@ -146,12 +146,17 @@ def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -
 
     as_json = options.pop("as_json")
     retry_failed = options.pop("retry_failed", False)
+    shard = options.pop("shard", None)
     _configure_logging(options.pop("verbose"))
     settings = load_settings(options)
     engine = _open_engine(settings.database_url)
     try:
         if retry_failed:
             ids = FailedFirst(pending_failures(engine), ids)
+        if shard is not None:
+            from .shard import ShardIds
+
+            ids = ShardIds(ids, shard)
         run = functools.partial(
             run_ids, ids, settings, engine, command=command, handle_signals=True
         )
@@ -218,18 +223,29 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     is_flag=True,
     help="Also (or, without FILE, only) retry the ids that failed in earlier runs.",
 )
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
+    "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
+)
 @run_options
 @handle_errors
-def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options: Any) -> None:
+def backfill(
+    file: str | None, skip_invalid: bool, retry_failed: bool, shard: str | None, **options: Any
+) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
 
     Blank lines and `#` comments are skipped; duplicates are fetched once. Every line is checked
     before the first request. The file is streamed, so a file of millions of ids is fine.
+    N workers run with --shard 0/N ... N-1/N on the same FILE fetch each id exactly once.
     """
     if file is None and not retry_failed:
         raise click.UsageError("give FILE, or --retry-failed, or both")
     from .records import IdSource
+    from .shard import parse_shard
 
+    options["shard"] = parse_shard(shard) if shard is not None else None
     ids = IdSource.from_path(file, skip_invalid=skip_invalid) if file is not None else []
     if isinstance(ids, IdSource):
         click.get_current_context().call_on_close(ids.close)
