@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -51,7 +52,7 @@ def postgres_url(pg_server: PgServer) -> Iterator[str]:
 
 
 def test_cli_runs_on_a_postgres_scheme_url(
-    postgres_url: str, api: FakeSignalWire, sessions: list[dict]
+    postgres_url: str, api: FakeSignalWire, sessions: list[dict[str, Any]]
 ) -> None:
     env = env_for(api, postgres_url)
     runner = CliRunner()
