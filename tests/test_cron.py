@@ -174,25 +174,28 @@ def test_lock_in_a_world_writable_directory_is_refused(
     assert not (shared / "sync.lock").exists() and api.total_requests == 0
 
 
-@WRAPPER_ONLY
-def test_default_lock_is_in_the_state_directory_never_in_tmp(
-    api: FakeSignalWire, migrated_url: str, tmp_path: Path
-) -> None:
-    env_file = write_env(tmp_path, api, migrated_url, lock=Path())
+def test_default_lock_is_in_the_state_directory_never_in_tmp(tmp_path: Path) -> None:
+    """Where the lock goes is the wrapper's business: a stand-in for roomsync that notes each
+    start is enough to see which file it locks."""
+    starts = tmp_path / "starts"
+    stand_in = tmp_path / "roomsync"
+    stand_in.write_text(f"#!/bin/sh\necho started >> {starts}\n")
+    stand_in.chmod(0o755)
+    env_file = tmp_path / "roomsync.env"
+    env_file.write_text(f"ROOMSYNC={stand_in}\n")
     homes = {
         "STATE_DIRECTORY": (tmp_path / "state", tmp_path / "state" / "sync.lock"),
         "XDG_STATE_HOME": (tmp_path / "xdg", tmp_path / "xdg" / "roomsync" / "sync.lock"),
         "HOME": (tmp_path / "home", tmp_path / "home" / ".local/state/roomsync/sync.lock"),
     }
-    for variable, (directory, lock) in homes.items():
+    for number, (variable, (directory, lock)) in enumerate(homes.items(), start=1):
         done = run_wrapper(env_file, {variable: str(directory)})
         assert done.returncode == 0, done.stderr
-        assert lock.is_file(), variable
-        with open(lock, "a") as held:  # the wrapper really locks that file
+        assert lock.is_file() and starts.read_text().count("started") == number, variable
+        with open(lock, "a") as held:  # the wrapper really locks that file: it skips
             fcntl.flock(held, fcntl.LOCK_EX)
-            requests = api.total_requests
             assert run_wrapper(env_file, {variable: str(directory)}).returncode == 0
-            assert api.total_requests == requests, variable
+            assert starts.read_text().count("started") == number, variable
     done = run_wrapper(env_file)  # none of them: no place for the lock
     assert done.returncode == 3 and "no place for the lock" in done.stderr
 
