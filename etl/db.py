@@ -127,10 +127,17 @@ def current_revision(url: str) -> str | None:
 
 
 def head_revision() -> str:
+    """The newest migration's revision. Migrations that cannot be read (an install without
+    them) are a ConfigError, never a traceback."""
     from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
 
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
+    try:
+        head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    except CommandError as exc:
+        raise ConfigError(f"roomsync's migrations cannot be read: {exc}") from None
+    if head is None:
+        raise ConfigError(f"roomsync's migrations at {migrations_dir()} hold no revision")
     return head
 
 
