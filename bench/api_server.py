@@ -29,22 +29,17 @@ from etl.fake_api import FakeSignalWire, generate_sessions  # noqa: E402
 MAX_RECORDED_STARTS = 2_000_000  # 16 MB of timestamps at most
 
 
-class CountingFake(FakeSignalWire):
-    """The stand-in API, also recording when each request started (monotonic clock).
+class StartRecorder:
+    """Records when each request started (monotonic clock), through the stand-in's public
+    `on_request` hook; the stand-in keeps no per-path counter (`count_paths=False`)."""
 
-    The per-path counter of the base class is emptied as it goes: a million distinct ids would
-    otherwise sit in it for nothing.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self) -> None:
         self.starts = array("d")
+        self._lock = threading.Lock()
 
-    def _begin(self, path: str) -> None:
-        super()._begin(path)
+    def __call__(self, _path: str) -> None:
         now = time.monotonic()
         with self._lock:
-            self.requests.pop(path, None)
             if len(self.starts) < MAX_RECORDED_STARTS:
                 self.starts.append(now)
 
@@ -59,8 +54,8 @@ def most_in_window(starts: array, window_s: float) -> int:
     return best
 
 
-def statistics(fake: CountingFake) -> dict[str, Any]:
-    starts = fake.starts
+def statistics(fake: FakeSignalWire, recorder: StartRecorder) -> dict[str, Any]:
+    starts = recorder.starts
     return {
         "requests": fake.total_requests,
         "max_in_flight": fake.max_in_flight,
@@ -86,12 +81,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     sessions = generate_sessions(args.sessions, seed=args.seed)
-    fake = CountingFake(
+    recorder = StartRecorder()
+    fake = FakeSignalWire(
         sessions,
         project_id=args.project_id,
         token=args.token,
         latency=args.latency_ms / 1000,
         host="127.0.0.1",
+        on_request=recorder,
+        count_paths=False,
     )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -104,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print(fake.base_url, flush=True)
         while not stopping.wait(0.2) and time.monotonic() < deadline:
             pass
-    print(json.dumps(statistics(fake)), flush=True)
+    print(json.dumps(statistics(fake, recorder)), flush=True)
     return 0
 
 

@@ -459,7 +459,7 @@ def measure_validation(ids_file: Path) -> Measured:
     iterate), in a fresh interpreter."""
     code = (
         "import sys\n"
-        "from etl.records import IdSource\n"
+        "from etl.idfiles import IdSource\n"
         "n = sum(1 for _ in IdSource.from_path(sys.argv[1]))\n"
         "print('{\"ids\": %d}' % n)\n"
     )

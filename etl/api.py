@@ -29,7 +29,7 @@ from typing import Any
 
 from .config import Settings, database_url, load_settings
 from .errors import RunFailed
-from .shard import Shard, ShardIds, parse_shard
+from .shard import Shard, parse_shard
 
 __all__ = [
     "backfill",
@@ -76,7 +76,7 @@ def backfill(
     only that shard of the ids, `retry_failed` also retries the ids of the failure ledger.
     The ids are held in memory: for a file of millions, use `backfill_file`.
     """
-    from .records import read_ids
+    from .idfiles import read_ids
 
     return _backfill(
         read_ids(ids, skip_invalid=skip_invalid, label="id"),
@@ -98,7 +98,7 @@ def backfill_file(
 ) -> dict[str, Any]:
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
     line streams it, so the file's size does not matter."""
-    from .records import IdSource
+    from .idfiles import IdSource
 
     source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid)
     try:
@@ -126,6 +126,7 @@ def sync(
     code 0) without doing anything."""
     from datetime import timedelta
 
+    from .db import open_engine
     from .sync import run_sync
 
     if not 1 <= page_size <= 1000 or overlap_hours < 0:
@@ -133,13 +134,10 @@ def sync(
 
         raise InputError("page_size must be 1 to 1000 and overlap_hours at least 0")
     settings = settings if settings is not None else settings_from_env()
-    engine = _open(settings)
-    try:
+    with open_engine(settings.database_url) as engine:
         result = run_sync(
             settings, engine, full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size
         )
-    finally:
-        engine.dispose()
     return _finish(result.to_dict(), result.exit_code, "sync", raise_on_failure)
 
 
@@ -151,35 +149,16 @@ def _backfill(
     retry_failed: bool,
     raise_on_failure: bool,
 ) -> dict[str, Any]:
-    from .ledger import pending_failures
+    from .db import open_engine
     from .pipeline import run_ids
-    from .records import FailedFirst
 
     chosen = parse_shard(shard) if isinstance(shard, str) else shard
     settings = settings if settings is not None else settings_from_env()
-    engine = _open(settings)
-    try:
-        if retry_failed:
-            ids = FailedFirst(pending_failures(engine), ids)
-        if chosen is not None:
-            ids = ShardIds(ids, chosen)
-        summary = run_ids(ids, settings, engine, command="backfill")
-    finally:
-        engine.dispose()
+    with open_engine(settings.database_url) as engine:
+        summary = run_ids(
+            ids, settings, engine, command="backfill", retry_failed=retry_failed, shard=chosen
+        )
     return _finish(summary.to_dict(), summary.exit_code, "backfill", raise_on_failure)
-
-
-def _open(settings: Settings) -> Any:
-    """An engine on the settings' database, refusing a schema that is not at head."""
-    from .db import make_engine, require_head
-
-    engine = make_engine(settings.database_url)
-    try:
-        require_head(engine, settings.database_url)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
 
 
 def _finish(

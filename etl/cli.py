@@ -10,13 +10,23 @@ import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
 from . import __version__
+from .config import (
+    DEFAULT_MAX_BODY_MIB,
+    DEFAULT_OVERLAP,
+    GROUPINGS,
+    MAX_PAGE_SIZE,
+    MIB,
+    TEXT_FORMATS,
+    Settings,
+)
 from .errors import InputError, RoomsyncError
+from .outcomes import COUNTED
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,28 +65,28 @@ def run_options(func: F) -> F:
         click.option(
             "--concurrency",
             type=click.IntRange(min=1),
-            default=8,
+            default=Settings.concurrency,
             show_default=True,
             help="Most requests in flight at once.",
         ),
         click.option(
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
-            default=30.0,
+            default=Settings.timeout,
             show_default=True,
-            help="Seconds for one HTTP request.",
+            help="Seconds for one whole HTTP request, from connect to the last byte.",
         ),
         click.option(
             "--retries",
             type=click.IntRange(min=1),
-            default=5,
+            default=Settings.retries,
             show_default=True,
             help="Attempts per id, the first included (1: no retry).",
         ),
         click.option(
             "--backoff",
             type=click.FloatRange(min=0),
-            default=0.5,
+            default=Settings.backoff,
             show_default=True,
             help="First retry wait in seconds; doubles per attempt, with jitter.",
         ),
@@ -90,9 +100,24 @@ def run_options(func: F) -> F:
         click.option(
             "--batch-size",
             type=click.IntRange(1, 1000),
-            default=500,
+            default=Settings.batch_size,
             show_default=True,
             help="Sessions written per statement; a batch is committed as a whole.",
+        ),
+        click.option(
+            "--max-body",
+            type=click.IntRange(1, 1024),
+            default=DEFAULT_MAX_BODY_MIB,
+            show_default=True,
+            metavar="MIB",
+            help="Largest response body read, after decompression; a larger one fails its id.",
+        ),
+        click.option(
+            "--max-pages",
+            type=click.IntRange(min=1),
+            default=Settings.max_pages,
+            show_default=True,
+            help="Most list pages one walk follows; more ends the walk as an error.",
         ),
         click.option(
             "--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout."
@@ -124,49 +149,59 @@ def _configure_logging(verbose: bool) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _open_engine(url: str) -> Any:
-    """An engine for the database at `url`, refusing a schema that is not at head."""
-    from .db import make_engine, require_head
-
-    engine = make_engine(url)
-    try:
-        require_head(engine, url)
-    except BaseException:
-        engine.dispose()
-        raise
-    return engine
-
-
-def _run(ids: Any, options: dict[str, Any], show_progress: bool, command: str) -> None:
-    """Shared body of `fetch` and `backfill`: settings, schema check, run, summary, exit."""
+def _settings(options: dict[str, Any]) -> tuple[Settings, bool]:
+    """Set-up shared by the commands that call the API: logging, then settings (the CLI's
+    options over the environment). Returns the settings and whether --json was asked for."""
     from .config import load_settings
-    from .ledger import pending_failures
-    from .pipeline import run_ids
-    from .records import FailedFirst
 
-    as_json = options.pop("as_json")
-    retry_failed = options.pop("retry_failed", False)
-    shard = options.pop("shard", None)
+    as_json = bool(options.pop("as_json"))
     _configure_logging(options.pop("verbose"))
-    settings = load_settings(options)
-    engine = _open_engine(settings.database_url)
-    try:
-        if retry_failed:
-            ids = FailedFirst(pending_failures(engine), ids)
-        if shard is not None:
-            from .shard import ShardIds
+    options["max_body"] = options.pop("max_body") * MIB
+    return load_settings(options), as_json
 
-            ids = ShardIds(ids, shard)
-        run = functools.partial(
-            run_ids, ids, settings, engine, command=command, handle_signals=True
-        )
-        if show_progress and sys.stderr.isatty() and not as_json:
-            with click.progressbar(length=len(ids), label="fetching", file=sys.stderr) as bar:
-                summary = run(progress=bar.update)
-        else:
-            summary = run()
+
+class _ProgressBar:
+    """click's progress bar on a TTY, opened once the run knows how many ids it has."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, total: int | None) -> None:
+        self._bar = click.progressbar(length=total, label="fetching", file=sys.stderr)
+        self._bar.__enter__()
+
+    def advance(self, done: int) -> None:
+        self._bar.update(done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+
+
+def _run(ids: Iterable[str], options: dict[str, Any], show_progress: bool, command: str) -> None:
+    """Shared body of `fetch` and `backfill`: settings, schema check, run, summary, exit."""
+    from .db import open_engine
+    from .pipeline import run_ids
+
+    retry_failed = bool(options.pop("retry_failed", False))
+    shard = options.pop("shard", None)
+    settings, as_json = _settings(options)
+    bar = _ProgressBar() if show_progress and sys.stderr.isatty() and not as_json else None
+    try:
+        with open_engine(settings.database_url) as engine:
+            summary = run_ids(
+                ids,
+                settings,
+                engine,
+                command=command,
+                retry_failed=retry_failed,
+                shard=shard,
+                progress=bar,
+                handle_signals=True,
+            )
     finally:
-        engine.dispose()
+        if bar is not None:
+            bar.close()
     _report(summary.to_dict(), as_json)
     sys.exit(summary.exit_code)
 
@@ -175,10 +210,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
-    counts = ", ".join(
-        f"{result[key]} {key.replace('_', ' ')}"
-        for key in ("inserted", "updated", "unchanged", "not_found", "failed")
-    )
+    counts = ", ".join(f"{result[key]} {key.replace('_', ' ')}" for key in COUNTED)
     click.echo(
         f"roomsync: {result['requested']} ids in {result['elapsed_s']:.1f}s: {counts}", err=True
     )
@@ -210,7 +242,7 @@ def _report(result: dict[str, Any], as_json: bool) -> None:
 @handle_errors
 def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     """Fetch the given room session ids and upsert them."""
-    from .records import read_ids
+    from .idfiles import read_ids
 
     _run(read_ids(ids, skip_invalid=skip_invalid, label="argument"), options, False, "fetch")
 
@@ -242,13 +274,15 @@ def backfill(
     """
     if file is None and not retry_failed:
         raise click.UsageError("give FILE, or --retry-failed, or both")
-    from .records import IdSource
+    from .idfiles import IdSource
     from .shard import parse_shard
 
     options["shard"] = parse_shard(shard) if shard is not None else None
-    ids = IdSource.from_path(file, skip_invalid=skip_invalid) if file is not None else []
-    if isinstance(ids, IdSource):
-        click.get_current_context().call_on_close(ids.close)
+    ids: Iterable[str] = []
+    if file is not None:
+        source = IdSource.from_path(file, skip_invalid=skip_invalid)
+        click.get_current_context().call_on_close(source.close)
+        ids = source
     _run(ids, {**options, "retry_failed": retry_failed}, True, "backfill")
 
 
@@ -257,12 +291,18 @@ def backfill(
 @click.option(
     "--overlap",
     type=click.FloatRange(min=0),
-    default=24.0,
+    default=DEFAULT_OVERLAP.total_seconds() / 3600,
     show_default=True,
     metavar="HOURS",
     help="How far before the last watermark an early stop may come.",
 )
-@click.option("--page-size", type=click.IntRange(1, 1000), default=1000, show_default=True)
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, MAX_PAGE_SIZE),
+    default=MAX_PAGE_SIZE,
+    show_default=True,
+    help="Sessions per list page (the API allows at most 1000).",
+)
 @run_options
 @handle_errors
 def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
@@ -272,14 +312,11 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     """
     from datetime import timedelta
 
-    from .config import load_settings
+    from .db import open_engine
     from .sync import run_sync
 
-    as_json = options.pop("as_json")
-    _configure_logging(options.pop("verbose"))
-    settings = load_settings(options)
-    engine = _open_engine(settings.database_url)
-    try:
+    settings, as_json = _settings(options)
+    with open_engine(settings.database_url) as engine:
         result = run_sync(
             settings,
             engine,
@@ -288,8 +325,6 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
             page_size=page_size,
             handle_signals=True,
         )
-    finally:
-        engine.dispose()
     if result.skipped:
         if as_json:
             click.echo(json.dumps(result.to_dict()))
@@ -414,7 +449,7 @@ def _write_report(text: str, output: str | None) -> None:
 )
 @click.option(
     "--by",
-    type=click.Choice(["day", "week", "month", "room", "status"]),
+    type=click.Choice(GROUPINGS),
     default="day",
     show_default=True,
     help="Group by UTC day, ISO week (labelled by its Monday), month, room or status.",
@@ -422,7 +457,7 @@ def _write_report(text: str, output: str | None) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json", "html"]),
+    type=click.Choice([*TEXT_FORMATS, "html"]),
     default="table",
     show_default=True,
     help="html is one self-contained page with a chart; it needs -o.",
@@ -439,6 +474,7 @@ def report(
     started. Sums cover the known values: a group with no known duration or cost shows none.
     """
     from .config import database_url as resolve_url
+    from .db import open_engine
     from .report import check_range, render_text, report_rows
 
     try:
@@ -447,11 +483,8 @@ def report(
         raise click.UsageError(str(exc)) from None
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    engine = _open_engine(resolve_url({"database_url": database_url}))
-    try:
+    with open_engine(resolve_url({"database_url": database_url})) as engine:
         rows = report_rows(engine, by, since, until)
-    finally:
-        engine.dispose()
     if fmt == "html":
         from .report_html import render_html
 

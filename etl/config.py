@@ -1,7 +1,9 @@
-"""Settings: the one place that reads the environment.
+"""Settings and defaults: the one place that reads the environment, and the one place that
+defines each default and choice (the CLI shows them, the library uses them).
 
 Environment first, command-line flags override. Secrets live only in `Settings`, whose repr hides
-them; database URLs are shown through `mask_url`.
+them; database URLs are shown through `mask_url`. Kept free of heavy imports: the CLI imports it
+before it knows whether a command needs SQLAlchemy at all.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +23,24 @@ ENV_SPACE = "SIGNALWIRE_SPACE"
 ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
+
+# bounds on what the API may send: one body after decompression, pages in one list walk
+DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
+MIB = 1 << 20
+DEFAULT_MAX_PAGES = 10_000  # 10 million sessions at 1,000 a page
+
+# How far ahead of this machine's clock an upstream timestamp may be and still be trusted
+# (ordering rows, moving the sync's watermark); later ones came from a broken clock.
+CLOCK_SKEW = timedelta(minutes=10)
+
+# sync: how far before the last watermark an early stop may come; the API's largest list page.
+DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_PAGE_SIZE = 1000
+
+# report: groupings and output formats.
+GROUPINGS = ("day", "week", "month", "room", "status")
+TIME_GROUPINGS = ("day", "week", "month")
+TEXT_FORMATS = ("table", "csv", "json")
 
 
 @dataclass(frozen=True)
@@ -37,6 +58,8 @@ class Settings:
     max_retry_after: float = 60.0
     rate_limit: float | None = None
     batch_size: int = 500
+    max_body: int = DEFAULT_MAX_BODY_MIB * MIB  # bytes, after decompression
+    max_pages: int = DEFAULT_MAX_PAGES
 
     def __repr__(self) -> str:  # dataclass repr would still show database_url's password
         return (
@@ -162,6 +185,8 @@ def load_settings(
             "max_retry_after",
             "rate_limit",
             "batch_size",
+            "max_body",
+            "max_pages",
         )
         if k in overrides
     }

@@ -1,4 +1,5 @@
-"""Engines and migrations: connecting to the database and moving its schema with Alembic.
+"""Engines, dialects and migrations: connecting to the database, the dialect-specific insert
+that upserts build on, and moving the schema with Alembic.
 
 Connection errors become DatabaseError with the URL's password masked; the message never
 carries the password even when the driver echoes parts of the URL.
@@ -6,10 +7,13 @@ carries the password even when the driver echoes parts of the URL.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -37,6 +41,49 @@ def make_engine(url: str) -> Engine:
         return sa.create_engine(parsed, pool_pre_ping=True)
     except (ImportError, ArgumentError) as exc:
         raise ConfigError(f"cannot use database {mask_url(url)}: {exc}") from None
+
+
+@contextlib.contextmanager
+def open_engine(url: str) -> Iterator[Engine]:
+    """An engine for a database whose schema is at the newest migration, disposed on exit."""
+    engine = make_engine(url)
+    try:
+        require_head(engine, url)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+DialectInsert = postgresql.Insert | sqlite.Insert
+
+
+def insert_for(dialect: str, table: sa.Table) -> DialectInsert:
+    """The dialect's own INSERT for `table`, the one with ON CONFLICT clauses."""
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
+
+
+def make_migration_engine(url: str) -> Engine:
+    """An engine for Alembic. On SQLite, DDL joins the transaction: Python's sqlite3 module
+    commits before each DDL statement on its own, so a migration killed halfway would leave a
+    half-changed schema. With the driver's own transaction handling off and an explicit BEGIN,
+    each migration (with its alembic_version update) commits whole or not at all."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _driver_autocommit)
+        sa.event.listen(engine, "begin", _explicit_begin)
+    return engine
+
+
+def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _explicit_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -158,7 +205,7 @@ def require_head(engine: Engine, url: str) -> None:
         )
 
 
-def _run_alembic(action: Any, url: str, doing: str) -> None:
+def _run_alembic(action: Callable[[], object], url: str, doing: str) -> None:
     from alembic.util.exc import CommandError
 
     try:

@@ -66,9 +66,5 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
 def _line(what: str, summary: Summary | None) -> str:
     if summary is None:
         return f"{what}: skipped (another sync holds the lock)"
-    counts = summary.to_dict()
-    return (
-        f"{what} in {counts['elapsed_s']:.2f}s: {counts['inserted']} inserted, "
-        f"{counts['updated']} updated, {counts['unchanged']} unchanged, "
-        f"{counts['not_found']} not found, {counts['failed']} failed"
-    )
+    counted = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in summary.counts.items())
+    return f"{what} in {summary.elapsed_s:.2f}s: {counted}"

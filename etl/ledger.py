@@ -1,33 +1,32 @@
-"""The run ledger: one `sync_runs` row per run, and the ids waiting in `sync_failures`.
+"""The ledgers: one `sync_runs` row per run, the ids waiting in `sync_failures`, and the
+sessions waiting in `sync_relist` to be listed again for their final cost.
 
 A run's row is written as `running` when it starts and completed when it ends; a run killed
 outright leaves it `running`, and the next run that can tell it is dead marks it `killed`.
+The failure and relist writes take the caller's connection: they belong to the transaction that
+writes the batch's rows (`etl.store.write_batch`), so a ledger entry never disagrees with a row.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error
+from .db import database_error, insert_for
+from .outcomes import COUNTED, RunOutcome
 from .records import FINAL_STATUSES
 from .schema import room_sessions, sync_failures, sync_relist, sync_runs
 
-RUNNING, OK, FAILED, INTERRUPTED, ERROR, KILLED = (
-    "running",
-    "ok",
-    "failed",
-    "interrupted",
-    "error",
-    "killed",
-)
-COUNT_COLUMNS = ("requested", "inserted", "updated", "unchanged", "not_found", "failed")
+COUNT_COLUMNS = ("requested", *COUNTED)
+ERROR_MAX_CHARS = 2000
 
 
 def _execute(engine: Engine, statement: Any) -> list[Any]:
@@ -48,7 +47,7 @@ def start_run(engine: Engine, command: str) -> int:
         .values(
             command=command,
             started_at=datetime.now(UTC),
-            outcome=RUNNING,
+            outcome=RunOutcome.RUNNING,
             host=socket.gethostname(),
             pid=os.getpid(),
         )
@@ -60,8 +59,8 @@ def start_run(engine: Engine, command: str) -> int:
 def finish_run(
     engine: Engine,
     run_id: int,
-    outcome: str,
-    counts: dict[str, int],
+    outcome: RunOutcome,
+    counts: Mapping[str, Any],
     *,
     error: str | None = None,
     watermark: datetime | None = None,
@@ -105,7 +104,7 @@ def mark_dead_runs(engine: Engine, *, all_of_command: str | None = None) -> int:
             rows = conn.execute(
                 sa.select(
                     sync_runs.c.id, sync_runs.c.command, sync_runs.c.host, sync_runs.c.pid
-                ).where(sync_runs.c.outcome == RUNNING)
+                ).where(sync_runs.c.outcome == RunOutcome.RUNNING)
             ).all()
     except SQLAlchemyError as exc:
         raise database_error(exc, engine.url, "reading") from None
@@ -120,8 +119,8 @@ def mark_dead_runs(engine: Engine, *, all_of_command: str | None = None) -> int:
         _execute(
             engine,
             sa.update(sync_runs)
-            .where(sync_runs.c.id.in_(dead), sync_runs.c.outcome == RUNNING)
-            .values(outcome=KILLED, error="the process ended without finishing the run"),
+            .where(sync_runs.c.id.in_(dead), sync_runs.c.outcome == RunOutcome.RUNNING)
+            .values(outcome=RunOutcome.KILLED, error="the process ended without finishing the run"),
         )
     return len(dead)
 
@@ -132,6 +131,12 @@ def pending_failures(engine: Engine) -> list[str]:
         sync_failures.c.failed_at, sync_failures.c.session_id
     )
     return [str(i) for i in _read(engine, query)]
+
+
+def failures_of_run(engine: Engine, run_id: int) -> int:
+    """How many ids the failure ledger holds against this run."""
+    query = sa.select(sa.func.count()).where(sync_failures.c.run_id == run_id)
+    return int(_read(engine, query)[0])
 
 
 def unfinished_session_ids(engine: Engine) -> list[str]:
@@ -162,6 +167,75 @@ def last_watermark(engine: Engine) -> datetime | None:
     )
     values = _read(engine, query)
     return values[0] if values else None
+
+
+# Writes that share the batch's transaction (the caller's connection).
+
+_CHUNK = 500
+T = TypeVar("T")
+
+
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """Slices small enough for any driver's parameter limit."""
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def record_failures(
+    conn: sa.Connection, failures: Mapping[str, str], run_id: int, now: datetime
+) -> None:
+    """Put ids in the failure ledger (or count one more attempt for those already there)."""
+    values = [
+        {
+            "session_id": session_id,
+            "run_id": run_id,
+            "error": error[:ERROR_MAX_CHARS],
+            "failed_at": now,
+        }
+        for session_id, error in sorted(failures.items())
+    ]
+    for chunk in _chunks(values):
+        stmt = insert_for(conn.dialect.name, sync_failures).values(list(chunk))
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[sync_failures.c.session_id],
+                set_={
+                    "run_id": stmt.excluded.run_id,
+                    "error": stmt.excluded.error,
+                    "failed_at": stmt.excluded.failed_at,
+                    "attempts": sync_failures.c.attempts + 1,
+                },
+            )
+        )
+
+
+def clear_failures(conn: sa.Connection, session_ids: Sequence[str]) -> None:
+    """Take ids out of the failure ledger: they were stored, or confirmed not found."""
+    _delete_ids(conn, sync_failures, session_ids)
+
+
+def queue_relist(conn: sa.Connection, entries: Sequence[tuple[str, datetime]]) -> None:
+    """Queue (id, created_at) pairs to be listed again; ids already queued stay as they are."""
+    if entries:
+        values = [{"session_id": i, "created_at": created} for i, created in entries]
+        conn.execute(_relist_statement(conn.dialect.name), values)
+
+
+def unqueue_relist(conn: sa.Connection, session_ids: Sequence[str]) -> None:
+    """Take ids out of the relist queue: the list has been read for them."""
+    _delete_ids(conn, sync_relist, session_ids)
+
+
+def _delete_ids(conn: sa.Connection, table: sa.Table, session_ids: Sequence[str]) -> None:
+    for chunk in _chunks(session_ids):
+        conn.execute(sa.delete(table).where(table.c.session_id.in_(chunk)))
+
+
+@functools.cache
+def _relist_statement(dialect: str) -> Any:
+    """Compiled once; executed with the batch's rows as parameter sets."""
+    stmt = insert_for(dialect, sync_relist)
+    return stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id])
 
 
 def _read(engine: Engine, query: Any) -> list[Any]:

@@ -16,63 +16,80 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
 from . import ledger
 from .config import Settings
-from .errors import ApiError, NotFoundError, PayloadError
-from .records import parse_session
+from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
+from .idfiles import FailedFirst
+from .outcomes import COUNTED, Outcome, RunOutcome
+from .records import SessionRow, parse_session
+from .shard import Shard, ShardIds
 from .signalwire import SignalWireClient
-from .store import INSERTED, UNCHANGED, UPDATED, write_batch
+from .store import write_batch
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND, FAILED = "not_found", "failed"
-OUTCOMES = (INSERTED, UPDATED, UNCHANGED, NOT_FOUND, FAILED)
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
-Progress = Callable[[int], None]
+
+class Progress(Protocol):
+    """Told how many ids a run will fetch (None when unknown), then as each one is done."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, done: int) -> None: ...
+
+
+MAX_SHOWN_FAILURES = 100  # failed ids a summary lists; the failure ledger holds every one
 
 
 @dataclass
 class Summary:
-    """Counts per outcome for one run, and the ids that failed with why."""
+    """Counts per outcome for one run, and the first failed ids with why (a run of a million
+    failing ids keeps no more of them in memory: the failure ledger has them all)."""
 
     requested: int = 0
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
+    counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
     failures: dict[str, str] = field(default_factory=dict)
     elapsed_s: float = 0.0
     interrupted: str | None = None  # the signal's name
     run_id: int | None = None
     errors: list[str] = field(default_factory=list)  # run-level failures, e.g. a list that broke
 
-    def add(self, outcome: str, n: int = 1) -> None:
+    def add(self, outcome: Outcome, n: int = 1) -> None:
         self.counts[outcome] += n
+
+    def add_failure(self, session_id: str, reason: str) -> None:
+        self.add(Outcome.FAILED)
+        if len(self.failures) < MAX_SHOWN_FAILURES:
+            self.failures[session_id] = reason
 
     @property
     def exit_code(self) -> int:
         """0 when every id was stored or confirmed not found, 1 when any failed."""
         if self.interrupted:
             return SIGNAL_EXIT.get(self.interrupted, 1)
-        return 1 if self.counts[FAILED] or self.errors else 0
+        return 1 if self.counts[Outcome.FAILED] or self.errors else 0
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> RunOutcome:
         if self.interrupted:
-            return ledger.INTERRUPTED
-        return ledger.FAILED if self.counts[FAILED] or self.errors else ledger.OK
+            return RunOutcome.INTERRUPTED
+        failed = self.counts[Outcome.FAILED] or self.errors
+        return RunOutcome.FAILED if failed else RunOutcome.OK
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "requested": self.requested,
-            **self.counts,
+            **{str(outcome): n for outcome, n in self.counts.items()},
             "elapsed_s": round(self.elapsed_s, 3),
-            "failed_ids": sorted(self.failures),
+            "failed_ids": sorted(self.failures),  # the first ones; the ledger holds them all
         }
         if self.interrupted:
             result["interrupted"] = self.interrupted
@@ -90,7 +107,7 @@ class Run:
         engine: Engine,
         *,
         run_id: int | None = None,
-        retrying: Iterable[str] = (),
+        failed_at_start: Iterable[str] = (),
         progress: Progress | None = None,
     ) -> None:
         self.settings = settings
@@ -99,11 +116,11 @@ class Run:
         self.progress = progress
         self.summary = Summary(run_id=run_id)
         self.stop = asyncio.Event()
-        self.failed_at_start = list(retrying)  # the failure ledger when the run started
-        self._retrying = set(retrying)  # those ids, and any that fail during the run
-        self._rows: list[dict[str, Any]] = []
-        self._failures: dict[str, str] = {}
-        self._resolved: list[str] = []
+        self.failed_at_start = list(failed_at_start)  # the failure ledger when the run started
+        self.unidentified = 0  # list items without a usable id: failed, but not in the ledger
+        self._rows: list[SessionRow] = []
+        self._failures: dict[str, str] = {}  # failures not written yet
+        self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
         self._listed: set[str] = set()  # ids of pending rows that came from the list
         self._write_lock = asyncio.Lock()
 
@@ -130,7 +147,7 @@ class Run:
             if self._batch_full():
                 await self.flush()
             if self.progress is not None:
-                self.progress(1)
+                self.progress.advance(1)
             if self.stop.is_set():
                 return
 
@@ -139,37 +156,56 @@ class Run:
             payload = await client.get_room_session(session_id)
             self._rows.append(parse_session(payload, session_id))
         except NotFoundError:
-            self.summary.add(NOT_FOUND)
-            self._resolve(session_id)
+            self.summary.add(Outcome.NOT_FOUND)
+            self._settled(session_id)
+            self._not_found.append(session_id)
             return
         except (ApiError, PayloadError) as exc:
             self.fail(session_id, str(exc))
             return
-        self._resolve(session_id)
+        self._settled(session_id)
 
-    def _resolve(self, session_id: str) -> None:
-        """This id is settled: drop it from the failure ledger if it was there."""
-        if session_id not in self._retrying:
-            return
-        self._resolved.append(session_id)
-        self._failures.pop(session_id, None)
-        if self.summary.failures.pop(session_id, None) is not None:
-            self.summary.add(FAILED, -1)  # failed earlier in this run, settled since
+    def _settled(self, session_id: str) -> None:
+        """This id is stored or confirmed unknown: a failure of it earlier in this run that is
+        not written yet is dropped (written ones leave the ledger with the id's batch, and the
+        run's failed count is read from the ledger when it ends)."""
+        if self._failures.pop(session_id, None) is not None:
+            self.summary.add(Outcome.FAILED, -1)
+        self.summary.failures.pop(session_id, None)
 
     def fail(self, session_id: str, reason: str) -> None:
+        """This id failed: count it and record it in the failure ledger with the next batch."""
         log.warning("failed %s: %s", session_id, reason)
-        self.summary.add(FAILED)
-        self.summary.failures[session_id] = reason
+        self.summary.add_failure(session_id, reason)
         self._failures[session_id] = reason
-        self._retrying.add(session_id)
 
-    async def add_rows(self, rows: list[dict[str, Any]]) -> None:
+    async def sleep(self, seconds: float) -> None:
+        """The wait between attempts: a stop (the first signal) ends it at once, and the client
+        then sends no retry."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+        except TimeoutError:
+            pass
+
+    def reject_item(self, session_id: str | None, reason: str) -> None:
+        """A list item that cannot be stored: one more id asked for, and failed. Without a
+        usable id it cannot enter the failure ledger; it is counted and logged only."""
+        self.summary.requested += 1
+        if session_id is None:
+            log.warning("failed list item: %s", reason)
+            self.summary.add(Outcome.FAILED)
+            self.unidentified += 1
+        else:
+            self.fail(session_id, reason)
+
+    async def add_rows(self, rows: list[SessionRow]) -> None:
         """Take rows parsed elsewhere (a list page); write them once a batch is full."""
         self.summary.requested += len(rows)
         for row in rows:
             self._rows.append(row)
             self._listed.add(row["id"])
-            self._resolve(row["id"])
+            self._settled(row["id"])
         if self._batch_full():
             await self.flush()
 
@@ -177,37 +213,49 @@ class Run:
         """Enough rows, or failures, in hand to be worth a transaction (a run where every id
         fails must not keep all of them in memory until the end)."""
         size = self.settings.batch_size
-        return len(self._rows) >= size or len(self._failures) >= size
+        return max(len(self._rows), len(self._failures), len(self._not_found)) >= size
 
     async def flush(self) -> None:
         """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,
         in a thread, so the workers keep fetching (and may add rows while a batch is written)."""
         async with self._write_lock:
-            while self._rows or self._failures or self._resolved:
+            while self._rows or self._failures or self._not_found:
                 await self._write_one_batch()
 
     async def _write_one_batch(self) -> None:
         size = self.settings.batch_size
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
-        resolved: list[str] = []
-        if not self._rows:  # an id leaves the failure ledger only with its row, never before
-            resolved, self._resolved = self._resolved, []
+        not_found, self._not_found = self._not_found, []
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
-        outcomes = await asyncio.to_thread(
+        result = await asyncio.to_thread(
             write_batch,
             self.engine,
             rows,
             datetime.now(UTC),
             failures=failures,
-            resolved=resolved,
+            resolved=not_found,
             run_id=self.run_id,
             listed=listed,
             url=self.settings.database_url,
         )
-        for outcome in outcomes.values():
-            self.summary.add(outcome)
+        for session_id, outcome in result.outcomes.items():
+            if session_id in result.refused:
+                log.warning("failed %s: %s", session_id, result.refused[session_id])
+                self.summary.add_failure(session_id, result.refused[session_id])
+            else:
+                self.summary.add(outcome)
+
+    def count_failed_from_ledger(self) -> None:
+        """The run's failed count, exact: the ids the failure ledger holds against this run
+        (each failed and not settled since), and the list items that had no id to hold."""
+        if self.run_id is None:
+            return
+        failed = ledger.failures_of_run(self.engine, self.run_id)
+        self.summary.counts[Outcome.FAILED] = failed + self.unidentified
+        if not failed:
+            self.summary.failures.clear()
 
 
 def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:
@@ -252,9 +300,9 @@ def execute(
     may add columns (e.g. a sync's watermark) to the closing ledger update.
     """
     ledger.mark_dead_runs(engine)
-    retrying = ledger.pending_failures(engine)
+    failed_before = ledger.pending_failures(engine)
     run_id = ledger.start_run(engine, command)
-    run = Run(settings, engine, run_id=run_id, retrying=retrying, progress=progress)
+    run = Run(settings, engine, run_id=run_id, failed_at_start=failed_before, progress=progress)
     started = time.monotonic()
 
     async def main() -> None:
@@ -262,7 +310,9 @@ def execute(
         assert task is not None
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
-            async with SignalWireClient(settings, should_stop=run.stop.is_set) as client:
+            async with SignalWireClient(
+                settings, should_stop=run.stop.is_set, sleep=run.sleep
+            ) as client:
                 try:
                     await body(run, client)
                 finally:
@@ -279,14 +329,10 @@ def execute(
         # A second signal cancelled the run: it ends interrupted like the first, only sooner.
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-        ledger.finish_run(
-            engine,
-            run_id,
-            ledger.INTERRUPTED if interrupted else ledger.ERROR,
-            run.summary.to_dict(),
-            error=str(exc) or type(exc).__name__,
-        )
+        outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
+        _record_end(engine, run_id, outcome, run.summary, str(exc) or type(exc).__name__)
         raise
+    run.count_failed_from_ledger()
     run.summary.elapsed_s = time.monotonic() - started
     extra = finish(run) if finish is not None else {}
     error = "; ".join(run.summary.errors) or None
@@ -296,19 +342,39 @@ def execute(
     return run.summary
 
 
+def _record_end(
+    engine: Engine, run_id: int, outcome: RunOutcome, summary: Summary, error: str
+) -> None:
+    """Close the ledger row of a run ended by an error, if the database still lets us (a new
+    connection often works when the one in use was lost); never hide the error that ended it."""
+    try:
+        ledger.finish_run(engine, run_id, outcome, summary.to_dict(), error=error)
+    except RoomsyncError as exc:
+        log.warning("could not record the end of run %s in the ledger: %s", run_id, exc)
+
+
 def run_ids(
     ids: Iterable[str],
     settings: Settings,
     engine: Engine,
     *,
     command: str = "backfill",
+    retry_failed: bool = False,
+    shard: Shard | None = None,
     progress: Progress | None = None,
     handle_signals: bool = False,
 ) -> Summary:
-    """Fetch and store every id as one ledgered run."""
+    """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
+    failure ledger first (read once, when the run starts). With `shard`, only the ids of that
+    shard, the failed ones included (etl/shard.py)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
-        await run.fetch_ids(client, ids)
+        todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
+        if shard is not None:
+            todo = ShardIds(todo, shard)
+        if progress is not None:
+            progress.start(len(todo) if isinstance(todo, Sized) else None)
+        await run.fetch_ids(client, todo)
 
     return execute(
         command, settings, engine, body, progress=progress, handle_signals=handle_signals

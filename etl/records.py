@@ -3,21 +3,24 @@
 A body that does not describe the session asked for, or whose fields have the wrong types, raises
 PayloadError and is not stored. Enum-like strings (quality, status, layout) are open sets: any
 string is kept as it comes.
+
+A body is also refused, whichever field holds it, when it could not be stored exactly as valid
+JSON on both backends: a NUL character (PostgreSQL refuses it), a lone UTF-16 surrogate such as
+"\\ud800" (not a Unicode character: no UTF-8 encoding exists), a number that is not finite
+(NaN, Infinity, or one that overflows a 64-bit float, such as 1e999), or nesting deeper than
+MAX_DEPTH. Storing a replacement would not be the session the API sent, so the id fails with
+the reason, is kept in the failure ledger and is asked for again by later runs.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-import shutil
-import sys
-import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any, TypedDict, cast
 
-from .errors import InputError, PayloadError
+from .errors import PayloadError
 
 UUID_FIELDS = ("room_id",)
 STRING_FIELDS = ("name", "display_name", "quality", "layout", "status", "preview_url")
@@ -46,7 +49,42 @@ FINAL_STATUSES = frozenset({"completed"})
 _ALIASES = {"sync_audio_video": "audio_video_sync"}  # older material's name for the same field
 
 
-def canonical_uuid(value: str) -> str:
+class SessionRow(TypedDict):
+    """One parsed room session: its column values, and the body as it came (`raw`)."""
+
+    id: str
+    room_id: str | None
+    name: str | None
+    display_name: str | None
+    quality: str | None
+    layout: str | None
+    status: str | None
+    preview_url: str | None
+    max_members: int | None
+    remove_after_seconds_elapsed: int | None
+    duration: int | None
+    fps: float | None
+    record_on_start: bool
+    tone_on_entry_and_exit: bool
+    room_join_video_off: bool
+    user_join_video_off: bool
+    locked: bool
+    prioritize_handraise: bool | None
+    sync_audio_video: bool | None
+    created_at: datetime
+    updated_at: datetime
+    join_from: datetime | None
+    join_until: datetime | None
+    remove_at: datetime | None
+    start_time: datetime | None
+    end_time: datetime | None
+    cost_in_dollars: float | None
+    enable_room_previews: bool | None
+    locked_cover: str | None
+    raw: dict[str, Any]
+
+
+def canonical_uuid(value: object) -> str:
     """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID."""
     if not isinstance(value, str) or len(value) not in (32, 36, 38):
         raise ValueError(f"not a UUID: {value!r}")
@@ -144,7 +182,7 @@ FIELD_KINDS: tuple[tuple[str, Callable[[Any], Any], bool], ...] = tuple(
 COLUMN_FIELDS: tuple[str, ...] = ("id", *(name for name, _, _ in FIELD_KINDS))
 
 
-def parse_session(payload: Any, requested_id: str) -> dict[str, Any]:
+def parse_session(payload: Any, requested_id: str) -> SessionRow:
     """Validate one API body for `requested_id` and return the row's column values plus `raw`.
 
     Missing nullable keys become None; missing required keys, a wrong id or a wrong type raise
@@ -172,139 +210,43 @@ def parse_session(payload: Any, requested_id: str) -> dict[str, Any]:
             row[name] = check(value)
         except TypeError as exc:
             raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
-    if _has_nul(payload):
-        raise PayloadError("the body holds a NUL character, which the database cannot store")
+    problem = unstorable(payload)
+    if problem is not None:
+        raise PayloadError(f"the body cannot be stored: {problem}")
     row["raw"] = payload
-    return row
+    return cast(SessionRow, row)
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether a NUL character hides anywhere in a JSON value (PostgreSQL refuses them)."""
+MAX_DEPTH = 32  # a room session is 2 levels deep; the vendor's other objects, a few more
+
+
+def unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why a decoded JSON value cannot be stored exactly as valid JSON, or None when it can."""
+    if depth > MAX_DEPTH:
+        return f"it is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
-        return "\x00" in value
+        return _unstorable_text(value)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"a number that does not fit a float ({value})"
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        for key, item in value.items():
+            problem = _unstorable_text(key) or unstorable(item, depth + 1)
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = unstorable(item, depth + 1)
+            if problem is not None:
+                return problem
+    return None
 
 
-class IdSource:
-    """Validated room session ids from text lines, streamed in two passes.
-
-    The first pass checks every line before any request is made and finds duplicates; the
-    second yields canonical ids in order, each once. Only the duplicate and skipped line numbers
-    are kept between passes, so a file of a million ids never sits in memory as strings.
-    `open_lines` must return a fresh iterator of the same lines each time it is called.
-    """
-
-    def __init__(
-        self,
-        open_lines: Callable[[], Iterable[str]],
-        *,
-        skip_invalid: bool = False,
-        label: str = "line",
-        max_shown: int = 5,
-    ) -> None:
-        self._open_lines = open_lines
-        self._spool: IO[str] | None = None  # set by from_path for stdin
-        self._skip: set[int] = set()
-        self.count = 0
-        self.invalid = 0
-        seen: set[int] = set()
-        bad: list[tuple[int, str]] = []
-        for number, text in _numbered_values(open_lines()):
-            try:
-                key = uuid.UUID(canonical_uuid(text)).int
-            except ValueError:
-                self.invalid += 1
-                self._skip.add(number)
-                if len(bad) < max_shown:
-                    bad.append((number, text))
-                continue
-            if key in seen:
-                self._skip.add(number)
-            else:
-                seen.add(key)
-                self.count += 1
-        if self.invalid and not skip_invalid:
-            shown = ", ".join(f"{label} {n}: {value[:60]!r}" for n, value in bad)
-            more = f" and {self.invalid - len(bad)} more" if self.invalid > len(bad) else ""
-            raise InputError(
-                f"{self.invalid} invalid id(s): {shown}{more} "
-                "(use --skip-invalid to proceed without them)"
-            )
-
-    def __len__(self) -> int:
-        return self.count
-
-    def __iter__(self) -> Iterator[str]:
-        for number, text in _numbered_values(self._open_lines()):
-            if number not in self._skip:
-                yield canonical_uuid(text)
-
-    @classmethod
-    def from_path(cls, path: str, *, skip_invalid: bool = False) -> IdSource:
-        """Ids from a file, or from stdin for `-` (spooled to a temporary file, since the
-        lines are read twice). Call `close` when done."""
-        spool: IO[str] | None = None
+def _unstorable_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character, which PostgreSQL cannot store"
+    if not text.isascii():
         try:
-            if path == "-":
-                spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (close)
-                shutil.copyfileobj(sys.stdin, spool)
-                open_lines: Callable[[], Iterable[str]] = functools.partial(_rewound, spool)
-            else:
-                open_lines = functools.partial(_file_lines, path)
-            source = cls(open_lines, skip_invalid=skip_invalid)
-        except (OSError, UnicodeError) as exc:
-            if spool is not None:
-                spool.close()
-            raise InputError(f"cannot read {path}: {exc}") from None
-        source._spool = spool
-        return source
-
-    def close(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-
-
-def _file_lines(path: str) -> Iterator[str]:
-    with open(path, encoding="utf-8") as handle:
-        yield from handle
-
-
-def _rewound(spool: IO[str]) -> Iterator[str]:
-    spool.seek(0)
-    yield from spool
-
-
-class FailedFirst:
-    """The ids waiting in the failure ledger, then the ids of `rest` that are not among them."""
-
-    def __init__(self, failed: list[str], rest: Iterable[str]) -> None:
-        self.failed = failed
-        self.rest = rest
-        known = set(failed)
-        self._count = len(failed) + sum(1 for session_id in rest if session_id not in known)
-
-    def __len__(self) -> int:
-        return self._count
-
-    def __iter__(self) -> Iterator[str]:
-        known = set(self.failed)
-        yield from self.failed
-        yield from (session_id for session_id in self.rest if session_id not in known)
-
-
-def _numbered_values(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(line number, text) of lines that hold a value: blanks and `#` comments are skipped."""
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if text:
-            yield number, text
-
-
-def read_ids(lines: Iterable[str], *, skip_invalid: bool = False, label: str = "line") -> list[str]:
-    """All valid ids of an in-memory list of lines (see IdSource for the rules)."""
-    kept = list(lines)
-    return list(IdSource(lambda: kept, skip_invalid=skip_invalid, label=label))
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate, which is not a character and has no UTF-8 form"
+    return None

@@ -22,12 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from .config import GROUPINGS, TEXT_FORMATS, TIME_GROUPINGS
 from .db import database_error
 from .schema import room_sessions
 
-GROUPINGS = ("day", "week", "month", "room", "status")
-TIME_GROUPINGS = ("day", "week", "month")
-TEXT_FORMATS = ("table", "csv", "json")
 NO_ROOM = "(no room)"
 NO_STATUS = "(none)"
 JSON_KEYS = (

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from html import escape
 
-from .report import TABLE_HEADINGS, TIME_GROUPINGS, ReportRow, table_cells, total_row
+from .config import TIME_GROUPINGS
+from .report import TABLE_HEADINGS, ReportRow, table_cells, total_row
 
 CHART_WIDTH = 960
 CHART_HEIGHT = 380
@@ -50,7 +51,7 @@ def _nice_step(value: float) -> float:
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    return next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value)
+    return float(next(step * power for step in (1, 2, 2.5, 5, 10) if step * power >= value))
 
 
 def _axis_ticks(largest: float) -> list[float]:

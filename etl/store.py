@@ -1,4 +1,4 @@
-"""Storage: the batched upsert of parsed rows. The only module that knows SQL dialects.
+"""Storage: the batched upsert of parsed rows into `room_sessions`.
 
 One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a transaction:
 - a payload whose `updated_at` is older than the stored one never overwrites it;
@@ -7,27 +7,37 @@ One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a 
   and in `raw`.
 Rows are written in id order so that concurrent writers lock rows in the same order and cannot
 deadlock each other. The same transaction keeps the failure ledger and the relist queue in step
-with the rows (see `write_batch`).
+with the rows (see `write_batch`); the ledger's own statements live in `etl.ledger`.
+
+A stored `updated_at` later than the write's clock plus `CLOCK_SKEW` came from a broken upstream
+clock: newest-wins cannot trust it, so any fetch may replace that row.
+
+When the database refuses a batch for a reason in the data (a value it cannot encode or hold),
+the batch is split until the rows it refuses are alone: each of those fails its id, into the
+failure ledger, and every other row is written. A database that is down is a DatabaseError.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error
-from .records import FINAL_STATUSES, LIST_ONLY_FIELDS
-from .schema import UTCDateTime, room_sessions, sync_failures, sync_relist
+from . import ledger
+from .config import CLOCK_SKEW
+from .db import database_error, describe_error, insert_for
+from .outcomes import Outcome
+from .records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
+from .schema import UTCDateTime, room_sessions
 
-INSERTED, UPDATED, UNCHANGED = "inserted", "updated", "unchanged"
 TABLE = room_sessions.name
 _NEVER_UPDATED = ("id", "first_synced_at")
 _NOT_COMPARED = ("id", "raw", "first_synced_at", "last_synced_at")
@@ -48,7 +58,9 @@ def _sqlite_raw_merge() -> str:
         f"ELSE '{_SQLITE_PLACEHOLDER_PATH}' END"
         for k in LIST_ONLY_FIELDS
     )
-    return f"json_remove(json_insert(excluded.raw, {inserts}), {removes})"
+    merged = f"json_remove(json_insert(excluded.raw, {inserts}), {removes})"
+    # A row written by an old version may hold invalid JSON (`Infinity`): never read from it.
+    return f"CASE WHEN json_valid({TABLE}.raw) THEN {merged} ELSE excluded.raw END"
 
 
 def _postgresql_raw_merge() -> str:
@@ -57,7 +69,6 @@ def _postgresql_raw_merge() -> str:
 
 
 _RAW_MERGE = {"sqlite": _sqlite_raw_merge(), "postgresql": _postgresql_raw_merge()}
-_INSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 
 def _merged_values(excluded: Any, dialect: str) -> dict[str, Any]:
@@ -88,12 +99,10 @@ def upsert_statement(dialect: str) -> Any:
       JSON parameter. Thousands of bind parameters cost more than the insert itself there:
       psycopg re-parses a statement that long for placeholders on every execution.
     """
-    if dialect not in _INSERT:
-        raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
-    insert = _INSERT[dialect](room_sessions)
-    stmt = insert.from_select(*_recordset_source()) if dialect == "postgresql" else insert
-    excluded = stmt.excluded
-    merged = _merged_values(excluded, dialect)
+    insert = insert_for(dialect, room_sessions)
+    if dialect == "postgresql":
+        insert = insert.from_select(*_recordset_source())
+    merged = _merged_values(insert.excluded, dialect)
     changed = sa.or_(
         *(
             merged[c.name].is_distinct_from(c)
@@ -101,12 +110,13 @@ def upsert_statement(dialect: str) -> Any:
             if c.name not in _NOT_COMPARED
         )
     )
-    newer = excluded.updated_at > room_sessions.c.updated_at
-    same_age = excluded.updated_at == room_sessions.c.updated_at
-    stmt = stmt.on_conflict_do_update(
+    newer = insert.excluded.updated_at > room_sessions.c.updated_at
+    same_age = insert.excluded.updated_at == room_sessions.c.updated_at
+    untrusted = room_sessions.c.updated_at > sa.bindparam("trust_until", type_=UTCDateTime())
+    stmt = insert.on_conflict_do_update(
         index_elements=[room_sessions.c.id],
         set_=merged,
-        where=sa.or_(newer, sa.and_(same_age, changed)),
+        where=sa.or_(newer, untrusted, sa.and_(same_age, changed)),
     )
     return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
 
@@ -145,22 +155,25 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def upsert_parameters(dialect: str, batch: list[dict[str, Any]], now: datetime) -> Any:
+def upsert_parameters(dialect: str, batch: Sequence[SessionRow], now: datetime) -> Any:
     """What `upsert_statement(dialect)` is executed with for this batch (rows in id order).
 
     A value that cannot be encoded is a StatementError, as SQLAlchemy's own binding raises.
     """
+    trust_until = now + CLOCK_SKEW
     if dialect != "postgresql":
-        return [{**row, "first_synced_at": now, "last_synced_at": now} for row in batch]
+        stamps = {"first_synced_at": now, "last_synced_at": now, "trust_until": trust_until}
+        return [{**row, **stamps} for row in batch]
     try:
-        return {"rows": json.dumps(batch, default=_json_default), "now": now}
+        rows = json.dumps(batch, default=_json_default, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise sa.exc.StatementError(str(exc), None, None, exc) from None
+    return {"rows": rows, "now": now, "trust_until": trust_until}
 
 
-def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _newest_per_id(rows: Sequence[SessionRow]) -> list[SessionRow]:
     """One row per id (the newest), sorted by id; a statement may not touch a row twice."""
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, SessionRow] = {}
     for row in rows:
         kept = by_id.get(row["id"])
         if kept is None or row["updated_at"] >= kept["updated_at"]:
@@ -169,15 +182,23 @@ def _newest_per_id(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def upsert_sessions(
-    engine: Engine, rows: Sequence[dict[str, Any]], now: datetime, url: str = ""
-) -> dict[str, str]:
-    """Upsert parsed rows in one transaction; return each id's outcome (see write_batch)."""
-    return write_batch(engine, rows, now, url=url)
+    engine: Engine, rows: Sequence[SessionRow], now: datetime, url: str = ""
+) -> dict[str, Outcome]:
+    """Upsert parsed rows; return each id's outcome (see write_batch)."""
+    return write_batch(engine, rows, now, url=url).outcomes
+
+
+@dataclass
+class BatchResult:
+    """Each id's outcome; the rows the database refused (`failed`) with its reason."""
+
+    outcomes: dict[str, Outcome]
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def write_batch(
     engine: Engine,
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[SessionRow],
     now: datetime,
     *,
     failures: Mapping[str, str] | None = None,
@@ -185,91 +206,117 @@ def write_batch(
     run_id: int | None = None,
     listed: Collection[str] = (),
     url: str = "",
-) -> dict[str, str]:
+) -> BatchResult:
     """Write one batch in one transaction: the sessions, and the ledgers with them.
 
     `now` stamps first_synced_at (new rows) and last_synced_at (written rows); a returned row
     whose first_synced_at is `now` was inserted by this statement. `failures` (id -> error) are
-    recorded against `run_id` for the next run to retry; `resolved` ids (stored or confirmed not
-    found since they failed) leave the failure ledger. Rows whose ids are in `listed` came from
-    the list and leave the relist queue; the others (by-id bodies) that were written final join
-    it, since only the list carries their final cost. Either all of it is written or none.
+    recorded against `run_id` for the next run to retry; the ids of the rows written, and the
+    `resolved` ids (confirmed not found), leave the failure ledger. Rows whose ids are in
+    `listed` came from the list and leave the relist queue once their cost is stored; the others
+    (by-id bodies) that were written final join it, since only the list carries their final
+    cost. Either all of it is written or none -- unless the database refuses rows for what they
+    hold: then the batch is split (see the module's docstring).
     """
     batch = _newest_per_id(rows)
-    outcomes = dict.fromkeys((row["id"] for row in batch), UNCHANGED)
+    target = url or engine.url
     try:
         with engine.begin() as conn:
-            if batch:
-                dialect = engine.dialect.name
-                parameters = upsert_parameters(dialect, batch, now)
-                written = conn.execute(upsert_statement(dialect), parameters).all()
-                for session_id, first_synced_at in written:
-                    outcomes[str(session_id)] = INSERTED if first_synced_at == now else UPDATED
-            _delete_ids(conn, sync_failures, list(resolved))
-            if failures and run_id is not None:
-                _record_failures(conn, engine.dialect.name, failures, run_id, now)
-            _delete_ids(conn, sync_relist, [row["id"] for row in batch if row["id"] in listed])
-            _queue_relist(conn, engine.dialect.name, batch, outcomes, listed)
+            outcomes = _write_rows(conn, batch, now, listed)
+            _write_ledger(conn, failures or {}, [*outcomes, *resolved], run_id, now)
+        return BatchResult(outcomes)
+    except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        if not _in_the_data(exc):
+            raise database_error(exc, target, "writing to") from None
+    try:
+        outcomes, refused = _isolate(engine, batch, now, listed)
+        with engine.begin() as conn:
+            cleared = [i for i in outcomes if i not in refused]
+            _write_ledger(conn, {**(failures or {}), **refused}, [*cleared, *resolved], run_id, now)
     except SQLAlchemyError as exc:
-        raise database_error(exc, url or engine.url, "writing to") from None
+        raise database_error(exc, target, "writing to") from None
+    return BatchResult({**outcomes, **dict.fromkeys(refused, Outcome.FAILED)}, refused)
+
+
+def _write_rows(
+    conn: sa.Connection, batch: Sequence[SessionRow], now: datetime, listed: Collection[str]
+) -> dict[str, Outcome]:
+    """Upsert the rows and keep the relist queue in step; each id's outcome."""
+    outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
+    if not batch:
+        return outcomes
+    dialect = conn.dialect.name
+    written = conn.execute(upsert_statement(dialect), upsert_parameters(dialect, batch, now))
+    for session_id, first_synced_at in written.all():
+        new = first_synced_at == now
+        outcomes[str(session_id)] = Outcome.INSERTED if new else Outcome.UPDATED
+    ledger.unqueue_relist(conn, _cost_stored(conn, [r["id"] for r in batch if r["id"] in listed]))
+    ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
     return outcomes
 
 
-_CHUNK = 500
-
-
-def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """Slices small enough for any driver's parameter limit."""
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
-
-def _delete_ids(conn: sa.Connection, table: sa.Table, session_ids: Sequence[str]) -> None:
-    for chunk in _chunks(session_ids):
-        conn.execute(sa.delete(table).where(table.c.session_id.in_(chunk)))
-
-
-def _record_failures(
-    conn: sa.Connection, dialect: str, failures: Mapping[str, str], run_id: int, now: datetime
-) -> None:
-    values = [
-        {"session_id": session_id, "run_id": run_id, "error": error[:2000], "failed_at": now}
-        for session_id, error in sorted(failures.items())
-    ]
-    for chunk in _chunks(values):
-        stmt = _INSERT[dialect](sync_failures).values(list(chunk))
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[sync_failures.c.session_id],
-            set_={
-                "run_id": stmt.excluded.run_id,
-                "error": stmt.excluded.error,
-                "failed_at": stmt.excluded.failed_at,
-                "attempts": sync_failures.c.attempts + 1,
-            },
-        )
-        conn.execute(stmt)
-
-
-def _queue_relist(
+def _write_ledger(
     conn: sa.Connection,
-    dialect: str,
-    batch: Sequence[dict[str, Any]],
-    outcomes: Mapping[str, str],
-    listed: Collection[str],
+    failures: Mapping[str, str],
+    cleared: Sequence[str],
+    run_id: int | None,
+    now: datetime,
 ) -> None:
-    values = [
-        {"session_id": row["id"], "created_at": row["created_at"]}
+    ledger.clear_failures(conn, cleared)
+    if failures and run_id is not None:
+        ledger.record_failures(conn, failures, run_id, now)
+
+
+def _cost_stored(conn: sa.Connection, session_ids: Sequence[str]) -> list[str]:
+    """Those of the ids whose row now holds a cost: only those are done with the list."""
+    t = room_sessions
+    found: list[str] = []
+    for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
+        query = sa.select(t.c.id).where(t.c.id.in_(chunk), t.c.cost_in_dollars.is_not(None))
+        found.extend(str(i) for i in conn.execute(query).scalars())
+    return found
+
+
+def _in_the_data(exc: BaseException) -> bool:
+    """Whether the database (or the driver, binding values) refused what the rows hold, as
+    opposed to being unreachable or broken."""
+    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        # SQLite reports malformed or too deeply nested JSON as an OperationalError.
+        return "JSON" in str(exc.orig)
+    return True  # raised while encoding values: StatementError, ValueError, UnicodeError ...
+
+
+def _isolate(
+    engine: Engine, batch: Sequence[SessionRow], now: datetime, listed: Collection[str]
+) -> tuple[dict[str, Outcome], dict[str, str]]:
+    """Write the batch in halves, each in its own transaction, down to the single rows the
+    database refuses; return the outcomes of the rows written and why each other one was not."""
+    try:
+        with engine.begin() as conn:
+            return _write_rows(conn, batch, now, listed), {}
+    except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        if not _in_the_data(exc):
+            raise
+        if len(batch) == 1:
+            reason = describe_error(exc, engine.url)
+            return {}, {batch[0]["id"]: f"the database refused the session: {reason}"}
+    middle = len(batch) // 2
+    first, refused_first = _isolate(engine, batch[:middle], now, listed)
+    second, refused_second = _isolate(engine, batch[middle:], now, listed)
+    return {**first, **second}, {**refused_first, **refused_second}
+
+
+def _to_relist(
+    batch: Sequence[SessionRow], outcomes: Mapping[str, Outcome], listed: Collection[str]
+) -> list[tuple[str, datetime]]:
+    """(id, created_at) of rows written final from a by-id body: only the list has their cost."""
+    return [
+        (row["id"], row["created_at"])
         for row in batch
         if row["id"] not in listed
-        and outcomes[row["id"]] != UNCHANGED
+        and outcomes[row["id"]] != Outcome.UNCHANGED
         and row["status"] in FINAL_STATUSES
     ]
-    if values:
-        conn.execute(_relist_statement(dialect), values)
-
-
-@functools.cache
-def _relist_statement(dialect: str) -> Any:
-    """Compiled once; executed with the batch's rows as parameter sets."""
-    stmt = _INSERT[dialect](sync_relist)
-    return stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id])

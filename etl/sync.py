@@ -18,23 +18,20 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from . import ledger
-from .config import Settings
+from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
 from .lock import run_lock
-from .pipeline import FAILED, Run, Summary, execute
-from .records import canonical_uuid, parse_session
+from .pipeline import Run, Summary, execute
+from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import SignalWireClient
 
 log = logging.getLogger(__name__)
-
-DEFAULT_OVERLAP = timedelta(hours=24)
-MAX_PAGE_SIZE = 1000
 
 
 @dataclass
@@ -43,6 +40,7 @@ class Listing:
 
     stop_before: datetime | None
     previous_watermark: datetime | None
+    not_after: datetime | None = None  # this machine's clock plus the skew allowed
     listed: int = 0
     newest: datetime | None = None
     last: datetime | None = None
@@ -65,6 +63,11 @@ class Listing:
         return True
 
     def observe(self, created_at: datetime) -> None:
+        """Note one listed session's created_at, bounded by the clock: a session dated in the
+        future (a broken upstream clock) must not move the watermark past what the list can
+        still deliver."""
+        if self.not_after is not None:
+            created_at = min(created_at, self.not_after)
         if self.last is not None and created_at > self.last:
             self.newest_first = False
         self.last = created_at
@@ -111,14 +114,12 @@ class SyncResult:
         }
 
 
-def _parse_list_item(run: Run, listing: Listing, item: Any) -> dict[str, Any] | None:
+def _parse_list_item(run: Run, listing: Listing, item: Any) -> SessionRow | None:
     raw_id = item.get("id") if isinstance(item, dict) else None
     try:
         session_id = canonical_uuid(raw_id)
     except (ValueError, TypeError):
-        log.warning("failed list item without a valid id: %r", raw_id)
-        run.summary.add(FAILED)
-        run.summary.requested += 1
+        run.reject_item(None, f"no valid id: {raw_id!r}")
         return None
     if not listing.first_time(session_id):
         return None
@@ -126,8 +127,7 @@ def _parse_list_item(run: Run, listing: Listing, item: Any) -> dict[str, Any] | 
     try:
         return parse_session(item, session_id)
     except PayloadError as exc:
-        run.fail(session_id, str(exc))
-        run.summary.requested += 1  # rows that parse are counted by Run.add_rows
+        run.reject_item(session_id, str(exc))  # rows that parse are counted by Run.add_rows
         return None
 
 
@@ -166,15 +166,19 @@ def run_sync(
     overlap: timedelta = DEFAULT_OVERLAP,
     page_size: int = MAX_PAGE_SIZE,
     handle_signals: bool = False,
+    now: datetime | None = None,
 ) -> SyncResult:
     """One sync run, or a skipped one when another holds the lock."""
     with run_lock(engine) as taken:
         if not taken:
             return SyncResult(skipped=True)
         ledger.mark_dead_runs(engine, all_of_command="sync")
+        not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
         previous = ledger.last_watermark(engine)
+        if previous is not None:
+            previous = min(previous, not_after)  # one recorded by a version without the bound
         stop_before = None if full or previous is None else previous - overlap
-        listing = Listing(stop_before=stop_before, previous_watermark=previous)
+        listing = Listing(stop_before=stop_before, previous_watermark=previous, not_after=not_after)
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:

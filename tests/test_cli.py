@@ -174,14 +174,14 @@ def test_plain_http_to_a_remote_host_is_refused(cli_env: dict[str, str], session
 
 
 def test_unmigrated_database_is_exit_3(
-    cli_env: dict[str, str], sessions: list[dict], db_url: str
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str
 ) -> None:
     from etl.db import downgrade
 
-    downgrade(db_url, "base")
+    downgrade(migrated_url, "base")
     result = invoke(["fetch", sessions[0]["id"]], cli_env)
     assert result.exit_code == 3 and "roomsync db upgrade" in result.stderr
-    assert_no_secrets(result, db_url)
+    assert_no_secrets(result, migrated_url)
 
 
 def test_secrets_never_printed_even_verbose_with_failures(

@@ -102,3 +102,20 @@ def test_migrations_that_cannot_be_found_are_a_one_line_exit_3(
         assert result.exit_code == 3, (args, result.output)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and "roomsync's migrations are not on the file system" in lines[0]
+
+
+def test_sqlite_migrations_are_atomic(tmp_path: Path) -> None:
+    """Python's sqlite3 runs DDL outside any transaction unless told otherwise: a migration
+    killed halfway would leave half a schema. The migration engine puts DDL in the transaction,
+    and Alembic commits once per migration, so a kill leaves the previous revision whole."""
+    from etl.db import make_migration_engine
+
+    engine = make_migration_engine(f"sqlite:///{tmp_path / 'atomic.db'}")
+    try:
+        with pytest.raises(RuntimeError), engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+            conn.exec_driver_sql("CREATE INDEX ix_half_done ON half_done (x)")
+            raise RuntimeError("killed here")
+        assert "half_done" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

@@ -22,13 +22,12 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
+from etl.config import GROUPINGS
 from etl.db import downgrade, make_engine, upgrade
 from etl.fake_api import generate_sessions
 from etl.records import parse_session
 from etl.report import (
-    GROUPINGS,
     JSON_KEYS,
-    TEXT_FORMATS,
     check_range,
     display_width,
     parse_bound,
@@ -470,12 +469,6 @@ def test_empty_range(loaded: Engine) -> None:
     assert report_rows(loaded, "day", datetime(2030, 1, 1, tzinfo=UTC)) == []
 
 
-def test_status_totals_for_the_demo(loaded: Engine, payloads: list[Payload]) -> None:
-    totals = {r.group: (r.sessions, r.duration_s or 0) for r in report_rows(loaded, "status")}
-    for status, ps in grouped(payloads, lambda p: p["status"], lambda p: True).items():
-        assert totals[status or "(none)"] == (len(ps), sum(p["duration"] or 0 for p in ps))
-
-
 # --------------------------------------------------------------------------- parsing, table
 
 
@@ -606,12 +599,6 @@ def test_cli_writes_output_file(migrated_url: str, loaded: Engine, tmp_path: Pat
     result = run_cli(["--format", "json", "--by", "month", "-o", str(target)], migrated_url)
     assert result.exit_code == 0 and result.stdout == ""
     assert sum(r["sessions"] for r in json.loads(target.read_text())) == 68
-
-
-def test_cli_choices_match_the_library() -> None:
-    command = main.commands["report"]
-    choices = {p.name: list(p.type.choices) for p in command.params if hasattr(p.type, "choices")}
-    assert choices == {"by": list(GROUPINGS), "fmt": [*TEXT_FORMATS, "html"]}
 
 
 def test_report_has_help_and_is_documented() -> None:
