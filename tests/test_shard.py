@@ -191,3 +191,24 @@ def test_n_worker_processes_fetch_each_id_once_and_leave_the_table_exact(
             expected["updated_at"],
             expected["duration"],
         )
+
+
+def test_retry_failed_retries_each_failed_id_in_its_own_shard_only(
+    api: FakeSignalWire, migrated_url: str
+) -> None:
+    from conftest import make_settings
+
+    from etl import api as roomsync
+
+    ids = list(api.sessions)
+    settings = make_settings(api, migrated_url, retries=1)
+    failing = ids[:12]
+    for session_id in failing:
+        api.script(session_id, "500")
+    first = roomsync.backfill(ids, settings)
+    assert sorted(first["failed_ids"]) == sorted(failing)
+    api.reset_stats()
+    halves = [roomsync.backfill([], settings, retry_failed=True, shard=f"{k}/2") for k in range(2)]
+    assert sorted(halves[0]["failed_ids"] + halves[1]["failed_ids"]) == []
+    assert halves[0]["requested"] > 0 and halves[1]["requested"] > 0
+    assert dict(api.requests) == {f"{LIST_PATH}/{session_id}": 1 for session_id in failing}

@@ -75,6 +75,8 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_wheel_holds_the_package_and_every_migration(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
+    modules = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "etl").rglob("*.py"))
+    assert [name for name in modules if name not in names] == []  # pyproject lists each package
     migrations = sorted((ROOT / "migrations" / "versions").glob("*.py"))
     assert migrations
     for path in migrations:
