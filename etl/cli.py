@@ -245,9 +245,12 @@ def _run(ids: Iterable[str], options: dict[str, Any], command: str) -> None:
     from .pipeline import run_ids
 
     retry_failed = bool(options.pop("retry_failed", False))
+    shard = options.pop("shard", None)
 
     def call(settings: Settings, engine: Any, how: dict[str, Any]) -> Any:
-        return run_ids(ids, settings, engine, command=command, retry_failed=retry_failed, **how)
+        return run_ids(
+            ids, settings, engine, command=command, retry_failed=retry_failed, shard=shard, **how
+        )
 
     summary, as_json = _run_command(command, options, call)
     _report(summary.to_dict(), as_json, command, summary.run_id)
@@ -393,19 +396,30 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     is_flag=True,
     help="Also (or, without FILE, only) retry the ids that failed in earlier runs.",
 )
+@click.option(
+    "--shard",
+    metavar="K/N",
+    help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
+    "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
+)
 @run_options
 @log_options
 @handle_errors
-def backfill(file: str | None, skip_invalid: bool, retry_failed: bool, **options: Any) -> None:
+def backfill(
+    file: str | None, skip_invalid: bool, retry_failed: bool, shard: str | None, **options: Any
+) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
 
     Blank lines and `#` comments are skipped; duplicates are fetched once. Every line is checked
     before the first request. The file is streamed, so a file of millions of ids is fine.
+    N workers run with --shard 0/N ... N-1/N on the same FILE fetch each id exactly once.
     """
     if file is None and not retry_failed:
         raise click.UsageError("give FILE, or --retry-failed, or both")
     from .idfiles import IdSource
+    from .shard import parse_shard
 
+    options["shard"] = parse_shard(shard) if shard is not None else None
     ids: Iterable[str] = []
     if file is not None:
         source = IdSource.from_path(file, skip_invalid=skip_invalid)

@@ -198,7 +198,18 @@ def database_url(
     """The database URL: --database-url, else DATABASE_URL, else a SQLite file in the cwd."""
     env = os.environ if env is None else env
     overrides = overrides or {}
-    return str(overrides.get("database_url") or env.get(ENV_DATABASE) or DEFAULT_DATABASE_URL)
+    url = str(overrides.get("database_url") or env.get(ENV_DATABASE) or DEFAULT_DATABASE_URL)
+    return normalize_database_url(url)
+
+
+def normalize_database_url(url: str) -> str:
+    """`postgres://` (and `postgres+driver://`), as hosting platforms inject DATABASE_URL,
+    spelled the way SQLAlchemy names the dialect: `postgresql://`. Anything else is unchanged."""
+    scheme, sep, rest = url.partition("://")
+    dialect, plus, driver = scheme.partition("+")
+    if sep and dialect.lower() == "postgres":
+        return f"postgresql{plus}{driver}{sep}{rest}"
+    return url
 
 
 def load_settings(

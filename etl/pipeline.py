@@ -30,6 +30,7 @@ from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
 from .records import SessionRow, parse_session
 from .safe_text import visible
+from .shard import Shard, ShardIds
 from .signalwire import ClientStats, SignalWireClient
 from .store import write_batch
 
@@ -458,16 +459,20 @@ def run_ids(
     *,
     command: str = "backfill",
     retry_failed: bool = False,
+    shard: Shard | None = None,
     progress: Progress | None = None,
     handle_signals: bool = False,
     dry_run: bool = False,
     stats: ClientStats | None = None,
 ) -> Summary:
     """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
-    failure ledger first (read once, when the run starts). A dry run writes nothing (execute)."""
+    failure ledger first (read once, when the run starts). With `shard`, only the ids of that
+    shard, the failed ones included (etl/shard.py). A dry run writes nothing (execute)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
         todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
+        if shard is not None:
+            todo = ShardIds(todo, shard)
         if progress is not None:
             progress.start(len(todo) if isinstance(todo, Sized) else None)
         await run.fetch_ids(client, todo)

@@ -79,6 +79,31 @@ def test_alembic_command_line_uses_database_url(tmp_path: Path) -> None:
     assert current_revision(url) == head_revision()
 
 
+def test_migrations_that_cannot_be_found_are_a_one_line_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install without its migrations (no package etl.migrations, nothing beside etl/)
+    says so, exit 3, rather than a traceback."""
+    import importlib.resources
+
+    from click.testing import CliRunner
+
+    from etl import db
+    from etl.cli import main
+
+    def no_package(name: str) -> Path:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(importlib.resources, "files", no_package)
+    monkeypatch.setattr(db, "ROOT", tmp_path)
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    for args in (["db", "current"], ["report"], ["db", "upgrade"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 3, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "roomsync's migrations are not on the file system" in lines[0]
+
+
 def test_sqlite_migrations_are_atomic(tmp_path: Path) -> None:
     """Python's sqlite3 runs DDL outside any transaction unless told otherwise: a migration
     killed halfway would leave half a schema. The migration engine puts DDL in the transaction,
