@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,7 @@ def test_migrations_that_cannot_be_found_are_a_one_line_exit_3(
 
     monkeypatch.setattr(importlib.resources, "files", no_package)
     monkeypatch.setattr(db, "ROOT", tmp_path)
+    sqlite3.connect(tmp_path / "x.db").close()  # a database file, with no schema yet
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
     for args in (["db", "current"], ["report"], ["db", "upgrade"]):
         result = CliRunner().invoke(main, args, env=env)

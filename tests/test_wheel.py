@@ -107,7 +107,7 @@ def test_installed_wheel_runs_every_command_from_an_empty_directory(
     run([roomsync, "db", "upgrade"], empty, env)
     assert (empty / "room_sessions.db").is_file()
     assert run([roomsync, "db", "current"], empty, env).stdout.strip().endswith("(head)")
-    run([roomsync, "db", "downgrade", "base"], empty, env)
+    run([roomsync, "db", "downgrade", "base", "--yes"], empty, env)
     assert run([roomsync, "db", "current"], empty, env).stdout.strip() == "base"
 
     demo = json.loads(run([roomsync, "demo", "--sessions", "25", "--json"], empty, env).stdout)
