@@ -536,12 +536,20 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    """--max-age: 90s, 15m, 2h, 1d."""
     from .status import parse_duration
 
+    return _parsed(parse_duration, ctx, param, value)
+
+
+def _parsed(
+    parse: Callable[[str], Any], ctx: click.Context, param: click.Parameter, value: str | None
+) -> Any:
+    """An option's text through `parse`; its ValueError is the option's usage error."""
     if value is None:
         return None
     try:
-        return parse_duration(value)
+        return parse(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
@@ -688,12 +696,7 @@ def _report_bound(ctx: click.Context, param: click.Parameter, value: str | None)
     """--since/--until: a date or ISO datetime, UTC unless it says otherwise."""
     from .report import parse_bound
 
-    if value is None:
-        return None
-    try:
-        return parse_bound(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return _parsed(parse_bound, ctx, param, value)
 
 
 def _write_report(text: str, output: str | None) -> None:
