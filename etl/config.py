@@ -10,19 +10,30 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError
+from .safe_text import visible
 
 DEFAULT_DATABASE_URL = "sqlite:///room_sessions.db"
 ENV_SPACE = "SIGNALWIRE_SPACE"
 ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
+
+# bounds on what the API may send: one body after decompression, pages in one list walk
+DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
+MIB = 1 << 20
+DEFAULT_MAX_PAGES = 10_000  # 10 million sessions at 1,000 a page
+
+# How far ahead of this machine's clock an upstream timestamp may be and still be trusted
+# (ordering rows, moving the sync's watermark); later ones came from a broken clock.
+CLOCK_SKEW = timedelta(minutes=10)
 
 # sync: how far before the last watermark an early stop may come; the API's largest list page.
 # The overlap only has to cover sessions the list shows late (the vendor's own lag, clock skew
@@ -53,6 +64,8 @@ class Settings:
     max_retry_after: float = 60.0
     rate_limit: float | None = None
     batch_size: int = 500
+    max_body: int = DEFAULT_MAX_BODY_MIB * MIB  # bytes, after decompression
+    max_pages: int = DEFAULT_MAX_PAGES
 
     def __repr__(self) -> str:  # dataclass repr would still show database_url's password
         return (
@@ -73,7 +86,7 @@ def url_secrets(url: Any) -> list[str]:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return []
     secrets = [str(parsed.password)] if parsed.password else []
     for key, value in parsed.query.items():
@@ -89,7 +102,7 @@ def mask_url(url: Any) -> str:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "<unparseable database URL>"
     query = {key: "***" if _secret_key(key) else value for key, value in parsed.query.items()}
     rendered = parsed.set(query=query).render_as_string(hide_password=True)
@@ -106,6 +119,42 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+# A DNS name: dot-separated labels of ASCII letters, digits and inner hyphens.
+_HOSTNAME = re.compile(
+    r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?", re.ASCII
+)
+
+
+def _refuse_userinfo(space: str) -> None:
+    """Credentials come from their own variables; a `user:password@` in the space would be
+    printed, logged and sent as given. Refused without echoing the value."""
+    if "@" in space.split("?", 1)[0].split("#", 1)[0]:
+        raise ConfigError(
+            f"{ENV_SPACE} must not hold credentials (user:password@): put the Project ID in "
+            f"{ENV_PROJECT} and the token in {ENV_TOKEN}"
+        )
+
+
+def _valid_host(host: str) -> bool:
+    """A DNS name or an IP address (urlsplit gives IPv6 without brackets)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return bool(_HOSTNAME.fullmatch(host))
+    return True
+
+
+def _check_port(parts: SplitResult) -> None:
+    try:
+        port = parts.port  # urlsplit checks the port only when asked for it
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(
+            f"{ENV_SPACE} has an invalid port: {visible(parts.netloc)!r} (1 to 65535)"
+        )
+
+
 def resolve_base_url(space: str) -> str:
     """Turn a space name, a host or a full URL into the API's base URL.
 
@@ -116,17 +165,25 @@ def resolve_base_url(space: str) -> str:
     space = space.strip().rstrip("/")
     if not space:
         raise ConfigError(f"{ENV_SPACE} is empty: set it to your space name, e.g. 'example'")
+    _refuse_userinfo(space)
     if "://" not in space:
         host = space if "." in space else f"{space}.signalwire.com"
-        if "/" in host or " " in host:
-            raise ConfigError(f"{ENV_SPACE} is not a space name, host or URL: {space!r}")
+        if not _HOSTNAME.fullmatch(host):
+            raise ConfigError(f"{ENV_SPACE} is not a space name, host or URL: {visible(space)!r}")
         return f"https://{host}"
-    parts = urlsplit(space)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{ENV_SPACE} must be an http(s) URL, a host or a space name: {space!r}")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+    try:
+        parts = urlsplit(space)
+    except ValueError:  # "Invalid IPv6 URL": a bracket left open
+        raise ConfigError(f"{ENV_SPACE} is not a valid URL: {visible(space)!r}") from None
+    hostname = parts.hostname
+    if parts.scheme not in ("http", "https") or hostname is None or not _valid_host(hostname):
         raise ConfigError(
-            f"{ENV_SPACE} uses plain http to {parts.hostname}; the API token would travel in "
+            f"{ENV_SPACE} must be an http(s) URL, a host or a space name: {visible(space)!r}"
+        )
+    _check_port(parts)
+    if parts.scheme == "http" and not is_loopback_host(hostname):
+        raise ConfigError(
+            f"{ENV_SPACE} uses plain http to {hostname}; the API token would travel in "
             "clear: use https"
         )
     return space
@@ -145,7 +202,18 @@ def database_url(
     """The database URL: --database-url, else DATABASE_URL, else a SQLite file in the cwd."""
     env = os.environ if env is None else env
     overrides = overrides or {}
-    return str(overrides.get("database_url") or env.get(ENV_DATABASE) or DEFAULT_DATABASE_URL)
+    url = str(overrides.get("database_url") or env.get(ENV_DATABASE) or DEFAULT_DATABASE_URL)
+    return normalize_database_url(url)
+
+
+def normalize_database_url(url: str) -> str:
+    """`postgres://` (and `postgres+driver://`), as hosting platforms inject DATABASE_URL,
+    spelled the way SQLAlchemy names the dialect: `postgresql://`. Anything else is unchanged."""
+    scheme, sep, rest = url.partition("://")
+    dialect, plus, driver = scheme.partition("+")
+    if sep and dialect.lower() == "postgres":
+        return f"postgresql{plus}{driver}{sep}{rest}"
+    return url
 
 
 def load_settings(
@@ -167,6 +235,8 @@ def load_settings(
             "max_retry_after",
             "rate_limit",
             "batch_size",
+            "max_body",
+            "max_pages",
         )
         if k in overrides
     }

@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from .config import mask_url, url_secrets
+from .config import mask_url, normalize_database_url, url_secrets
 from .errors import ConfigError, DatabaseError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,9 +27,12 @@ SQLITE_BUSY_TIMEOUT_S = 30
 def make_engine(url: str) -> Engine:
     """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs."""
     try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError("DATABASE_URL is not a valid SQLAlchemy URL") from None
+        parsed = make_url(normalize_database_url(url))
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise ConfigError(
+            "DATABASE_URL is not a valid SQLAlchemy URL (check the host, and that the port is a "
+            "number)"
+        ) from None
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(
             parsed,
@@ -44,9 +47,12 @@ def make_engine(url: str) -> Engine:
 
 
 @contextlib.contextmanager
-def open_engine(url: str) -> Iterator[Engine]:
-    """An engine for a database whose schema is at the newest migration, disposed on exit."""
-    engine = make_engine(url)
+def open_engine(url: str, readonly: bool = False) -> Iterator[Engine]:
+    """An engine for a database whose schema is at the newest migration, disposed on exit;
+    `readonly` opens a SQLite file read-only and never creates one (etl.readonly)."""
+    from .readonly import readonly_engine
+
+    engine = readonly_engine(url) if readonly else make_engine(url)
     try:
         require_head(engine, url)
         yield engine
@@ -64,6 +70,26 @@ def insert_for(dialect: str, table: sa.Table) -> DialectInsert:
     if dialect == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
+
+
+def make_migration_engine(url: str) -> Engine:
+    """An engine for Alembic. On SQLite, DDL joins the transaction: Python's sqlite3 module
+    commits before each DDL statement on its own, so a migration killed halfway would leave a
+    half-changed schema. With the driver's own transaction handling off and an explicit BEGIN,
+    each migration (with its alembic_version update) commits whole or not at all."""
+    engine = make_engine(url)
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _driver_autocommit)
+        sa.event.listen(engine, "begin", _explicit_begin)
+    return engine
+
+
+def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+
+
+def _explicit_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -89,12 +115,37 @@ def database_error(exc: BaseException, url: Any, doing: str) -> DatabaseError:
     return DatabaseError(f"{doing} {mask_url(url)} failed: {describe_error(exc, url)}")
 
 
+def migrations_dir() -> Path:
+    """The directory holding the Alembic migrations, wherever roomsync is installed.
+
+    Installed (wheel, `pip install .`, pipx, editable) they are the package `etl.migrations`,
+    found through importlib.resources; the wheel maps the checkout's top-level migrations/ to
+    it (pyproject.toml). A source tree imported without installing has them in ROOT/migrations.
+    Alembic reads them from the file system, so a location that is not a directory (a zip) is a
+    configuration error, not a traceback.
+    """
+    from importlib import resources
+
+    try:
+        location: Any = resources.files(f"{__package__}.migrations")
+    except ModuleNotFoundError:
+        location = ROOT / "migrations"
+    if not isinstance(location, Path) or not (location / "env.py").is_file():
+        raise ConfigError(f"roomsync's migrations are not on the file system at {location}")
+    return location
+
+
 def alembic_config(url: str, connection: sa.Connection | None = None) -> Any:
-    """An Alembic Config for this project's migrations, pointed at `url`."""
+    """An Alembic Config for this project's migrations, pointed at `url`.
+
+    Built in code rather than from alembic.ini, which exists only in a checkout (it is what
+    `alembic upgrade head` run from the checkout's root reads).
+    """
     from alembic.config import Config
 
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    config.set_main_option("path_separator", "os")
     config.attributes["database_url"] = url
     config.attributes["configure_logger"] = False
     if connection is not None:
@@ -118,7 +169,9 @@ def current_revision(url: str) -> str | None:
     """The revision the database is at, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    engine = make_engine(url)
+    from .readonly import readonly_engine  # read-only: works on read-only media, creates nothing
+
+    engine = readonly_engine(url)
     try:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
@@ -129,10 +182,17 @@ def current_revision(url: str) -> str | None:
 
 
 def head_revision() -> str:
+    """The newest migration's revision. Migrations that cannot be read (an install without
+    them) are a ConfigError, never a traceback."""
     from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
 
-    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
-    assert head is not None
+    try:
+        head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    except CommandError as exc:
+        raise ConfigError(f"roomsync's migrations cannot be read: {exc}") from None
+    if head is None:
+        raise ConfigError(f"roomsync's migrations at {migrations_dir()} hold no revision")
     return head
 
 

@@ -58,7 +58,8 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
         ),
         f"stored sessions by status: {by_status}",
         "run it again: every id comes back unchanged",
-        f"see the numbers: roomsync report --database-url {database_url} --by status",
+        # masked: the demo may be pointed at a PostgreSQL URL with a password in it
+        f"see the numbers: roomsync report --database-url {mask_url(database_url)} --by status",
     ]
     return {"backfill": backfill.to_dict(), "sync": sync_result, "lines": lines}
 
@@ -66,9 +67,5 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
 def _line(what: str, summary: Summary | None) -> str:
     if summary is None:
         return f"{what}: skipped (another sync holds the lock)"
-    counts = summary.to_dict()
-    return (
-        f"{what} in {counts['elapsed_s']:.2f}s: {counts['inserted']} inserted, "
-        f"{counts['updated']} updated, {counts['unchanged']} unchanged, "
-        f"{counts['not_found']} not found, {counts['failed']} failed"
-    )
+    counted = ", ".join(f"{n} {outcome.replace('_', ' ')}" for outcome, n in summary.counts.items())
+    return f"{what} in {summary.elapsed_s:.2f}s: {counted}"

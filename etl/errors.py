@@ -60,3 +60,12 @@ class TransientError(ApiError):
 
 class PayloadError(RoomsyncError):
     """A 200 body that does not describe the session asked for, or has fields of the wrong type."""
+
+
+class RunFailed(RoomsyncError):
+    """A run ended with failed ids or a run-level error (exit code 1); raised by the Python API
+    (etl.api) only when asked to. `summary` is the run's summary, as `--json` prints it."""
+
+    def __init__(self, message: str, summary: dict[str, object]) -> None:
+        super().__init__(message)
+        self.summary = summary

@@ -1,62 +1,54 @@
-"""Ids from the user: command-line arguments, id files and stdin, validated before any request.
+"""Ids from the user: command-line arguments, id files, pipes and stdin, checked before any
+request.
 
-A file is read twice (check everything first, then stream the ids), so a file of a million ids
-never sits in memory as strings; stdin is spooled to a temporary file for the second pass.
+One pass reads the input, checks every line, drops duplicates and writes the canonical ids to a
+private temporary file; the run then streams that file. So any readable source works (a regular
+file, a FIFO, `<(...)` process substitution, `/dev/stdin`, `-`), the promise "every id is
+checked before the first request" holds even if the file changes during the run, and a file of
+millions of ids never sits in memory as strings (only a 128-bit integer per distinct id does).
+
+Bounds: a line longer than MAX_LINE_CHARS or an input larger than MAX_INPUT_BYTES is refused
+(exit 2) instead of being read into memory. A UTF-8 byte order mark at the start is ignored.
 """
 
 from __future__ import annotations
 
-import functools
-import shutil
+import io
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO
 
 from .errors import InputError
 from .records import canonical_uuid
 
+MAX_LINE_CHARS = 4096  # an id is 36; room for comments and spaces, not for a runaway line
+MAX_INPUT_BYTES = 4 << 30  # about 100 million ids
+BOM = "\ufeff"
+
 
 class IdSource:
-    """Validated room session ids from text lines, streamed in two passes.
-
-    The first pass checks every line before any request is made and finds duplicates; the
-    second yields canonical ids in order, each once. Only the duplicate and skipped line numbers
-    are kept between passes, so a file of a million ids never sits in memory as strings.
-    `open_lines` must return a fresh iterator of the same lines each time it is called.
-    """
+    """Validated, distinct room session ids, in input order; iterate as often as needed."""
 
     def __init__(
         self,
-        open_lines: Callable[[], Iterable[str]],
+        lines: Iterable[str],
         *,
         skip_invalid: bool = False,
         label: str = "line",
         max_shown: int = 5,
     ) -> None:
-        self._open_lines = open_lines
-        self._spool: IO[str] | None = None  # set by from_path for stdin
-        self._skip: set[int] = set()
+        self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="ascii")  # noqa: SIM115
         self.count = 0
         self.invalid = 0
-        seen: set[int] = set()
-        bad: list[tuple[int, str]] = []
-        for number, text in _numbered_values(open_lines()):
-            try:
-                key = uuid.UUID(canonical_uuid(text)).int
-            except ValueError:
-                self.invalid += 1
-                self._skip.add(number)
-                if len(bad) < max_shown:
-                    bad.append((number, text))
-                continue
-            if key in seen:
-                self._skip.add(number)
-            else:
-                seen.add(key)
-                self.count += 1
+        try:
+            bad = self._check_and_spool(lines, max_shown)
+        except BaseException:
+            self._spool.close()
+            raise
         if self.invalid and not skip_invalid:
+            self._spool.close()
             shown = ", ".join(f"{label} {n}: {value[:60]!r}" for n, value in bad)
             more = f" and {self.invalid - len(bad)} more" if self.invalid > len(bad) else ""
             raise InputError(
@@ -64,47 +56,69 @@ class IdSource:
                 "(use --skip-invalid to proceed without them)"
             )
 
+    def _check_and_spool(self, lines: Iterable[str], max_shown: int) -> list[tuple[int, str]]:
+        seen: set[int] = set()
+        bad: list[tuple[int, str]] = []
+        for number, text in _numbered_values(lines):
+            try:
+                canonical = canonical_uuid(text)
+            except ValueError:
+                self.invalid += 1
+                if len(bad) < max_shown:
+                    bad.append((number, text))
+                continue
+            key = uuid.UUID(canonical).int
+            if key not in seen:
+                seen.add(key)
+                self.count += 1
+                self._spool.write(canonical + "\n")
+        self._spool.flush()
+        return bad
+
     def __len__(self) -> int:
         return self.count
 
     def __iter__(self) -> Iterator[str]:
-        for number, text in _numbered_values(self._open_lines()):
-            if number not in self._skip:
-                yield canonical_uuid(text)
+        self._spool.seek(0)
+        for line in self._spool:
+            yield line.rstrip("\n")
 
     @classmethod
     def from_path(cls, path: str, *, skip_invalid: bool = False) -> IdSource:
-        """Ids from a file, or from stdin for `-` (spooled to a temporary file, since the
-        lines are read twice). Call `close` when done."""
-        spool: IO[str] | None = None
+        """Ids from a file, FIFO or device, or from stdin for `-`. Call `close` when done."""
         try:
-            if path == "-":
-                spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (close)
-                shutil.copyfileobj(sys.stdin, spool)
-                open_lines: Callable[[], Iterable[str]] = functools.partial(_rewound, spool)
-            else:
-                open_lines = functools.partial(_file_lines, path)
-            source = cls(open_lines, skip_invalid=skip_invalid)
+            if path == "-":  # as UTF-8 whatever the locale, like the files
+                stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline=None)
+                try:
+                    return cls(_bounded_lines(stdin, path), skip_invalid=skip_invalid)
+                finally:
+                    stdin.detach()
+            with open(path, encoding="utf-8", newline=None) as handle:
+                return cls(_bounded_lines(handle, path), skip_invalid=skip_invalid)
         except (OSError, UnicodeError) as exc:
-            if spool is not None:
-                spool.close()
             raise InputError(f"cannot read {path}: {exc}") from None
-        source._spool = spool
-        return source
 
     def close(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
+        self._spool.close()
 
 
-def _file_lines(path: str) -> Iterator[str]:
-    with open(path, encoding="utf-8") as handle:
-        yield from handle
-
-
-def _rewound(spool: IO[str]) -> Iterator[str]:
-    spool.seek(0)
-    yield from spool
+def _bounded_lines(handle: IO[str], name: str) -> Iterator[str]:
+    """The lines of a text stream, refusing a runaway line or input before it fills memory."""
+    total = 0
+    first = True
+    while True:
+        line = handle.readline(MAX_LINE_CHARS + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+            raise InputError(f"{name}: a line is longer than {MAX_LINE_CHARS} characters")
+        total += len(line)
+        if total > MAX_INPUT_BYTES:
+            raise InputError(f"{name}: more than {MAX_INPUT_BYTES >> 20} MiB of input")
+        if first:
+            line = line.removeprefix(BOM)
+            first = False
+        yield line
 
 
 class FailedFirst:
@@ -135,5 +149,8 @@ def _numbered_values(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 def read_ids(lines: Iterable[str], *, skip_invalid: bool = False, label: str = "line") -> list[str]:
     """All valid ids of an in-memory list of lines (see IdSource for the rules)."""
-    kept = list(lines)
-    return list(IdSource(lambda: kept, skip_invalid=skip_invalid, label=label))
+    source = IdSource(lines, skip_invalid=skip_invalid, label=label)
+    try:
+        return list(source)
+    finally:
+        source.close()

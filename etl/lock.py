@@ -2,7 +2,13 @@
 
 On PostgreSQL a session-level advisory lock, held on its own connection: it works across hosts
 and is released by the server when the process dies, even by SIGKILL. On SQLite an exclusive
-`flock` on a file beside the database, which the kernel releases the same way.
+`flock` on a file beside the database (its real path, symlinks resolved, so that two names for
+one file share one lock), which the kernel releases the same way.
+
+The advisory lock lives only as long as its connection: when that connection dies (a server
+restart, `pg_terminate_backend`, a network cut), another sync can take the lock. `held_lock`
+therefore gives the run a check to call before every write, which stops the run with LockLost
+once the lock is gone, before it writes anything the other sync does not expect.
 """
 
 from __future__ import annotations
@@ -11,33 +17,99 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from .db import database_error, describe_error
+from .errors import DatabaseError
 
 log = logging.getLogger(__name__)
 
 # Any fixed 64-bit number: the advisory lock's identity, shared by every roomsync process.
 ADVISORY_KEY = 0x726F6F6D73796E63  # "roomsync"
 
+LockCheck = Callable[[], None]
+
+
+class LockLost(DatabaseError):
+    """The sync lock is no longer held: the run must stop before writing anything more."""
+
 
 @contextlib.contextmanager
 def run_lock(engine: Engine) -> Iterator[bool]:
     """Try to take the sync lock without waiting; yield whether it was taken."""
-    if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine) as taken:
-            yield taken
-    else:
-        with _file_lock(engine.url.database) as taken:
-            yield taken
+    with held_lock(engine) as check:
+        yield check is not None
 
 
 @contextlib.contextmanager
-def _advisory_lock(engine: Engine) -> Iterator[bool]:
+def held_lock(engine: Engine) -> Iterator[LockCheck | None]:
+    """Try to take the sync lock without waiting; yield None when another holds it, else a
+    check that raises LockLost once the lock is gone (call it before each write)."""
+    if engine.dialect.name == "postgresql":
+        with _advisory_lock(engine) as (taken, conn):
+            yield _AdvisoryLockCheck(conn, engine) if taken else None
+    else:
+        with _file_lock(engine.url.database) as taken:
+            yield _file_lock_held if taken else None
+
+
+@contextlib.contextmanager
+def no_lock() -> Iterator[LockCheck]:
+    """For a run that writes nothing (a dry run): no lock taken, and nothing to check."""
+    yield _file_lock_held
+
+
+def _file_lock_held() -> None:
+    """A flock lives as long as our open file: it cannot be lost while the run goes on."""
+
+
+class _AdvisoryLockCheck:
+    """Raises LockLost unless the lock's connection still holds the advisory lock; once lost,
+    it stays lost (the run's last flush asks again, and must hear the first reason)."""
+
+    _HELD = sa.text(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+        " AND pid = pg_backend_pid() AND classid::bigint = :hi AND objid::bigint = :lo"
+        " AND objsubid = 1"
+    )
+
+    def __init__(self, conn: sa.Connection, engine: Engine) -> None:
+        self.conn = conn
+        self.engine = engine
+        self.lost: str | None = None
+
+    def __call__(self) -> None:
+        if self.lost is None:
+            self.lost = self._why_lost()
+        if self.lost is not None:
+            raise LockLost(
+                f"the sync lock's database connection was lost ({self.lost}); another sync "
+                "may run now, so this one stops here: what it wrote is kept, the next sync "
+                "finishes the work"
+            )
+
+    def _why_lost(self) -> str | None:
+        key = {"hi": ADVISORY_KEY >> 32, "lo": ADVISORY_KEY & 0xFFFFFFFF}
+        try:
+            held = bool(self.conn.execute(self._HELD, key).scalar())
+            self.conn.commit()
+        except SQLAlchemyError as exc:
+            reason = describe_error(exc, self.engine.url)
+        else:
+            if held:
+                return None
+            reason = "the lock is no longer held"
+        with contextlib.suppress(SQLAlchemyError):
+            self.conn.invalidate()  # nothing to release any more (see _advisory_lock)
+        return reason
+
+
+@contextlib.contextmanager
+def _advisory_lock(engine: Engine) -> Iterator[tuple[bool, sa.Connection]]:
     try:
         conn = engine.connect()
         taken = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(ADVISORY_KEY))).scalar())
@@ -45,10 +117,10 @@ def _advisory_lock(engine: Engine) -> Iterator[bool]:
     except SQLAlchemyError as exc:
         raise database_error(exc, engine.url, "locking") from None
     try:
-        yield taken
+        yield taken, conn
     finally:
         try:
-            if taken:
+            if taken and not conn.invalidated:
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(ADVISORY_KEY)))
                 conn.commit()
         except SQLAlchemyError as exc:
@@ -63,7 +135,9 @@ def _file_lock(database: str | None) -> Iterator[bool]:
     if not database or database == ":memory:":
         yield True  # a private in-memory database cannot be shared with another process
         return
-    path = f"{os.path.abspath(database)}.sync-lock"
+    # realpath: a symlink to the database (or to its directory) is the same database, and must
+    # find the same lock.
+    path = f"{os.path.realpath(database)}.sync-lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -23,13 +23,15 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Engine
 
-from . import backlog, ledger
+from . import backlog, ledger, logs
 from .config import Settings
-from .errors import ApiError, NotFoundError, PayloadError
+from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
 from .records import SessionRow, parse_session
-from .signalwire import SignalWireClient
+from .safe_text import visible
+from .shard import Shard, ShardIds
+from .signalwire import ClientStats, SignalWireClient
 from .store import write_batch
 
 log = logging.getLogger(__name__)
@@ -38,16 +40,21 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 class Progress(Protocol):
-    """Told how many ids a run will fetch (None when unknown), then as each one is done."""
+    """Told how many ids a run will fetch (None when unknown), then as ids are done: `done` more
+    ids finished, `failures` ids of the run have failed so far."""
 
     def start(self, total: int | None) -> None: ...
 
-    def advance(self, done: int) -> None: ...
+    def advance(self, done: int, failures: int = 0) -> None: ...
+
+
+MAX_SHOWN_FAILURES = 100  # failed ids a summary lists; the failure ledger holds every one
 
 
 @dataclass
 class Summary:
-    """Counts per outcome for one run, and the ids that failed with why."""
+    """Counts per outcome for one run, and the first failed ids with why (a run of a million
+    failing ids keeps no more of them in memory: the failure ledger has them all)."""
 
     requested: int = 0
     counts: dict[Outcome, int] = field(default_factory=lambda: dict.fromkeys(COUNTED, 0))
@@ -56,9 +63,26 @@ class Summary:
     interrupted: str | None = None  # the signal's name
     run_id: int | None = None
     errors: list[str] = field(default_factory=list)  # run-level failures, e.g. a list that broke
+    retries: int = 0  # requests made again after a retryable failure
+    requests: dict[str, int] = field(default_factory=dict)  # responses by HTTP status, `error`
+    dry_run: bool = False  # the counts say what would have been written; nothing was
+
+    def take_stats(self, stats: ClientStats) -> None:
+        self.retries = stats.retries
+        self.requests = dict(stats.requests)
+
+    @property
+    def throttled(self) -> int:
+        """How many 429 responses the run got."""
+        return self.requests.get("429", 0)
 
     def add(self, outcome: Outcome, n: int = 1) -> None:
         self.counts[outcome] += n
+
+    def add_failure(self, session_id: str, reason: str) -> None:
+        self.add(Outcome.FAILED)
+        if len(self.failures) < MAX_SHOWN_FAILURES:
+            self.failures[session_id] = reason
 
     @property
     def exit_code(self) -> int:
@@ -79,8 +103,12 @@ class Summary:
             "requested": self.requested,
             **{str(outcome): n for outcome, n in self.counts.items()},
             "elapsed_s": round(self.elapsed_s, 3),
-            "failed_ids": sorted(self.failures),
+            "failed_ids": sorted(self.failures),  # the first ones; the ledger holds them all
+            "retries": self.retries,
+            "throttled": self.throttled,
         }
+        if self.dry_run:
+            result["dry_run"] = True
         if self.interrupted:
             result["interrupted"] = self.interrupted
         if self.errors:
@@ -97,24 +125,26 @@ class Run:
         engine: Engine,
         *,
         run_id: int | None = None,
-        retrying: Iterable[str] = (),
+        failed_at_start: Iterable[str] = (),
         progress: Progress | None = None,
+        dry_run: bool = False,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.run_id = run_id
         self.progress = progress
-        self.summary = Summary(run_id=run_id)
+        self.dry_run = dry_run
+        self.summary = Summary(run_id=run_id, dry_run=dry_run)
         self.stop = asyncio.Event()
-        self.failed_at_start = list(retrying)  # the failure ledger when the run started
-        self._retrying = set(retrying)  # those ids, and any that fail during the run
+        self.failed_at_start = list(failed_at_start)  # the failure ledger when the run started
+        self.unidentified = 0  # list items without a usable id: failed, but not in the ledger
         self._rows: list[SessionRow] = []
-        self._failures: dict[str, str] = {}
-        self._resolved: list[str] = []
+        self._failures: dict[str, str] = {}  # failures not written yet
+        self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
         self._listed: set[str] = set()  # ids of pending rows that came from the list
-        self._gone: list[str] = []  # ids that answered 404: marked deleted if stored
         self.fetched_by_id: set[str] = set()  # ids asked for by id in this run
         self._write_lock = asyncio.Lock()
+        self.before_write: Callable[[], None] | None = None  # raises to stop before a write
 
     async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
         """Fetch and store every id with `concurrency` workers; stops early when `stop` is set."""
@@ -139,7 +169,7 @@ class Run:
             if self._batch_full():
                 await self.flush()
             if self.progress is not None:
-                self.progress.advance(1)
+                self.progress.advance(1, failures=self.summary.counts[Outcome.FAILED])
             if self.stop.is_set():
                 return
 
@@ -150,30 +180,41 @@ class Run:
             self._rows.append(parse_session(payload, session_id))
         except NotFoundError:
             self.summary.add(Outcome.NOT_FOUND)
-            self._gone.append(session_id)
-            self._resolve(session_id)
+            self._settled(session_id)
+            self._not_found.append(session_id)
             return
         except (ApiError, PayloadError) as exc:
             self.fail(session_id, str(exc))
             return
-        self._resolve(session_id)
+        self._settled(session_id)
 
-    def _resolve(self, session_id: str) -> None:
-        """This id is settled: drop it from the failure ledger if it was there."""
-        if session_id not in self._retrying:
-            return
-        self._resolved.append(session_id)
-        self._failures.pop(session_id, None)
-        if self.summary.failures.pop(session_id, None) is not None:
-            self.summary.add(Outcome.FAILED, -1)  # failed earlier in this run, settled since
+    def _settled(self, session_id: str) -> None:
+        """This id is stored or confirmed unknown: a failure of it earlier in this run that is
+        not written yet is dropped (written ones leave the ledger with the id's batch, and the
+        run's failed count is read from the ledger when it ends)."""
+        if self._failures.pop(session_id, None) is not None:
+            self.summary.add(Outcome.FAILED, -1)
+        self.summary.failures.pop(session_id, None)
 
     def fail(self, session_id: str, reason: str) -> None:
-        """This id failed: count it and record it in the failure ledger with the next batch."""
-        log.warning("failed %s: %s", session_id, reason)
-        self.summary.add(Outcome.FAILED)
-        self.summary.failures[session_id] = reason
+        """This id failed: count it and record it in the failure ledger with the next batch.
+
+        The reason quotes the API or the payload: it is stored and shown with its control
+        characters made visible (it is a message about the data, not the data).
+        """
+        reason = visible(reason)
+        log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
+        self.summary.add_failure(session_id, reason)
         self._failures[session_id] = reason
-        self._retrying.add(session_id)
+
+    async def sleep(self, seconds: float) -> None:
+        """The wait between attempts: a stop (the first signal) ends it at once, and the client
+        then sends no retry."""
+        try:
+            async with asyncio.timeout(seconds):
+                await self.stop.wait()
+        except TimeoutError:
+            pass
 
     def reject_item(self, session_id: str | None, reason: str) -> None:
         """A list item that cannot be stored: one more id asked for, and failed. Without a
@@ -182,6 +223,7 @@ class Run:
         if session_id is None:
             log.warning("failed list item: %s", reason)
             self.summary.add(Outcome.FAILED)
+            self.unidentified += 1
         else:
             self.fail(session_id, reason)
 
@@ -191,14 +233,16 @@ class Run:
         for row in rows:
             self._rows.append(row)
             self._listed.add(row["id"])
-            self._resolve(row["id"])
+            self._settled(row["id"])
+        if self.progress is not None and rows:
+            self.progress.advance(len(rows), failures=self.summary.counts[Outcome.FAILED])
         if self._batch_full():
             await self.flush()
 
     @property
     def retrying(self) -> set[str]:
-        """Ids in the failure ledger when the run started, and those that failed since."""
-        return self._retrying
+        """Ids in the failure ledger when the run started: always asked for."""
+        return set(self.failed_at_start)
 
     def skip(self, n: int) -> None:
         """`n` ids left alone (stored final with their final cost): asked for, not fetched."""
@@ -207,45 +251,64 @@ class Run:
             self.summary.add(Outcome.SKIPPED, n)
             log.info("skipped %d ids stored final with their final cost", n)
             if self.progress is not None:
-                self.progress.advance(n)
+                self.progress.advance(n, failures=self.summary.counts[Outcome.FAILED])
 
     def _batch_full(self) -> bool:
         """Enough rows, or failures, in hand to be worth a transaction (a run where every id
         fails must not keep all of them in memory until the end)."""
         size = self.settings.batch_size
-        return len(self._rows) >= size or len(self._failures) >= size
+        return max(len(self._rows), len(self._failures), len(self._not_found)) >= size
 
     async def flush(self) -> None:
         """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,
         in a thread, so the workers keep fetching (and may add rows while a batch is written)."""
         async with self._write_lock:
-            while self._rows or self._failures or self._resolved or self._gone:
+            while self._rows or self._failures or self._not_found:
                 await self._write_one_batch()
 
     async def _write_one_batch(self) -> None:
+        if self.before_write is not None:  # before taking anything out of the batch in hand
+            await asyncio.to_thread(self.before_write)
         size = self.settings.batch_size
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
-        gone, self._gone = self._gone, []
-        resolved: list[str] = []
-        if not self._rows:  # an id leaves the failure ledger only with its row, never before
-            resolved, self._resolved = self._resolved, []
+        not_found, self._not_found = self._not_found, []
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
-        outcomes = await asyncio.to_thread(
+        result = await asyncio.to_thread(
             write_batch,
             self.engine,
             rows,
             datetime.now(UTC),
             failures=failures,
-            resolved=resolved,
+            resolved=not_found,
             run_id=self.run_id,
             listed=listed,
-            gone=gone,
+            gone=not_found,
             url=self.settings.database_url,
+            dry_run=self.dry_run,
         )
-        for outcome in outcomes.values():
-            self.summary.add(outcome)
+        for session_id, outcome in result.outcomes.items():
+            if session_id in result.refused:
+                log.warning(
+                    "failed %s: %s",
+                    session_id,
+                    result.refused[session_id],
+                    extra={"session_id": session_id},
+                )
+                self.summary.add_failure(session_id, result.refused[session_id])
+            else:
+                self.summary.add(outcome)
+
+    def count_failed_from_ledger(self) -> None:
+        """The run's failed count, exact: the ids the failure ledger holds against this run
+        (each failed and not settled since), and the list items that had no id to hold."""
+        if self.run_id is None:
+            return
+        failed = ledger.failures_of_run(self.engine, self.run_id)
+        self.summary.counts[Outcome.FAILED] = failed + self.unidentified
+        if not failed:
+            self.summary.failures.clear()
 
 
 def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:
@@ -282,25 +345,84 @@ def execute(
     progress: Progress | None = None,
     handle_signals: bool = False,
     finish: Callable[[Run], dict[str, Any]] | None = None,
+    before_write: Callable[[], None] | None = None,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Run `body` as one ledgered run of `command` and return its summary.
 
     The ledger row is closed whatever happens: `ok`/`failed`/`interrupted` from the summary, or
     `error` with the message when an exception (auth, database) ends the run early. `finish`
-    may add columns (e.g. a sync's watermark) to the closing ledger update.
+    may add columns (e.g. a sync's watermark) to the closing ledger update. `before_write` is
+    called before every batch is written (a sync checks that it still holds its lock).
+
+    A dry run writes nothing at all: no ledger row, no killed-run marks; its batches are written
+    in transactions that are rolled back (`write_batch(dry_run=True)`), so the counts come from
+    the very statement a real run executes. `stats` (the client's counters) may be passed in to
+    read them even when the run ends in an error.
     """
-    ledger.mark_dead_runs(engine)
-    retrying = ledger.pending_failures(engine)
-    run_id = ledger.start_run(engine, command)
-    run = Run(settings, engine, run_id=run_id, retrying=retrying, progress=progress)
+    stats = ClientStats() if stats is None else stats
+    if dry_run:
+        run_id = None
+        failed_before = ledger.pending_failures(engine)
+    else:
+        ledger.mark_dead_runs(engine)
+        failed_before = ledger.pending_failures(engine)
+        run_id = ledger.start_run(engine, command)
+    with logs.bind(command=command, **({"run_id": run_id} if run_id is not None else {})):
+        return _execute(
+            command,
+            settings,
+            engine,
+            body,
+            run_id,
+            failed_before,
+            progress,
+            handle_signals,
+            finish,
+            dry_run,
+            stats,
+            before_write,
+        )
+
+
+def _execute(
+    command: str,
+    settings: Settings,
+    engine: Engine,
+    body: Body,
+    run_id: int | None,
+    failed_before: list[str],
+    progress: Progress | None,
+    handle_signals: bool,
+    finish: Callable[[Run], dict[str, Any]] | None,
+    dry_run: bool,
+    stats: ClientStats,
+    before_write: Callable[[], None] | None,
+) -> Summary:
+    run = Run(
+        settings,
+        engine,
+        run_id=run_id,
+        failed_at_start=failed_before,
+        progress=progress,
+        dry_run=dry_run,
+    )
+    run.before_write = before_write
     started = time.monotonic()
+    if dry_run:
+        log.info("%s: dry run, nothing will be written", command)
+    else:
+        log.info("%s: run %d started", command, run_id)
 
     async def main() -> None:
         task = asyncio.current_task()
         assert task is not None
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
-            async with SignalWireClient(settings, should_stop=run.stop.is_set) as client:
+            async with SignalWireClient(
+                settings, should_stop=run.stop.is_set, sleep=run.sleep, stats=stats
+            ) as client:
                 try:
                     await body(run, client)
                 finally:
@@ -316,30 +438,44 @@ def execute(
             raise
         # A second signal cancelled the run: it ends interrupted like the first, only sooner.
     except BaseException as exc:
+        run.summary.take_stats(stats)
+        if run_id is None:
+            raise
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-        ledger.finish_run(
-            engine,
-            run_id,
-            RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR,
-            run.summary.to_dict(),
-            error=str(exc) or type(exc).__name__,
-        )
+        outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
+        _record_end(engine, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
         raise
+    run.count_failed_from_ledger()
     run.summary.elapsed_s = time.monotonic() - started
+    run.summary.take_stats(stats)
+    if run_id is None:
+        return run.summary
     extra = finish(run) if finish is not None else {}
-    error = "; ".join(run.summary.errors) or None
+    error = visible("; ".join(run.summary.errors)) or None
     ledger.finish_run(
         engine, run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra
     )
     return run.summary
 
 
+def _record_end(
+    engine: Engine, run_id: int, outcome: RunOutcome, summary: Summary, error: str
+) -> None:
+    """Close the ledger row of a run ended by an error, if the database still lets us (a new
+    connection often works when the one in use was lost); never hide the error that ended it."""
+    try:
+        ledger.finish_run(engine, run_id, outcome, summary.to_dict(), error=error)
+    except RoomsyncError as exc:
+        log.warning("could not record the end of run %s in the ledger: %s", run_id, exc)
+
+
 def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
     """`ids` less those stored final with their final cost (nothing the API says can change
     them, short of a later update, which `--refresh` is for), looked up a chunk at a time so a
     streamed file stays streamed. Ids waiting in the failure ledger are always asked for."""
+    retrying = run.retrying
     for chunk in backlog.chunked(ids):
-        exact = backlog.exact_ids(run.engine, chunk) - run.retrying
+        exact = backlog.exact_ids(run.engine, chunk) - retrying
         run.skip(len(exact))
         yield from (session_id for session_id in chunk if session_id not in exact)
 
@@ -352,19 +488,33 @@ def run_ids(
     command: str = "backfill",
     retry_failed: bool = False,
     skip_exact: bool = False,
+    shard: Shard | None = None,
     progress: Progress | None = None,
     handle_signals: bool = False,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
-    failure ledger first (read once, when the run starts). With `skip_exact`, ids stored final
-    with their final cost are counted `skipped` and not asked for (see `without_exact`)."""
+    failure ledger first (read once, when the run starts). With `shard`, only the ids of that
+    shard, the failed ones included (etl/shard.py). With `skip_exact`, ids stored final with
+    their final cost are counted `skipped` and not asked for (see `without_exact`). A dry run
+    writes nothing (execute)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
         todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
+        if shard is not None:
+            todo = ShardIds(todo, shard)
         if progress is not None:
             progress.start(len(todo) if isinstance(todo, Sized) else None)
         await run.fetch_ids(client, without_exact(run, todo) if skip_exact else todo)
 
     return execute(
-        command, settings, engine, body, progress=progress, handle_signals=handle_signals
+        command,
+        settings,
+        engine,
+        body,
+        progress=progress,
+        handle_signals=handle_signals,
+        dry_run=dry_run,
+        stats=stats,
     )

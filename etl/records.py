@@ -3,11 +3,19 @@
 A body that does not describe the session asked for, or whose fields have the wrong types, raises
 PayloadError and is not stored. Enum-like strings (quality, status, layout) are open sets: any
 string is kept as it comes.
+
+A body is also refused, whichever field holds it, when it could not be stored exactly as valid
+JSON on both backends: a NUL character (PostgreSQL refuses it), a lone UTF-16 surrogate such as
+"\\ud800" (not a Unicode character: no UTF-8 encoding exists), a number that is not finite
+(NaN, Infinity, or one that overflows a 64-bit float, such as 1e999), or nesting deeper than
+MAX_DEPTH. Storing a replacement would not be the session the API sent, so the id fails with
+the reason, is kept in the failure ledger and is asked for again by later runs.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -77,11 +85,27 @@ class SessionRow(TypedDict):
     raw: dict[str, Any]
 
 
+# RFC 4122's string form, 8-4-4-4-12 ASCII hex digits, either case; also inside braces (the
+# Microsoft GUID form) or after `urn:uuid:` (RFC 4122's URN). uuid.UUID() alone accepts far more:
+# any number of hyphens anywhere, fullwidth and other Unicode digits, 32 bare hex digits.
+_UUID_TEXT = re.compile(
+    r"(?:urn:uuid:(?P<urn>{h})|\{{(?P<braced>{h})\}}|(?P<plain>{h}))".format(
+        h=r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    ),
+    re.ASCII | re.IGNORECASE,
+)
+
+
 def canonical_uuid(value: object) -> str:
-    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID."""
-    if not isinstance(value, str) or len(value) not in (32, 36, 38):
+    """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID.
+
+    Accepted: the canonical form in any case, `{...}` and `urn:uuid:...` around it. Refused:
+    32 hex digits without hyphens, misplaced or extra hyphens, non-ASCII digits.
+    """
+    match = _UUID_TEXT.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
         raise ValueError(f"not a UUID: {value!r}")
-    return str(uuid.UUID(value))
+    return str(uuid.UUID(match["urn"] or match["braced"] or match["plain"]))
 
 
 def parse_timestamp(value: str) -> datetime:
@@ -203,18 +227,43 @@ def parse_session(payload: Any, requested_id: str) -> SessionRow:
             row[name] = check(value)
         except TypeError as exc:
             raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
-    if _has_nul(payload):
-        raise PayloadError("the body holds a NUL character, which the database cannot store")
+    problem = unstorable(payload)
+    if problem is not None:
+        raise PayloadError(f"the body cannot be stored: {problem}")
     row["raw"] = payload
     return cast(SessionRow, row)
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether a NUL character hides anywhere in a JSON value (PostgreSQL refuses them)."""
+MAX_DEPTH = 32  # a room session is 2 levels deep; the vendor's other objects, a few more
+
+
+def unstorable(value: Any, depth: int = 0) -> str | None:
+    """Why a decoded JSON value cannot be stored exactly as valid JSON, or None when it can."""
+    if depth > MAX_DEPTH:
+        return f"it is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
-        return "\x00" in value
+        return _unstorable_text(value)
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"a number that does not fit a float ({value})"
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        for key, item in value.items():
+            problem = _unstorable_text(key) or unstorable(item, depth + 1)
+            if problem is not None:
+                return problem
+    elif isinstance(value, list):
+        for item in value:
+            problem = unstorable(item, depth + 1)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _unstorable_text(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character, which PostgreSQL cannot store"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "a lone UTF-16 surrogate, which is not a character and has no UTF-8 form"
+    return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from .config import GROUPINGS, TEXT_FORMATS, TIME_GROUPINGS
 from .db import database_error
+from .safe_text import json_terminal_safe, spreadsheet_safe, visible
 from .schema import room_sessions
 
 NO_ROOM = "(no room)"
@@ -43,7 +45,10 @@ JSON_KEYS = (
     "sessions_with_cost",
     "cost_pending",
     "deleted",
+    "note",
 )
+# A sum beyond what a double holds (two costs of 1e308): reported for its row, not as Infinity.
+COST_TOO_LARGE = "cost_usd does not fit a double (over 1.8e308): shown as unknown"
 TABLE_HEADINGS = (
     "sessions",
     "completed",
@@ -68,6 +73,7 @@ class ReportRow:
     timed_sessions: int  # sessions with a known duration
     cost_usd: float | None  # sum of final costs; None when none is known
     name: str | None = None  # by room: the room's name alone, for chart labels
+    note: str | None = None  # why a value of this row is shown as unknown, if it is
     sessions_with_cost: int = 0  # sessions whose final cost is in cost_usd
     cost_pending: int = 0  # completed (not deleted) sessions still waiting for their final cost
     deleted: int = 0  # sessions deleted upstream: counted here, never as completed or live
@@ -101,7 +107,10 @@ def parse_bound(text: str) -> datetime:
             f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime "
             "(YYYY-MM-DDTHH:MM[:SS][+HH:MM])"
         ) from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 once taken to UTC") from None
 
 
 def check_range(since: datetime | None, until: datetime | None) -> None:
@@ -205,7 +214,7 @@ def build_query(
         sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "in-progress"), 1), else_=0)),
         sa.func.sum(inner.c.duration),
         sa.func.count(inner.c.duration),
-        sa.func.sum(final_cost),
+        sa.func.sum(_summable_cost(final_cost, dialect)),
         sa.func.count(final_cost),
         sa.func.sum(
             sa.case(
@@ -219,6 +228,23 @@ def build_query(
         sa.func.sum(sa.case((inner.c.deleted, 1), else_=0)),
     ]
     return sa.select(*columns).group_by(inner.c.grp)
+
+
+def _summable_cost(cost: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """PostgreSQL's sum of doubles fails the whole query on overflow ("value out of range");
+    summed as numeric it cannot overflow, and the row that does not fit is told in Python.
+    SQLite's sum gives Infinity instead, which is told the same way."""
+    return sa.cast(cost, sa.Numeric()) if dialect == "postgresql" else cost
+
+
+def _finite_cost(value: Any) -> tuple[float | None, str | None]:
+    """(cost, note): the rounded sum, or None and why when it is beyond a double."""
+    if value is None:
+        return None, None
+    cost = float(value)  # a numeric beyond a double comes back as inf, not an error
+    if not math.isfinite(cost):
+        return None, COST_TOO_LARGE
+    return round(cost, 6), None
 
 
 def _label(by: str, key: Any, room_name: str | None) -> str:
@@ -235,6 +261,7 @@ def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
     key, *rest = values
     room_name = rest.pop(0) if by == "room" else None
     sessions, completed, in_progress, duration, timed, cost, with_cost, pending, deleted = rest
+    cost_usd, note = _finite_cost(cost)
     return ReportRow(
         group=_label(by, key, room_name),
         sessions=int(sessions),
@@ -242,8 +269,9 @@ def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
         in_progress=int(in_progress),
         duration_s=None if duration is None else int(duration),
         timed_sessions=int(timed),
-        cost_usd=None if cost is None else round(float(cost), 6),
+        cost_usd=cost_usd,
         name=room_name,
+        note=note,
         sessions_with_cost=int(with_cost),
         cost_pending=int(pending or 0),
         deleted=int(deleted or 0),
@@ -273,6 +301,9 @@ def total_row(rows: Sequence[ReportRow]) -> ReportRow:
     """The sum of every group, with unknown sums staying unknown only if all are unknown."""
     durations = [r.duration_s for r in rows if r.duration_s is not None]
     costs = [r.cost_usd for r in rows if r.cost_usd is not None]
+    cost_usd, note = _finite_cost(math.fsum(costs)) if costs else (None, None)
+    if any(r.note == COST_TOO_LARGE for r in rows):  # a total without that row would mislead
+        cost_usd, note = None, COST_TOO_LARGE
     return ReportRow(
         group="total",
         sessions=sum(r.sessions for r in rows),
@@ -280,7 +311,8 @@ def total_row(rows: Sequence[ReportRow]) -> ReportRow:
         in_progress=sum(r.in_progress for r in rows),
         duration_s=sum(durations) if durations else None,
         timed_sessions=sum(r.timed_sessions for r in rows),
-        cost_usd=round(sum(costs), 6) if costs else None,
+        cost_usd=cost_usd,
+        note=note,
         sessions_with_cost=sum(r.sessions_with_cost for r in rows),
         cost_pending=sum(r.cost_pending for r in rows),
         deleted=sum(r.deleted for r in rows),
@@ -320,7 +352,7 @@ def _pad(text: str, width: int, left: bool) -> str:
 
 def render_table(rows: Sequence[ReportRow], by: str) -> str:
     """Columns aligned for a terminal: group left, numbers right, a total line at the bottom."""
-    body = [(row.group, *table_cells(row)) for row in rows]
+    body = [(visible(row.group), *table_cells(row)) for row in rows]
     total = ("total", *table_cells(total_row(rows)))
     header = (by, *TABLE_HEADINGS)
     widths = [
@@ -332,23 +364,37 @@ def render_table(rows: Sequence[ReportRow], by: str) -> str:
         return "  ".join(_pad(cell, width, i == 0) for i, (cell, width) in pairs).rstrip()
 
     rule = "  ".join("-" * width for width in widths)
+    notes = sorted({row.note for row in (*rows, total_row(rows)) if row.note})
     return (
-        "\n".join([line(header), rule, *(line(cells) for cells in body), rule, line(total)]) + "\n"
+        "\n".join([line(header), rule, *(line(cells) for cells in body), rule, line(total)])
+        + "\n"
+        + "".join(f"note: {note}\n" for note in notes)
     )
 
 
 def render_csv(rows: Sequence[ReportRow]) -> str:
-    """A header row, then one row per group; unknown values are empty fields."""
+    """A header row, then one row per group; unknown values are empty fields. Text cells are
+    neutralised for spreadsheets (no formulas, no control characters); numbers are as they are."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(JSON_KEYS)
     for row in rows:
-        writer.writerow("" if value is None else value for value in row.to_dict().values())
+        writer.writerow(_csv_cell(value) for value in row.to_dict().values())
     return buffer.getvalue()
 
 
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
+
+
 def render_json(rows: Sequence[ReportRow]) -> str:
-    return json.dumps([row.to_dict() for row in rows], indent=2, ensure_ascii=False) + "\n"
+    # allow_nan=False: Infinity or NaN would make the output invalid JSON; _finite_cost keeps
+    # them out, and this makes sure.
+    objects = [row.to_dict() for row in rows]
+    text = json.dumps(objects, indent=2, ensure_ascii=False, allow_nan=False)
+    return json_terminal_safe(text) + "\n"
 
 
 def render_text(rows: Sequence[ReportRow], fmt: str, by: str) -> str:

@@ -1,9 +1,15 @@
-"""The SignalWire Video REST API client: the only module that knows HTTP.
+"""The SignalWire Video REST API client: with etl/bodies.py, the only code that knows HTTP.
 
-One coroutine call per room session id, with a timeout, Basic auth and tenacity retries on what
-a retry can fix (429, 500/502/503/504, connection errors, timeouts, bodies cut short or not
-JSON). `Retry-After` is honoured in both forms, capped; a zero, negative or past value is no hint
-and falls back to exponential backoff with jitter.
+One coroutine call per room session id, with Basic auth and tenacity retries on what a retry can
+fix (429, 500/502/503/504, connection errors, timeouts, bodies cut short or not JSON).
+`Retry-After` is honoured in both forms, capped; a zero, negative or past value is no hint and
+falls back to exponential backoff with jitter.
+
+Bounds: `timeout` covers a whole request, from connect to the last byte (a body dripped a byte
+at a time cannot hold a run); a body over `max_body` bytes after decompression fails its id
+unread; a list walk ends after `max_pages` pages, or when pages stop bringing anything new.
+When the API has never answered at all (connection refused, unknown host, TLS failure), the run
+stops with a configuration error instead of failing every id in turn.
 """
 
 from __future__ import annotations
@@ -11,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import logging
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +39,50 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from . import __version__
+from .bodies import check_length, decode_json, read_bounded, read_prefix
 from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host
-from .errors import ApiError, AuthError, NotFoundError, TransientError
+from .errors import ApiError, AuthError, ConfigError, NotFoundError, RoomsyncError, TransientError
 
 SESSION_PATH = "/api/video/room_sessions"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
+MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a walk
+ERROR_BODY_BYTES = 64 * 1024  # read of an error body, for its message
+# Failures that mean "no server answers there" when nothing has ever answered.
+UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClientStats:
+    """What a client saw: responses by HTTP status (`error` for no response at all), the retries
+    it made and how many 429s it got. One object may be shared by the caller to read it even
+    after a run that ended in an error."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+
+    @property
+    def throttled(self) -> int:
+        return self.requests["429"]
+
+
+def retry_kind(exc: BaseException | None) -> str:
+    """What a retried attempt failed with: `HTTP 503`, the transport error (`ReadTimeout`,
+    `RemoteProtocolError`), or the error's own words (a body that is not JSON, a timeout)."""
+    if isinstance(exc, TransientError):
+        if exc.status is not None and exc.status != 200:
+            return f"HTTP {exc.status}"
+        if isinstance(exc.__cause__, httpx.TransportError):
+            return type(exc.__cause__).__name__
+        return str(exc)
+    return type(exc).__name__
+
+
+def _session_id_of(url: str) -> str | None:
+    prefix = f"{SESSION_PATH}/"
+    return url[len(prefix) :] if url.startswith(prefix) else None
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -84,38 +131,50 @@ class _StopWhen(stop_base):
 
 
 class RatePacer:
-    """Spaces request starts at least 1/rate seconds apart, across all workers."""
+    """Spaces request starts at least 1/rate seconds apart, across all workers.
 
-    def __init__(self, rate: float) -> None:
+    Each caller reserves the next free start under the lock and sleeps outside it, so waiting
+    workers do not hold each other up beyond their slot.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.interval = 1.0 / rate
         self._next = 0.0
         self._lock = asyncio.Lock()
+        self._clock = clock
+        self._sleep = sleep
 
     async def wait(self) -> None:
         async with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             start = max(now, self._next)
             self._next = start + self.interval
         if start > now:
-            await asyncio.sleep(start - now)
+            await self._sleep(start - now)
 
 
-def error_message(response: httpx.Response) -> str:
+def error_message(content: bytes, reason_phrase: str) -> str:
     """The most useful message in an error body, whatever its shape."""
     try:
-        body = response.json()
-    except ValueError:
+        body = json.loads(content)
+    except (ValueError, RecursionError):
         body = None
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list):
             messages = [str(e["message"]) for e in errors if isinstance(e, dict) and "message" in e]
             if messages:
-                return "; ".join(messages)
+                return "; ".join(messages)[:500]
         if body.get("error"):
-            return str(body["error"])
-    text = response.text.strip()
-    return text[:200] if text else response.reason_phrase
+            return str(body["error"])[:500]
+    text = content.decode("utf-8", "replace").strip()
+    return text[:200] if text else reason_phrase
 
 
 def _auth_message(status: int) -> str:
@@ -168,6 +227,11 @@ class LaneTransport(httpx.AsyncBaseTransport):
         self._free.append(lane)
         self._slots.release()
 
+    @property
+    def idle(self) -> int:
+        """Lanes free for a request now."""
+        return len(self._free)
+
     async def aclose(self) -> None:
         for lane in self._lanes:
             await lane.aclose()
@@ -196,29 +260,66 @@ class _ReleasingStream(httpx.AsyncByteStream):
 def _env_proxy_for(base_url: str) -> bool:
     """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
 
-    httpx honours those only for its own default transport, so such runs keep it.
+    httpx honours those only for its own default transport, so such runs keep it. A loopback
+    space never goes through a proxy: it is on this machine, and it may be plain http, where
+    a proxy would receive the Basic credentials in clear.
     """
+    url = httpx.URL(base_url)
+    if is_loopback_host(url.host):
+        return False
     proxies = urllib.request.getproxies()
-    return bool(proxies.get(httpx.URL(base_url).scheme) or proxies.get("all"))
+    return bool(proxies.get(url.scheme) or proxies.get("all"))
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class StoppedError(ApiError):
+    """The run is stopping (a signal): the retry this id was waiting for is not sent."""
+
+
+class UnreachableError(ConfigError):
+    """No request has ever been answered: the space is wrong or down, so nothing can succeed."""
+
+
+class WalkError(ApiError):
+    """A list walk that the server would never let end (endless or empty pages)."""
 
 
 class SignalWireClient:
-    """Async client for room sessions; use as `async with SignalWireClient(settings) as c`."""
+    """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
+
+    `sleep` waits between attempts (the pipeline passes one that a signal cuts short; tests pass
+    one that records the waits); `should_stop` is asked before every retry: once it is true, no
+    further request is sent for that id.
+    """
 
     def __init__(
         self,
         settings: Settings,
         transport: httpx.AsyncBaseTransport | None = None,
         should_stop: Callable[[], bool] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        stats: ClientStats | None = None,
     ) -> None:
         self.settings = settings
         self._should_stop = should_stop or (lambda: False)
+        self._sleep = sleep
+        self._answered = False  # has any request ever got an HTTP response?
+        self.stats = ClientStats() if stats is None else stats
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
+            # A transport given here never reads proxy variables; for a loopback space say so
+            # outright too (nor .netrc, nor SSL_CERT_* variables).
+            trust_env=not is_loopback_host(httpx.URL(settings.base_url).host),
             base_url=settings.base_url,
             auth=httpx.BasicAuth(settings.project_id, settings.api_token),
-            headers={"Accept": "application/json", "User-Agent": f"roomsync/{__version__}"},
+            headers={
+                "Accept": "application/json",
+                "Accept-Encoding": "gzip, deflate",  # what etl.bodies can decode in bounds
+                "User-Agent": f"roomsync/{__version__}",
+            },
             timeout=settings.timeout,
             limits=httpx.Limits(
                 max_connections=settings.concurrency,
@@ -226,7 +327,7 @@ class SignalWireClient:
             ),
             transport=transport,
         )
-        self._pacer = RatePacer(settings.rate_limit) if settings.rate_limit else None
+        self._pacer = RatePacer(settings.rate_limit, sleep=sleep) if settings.rate_limit else None
 
     async def __aenter__(self) -> SignalWireClient:
         return self
@@ -237,21 +338,70 @@ class SignalWireClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def _retrying(self) -> AsyncRetrying:
+    def _retrying(self, url: str = "") -> AsyncRetrying:
         backoff = self.settings.backoff
         fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
         return AsyncRetrying(
             stop=stop_after_attempt(self.settings.retries) | _StopWhen(self._should_stop),
             wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
             retry=retry_if_exception_type(TransientError),
+            sleep=self._sleep,
             reraise=True,
+            before_sleep=lambda state: self._log_retry(state, url),
+        )
+
+    def _log_retry(self, state: RetryCallState, url: str) -> None:
+        """One WARNING line per retry: what failed, which attempt, how long until the next."""
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        kind = retry_kind(exc)
+        wait_s = round(state.upcoming_sleep, 3)
+        session_id = _session_id_of(url)
+        what = f"session {session_id}" if session_id else "the list"
+        status = exc.status if isinstance(exc, TransientError) else None
+        fields: dict[str, Any] = {
+            "status": status if status is not None and status != 200 else kind,
+            "attempt": state.attempt_number,
+            "wait_s": wait_s,
+        }
+        if session_id:
+            fields["session_id"] = session_id
+        log.warning(
+            "retrying %s after %s (attempt %d of %d failed), waiting %.2fs",
+            what,
+            kind,
+            state.attempt_number,
+            self.settings.retries,
+            wait_s,
+            extra=fields,
         )
 
     async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
-        """GET a URL (relative to the base or absolute) with retries; return the decoded JSON."""
-        async for attempt in self._retrying():
+        """GET a URL (relative to the base or absolute) with retries; return the decoded JSON.
+
+        Failing to connect at all, before the API has ever answered, is an UnreachableError.
+        """
+        try:
+            return await self._get_with_retries(url, params)
+        except TransientError as exc:
+            if not self._answered and isinstance(exc.__cause__, UNREACHABLE):
+                raise UnreachableError(
+                    f"cannot reach the API at {self.settings.base_url} ({exc}): check {ENV_SPACE}"
+                ) from None
+            raise
+
+    async def _get_with_retries(self, url: str, params: dict[str, Any] | None) -> Any:
+        previous: TransientError | None = None
+        async for attempt in self._retrying(url):
             with attempt:
-                return await self._get_once(url, params)
+                if previous is not None and self._should_stop():
+                    # The signal came during the wait: the retry is not sent.
+                    raise StoppedError(f"stopped before retrying after {previous}")
+                try:
+                    return await self._get_once(url, params)
+                except TransientError as exc:
+                    previous = exc
+                    raise
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def get_room_session(self, session_id: str) -> Any:
@@ -265,15 +415,32 @@ class SignalWireClient:
 
         `next` may be an absolute URL or a path relative to the space; paging stops when it is
         absent or repeats. A `next` on another origin is refused: following it would send the
-        credentials there.
+        credentials there. A walk longer than `max_pages` pages, or whose pages stop bringing
+        any id not seen before in it, is a WalkError: the server would never let it end.
         """
         body = await self.get_json(SESSION_PATH, {"page_size": page_size, **filters})
         seen: set[str] = set()
+        ids: set[Any] = set()
+        pages = 1
+        without_news = 0
         while True:
             data, next_link = _page_parts(body)
+            before = len(ids)
+            ids.update(item.get("id") for item in data if isinstance(item, dict))
+            without_news = without_news + 1 if len(ids) == before else 0
             yield data
             if not next_link:
                 return
+            if without_news >= MAX_PAGES_WITHOUT_NEWS:
+                raise WalkError(
+                    f"the list returned {without_news} pages in a row with nothing new, each "
+                    "with another links.next; the walk was ended"
+                )
+            if pages >= self.settings.max_pages:
+                raise WalkError(
+                    f"the list has more than {self.settings.max_pages} pages (--max-pages); "
+                    "the walk was ended"
+                )
             target = self._http.base_url.join(next_link)
             if not _same_origin(target, self._http.base_url):
                 raise ApiError(f"links.next points outside the space ({target.host}); not followed")
@@ -281,29 +448,66 @@ class SignalWireClient:
                 return
             seen.add(str(target))
             body = await self.get_json(str(target))
+            pages += 1
 
     async def _get_once(self, url: str, params: dict[str, Any] | None) -> Any:
         if self._pacer is not None:
             await self._pacer.wait()
+        if self._should_stop():
+            raise StoppedError("stopped before sending the request")
+        timeout = self.settings.timeout
         try:
-            response = await self._http.get(url, params=params)
+            async with asyncio.timeout(timeout):
+                return await self._request(url, params)
+        except TimeoutError:
+            self.stats.requests["error"] += 1  # no complete answer (a status that came is counted)
+            raise TransientError(f"no complete answer within --timeout {timeout:g}s") from None
         except httpx.TransportError as exc:
+            self.stats.requests["error"] += 1
             raise TransientError(f"{type(exc).__name__}: {exc}") from exc
-        status = response.status_code
-        if status == 200:
-            try:
-                return json.loads(response.content, parse_constant=_reject_constant)
-            except ValueError as exc:
-                raise TransientError("the response body is not valid JSON", status) from exc
-        message = f"HTTP {status}: {error_message(response)}"
-        if status in (401, 403):
-            raise AuthError(_auth_message(status))
-        if status == 404:
-            raise NotFoundError(message, status)
-        if status in RETRY_STATUSES:
-            retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            raise TransientError(message, status, retry_after)
-        raise ApiError(message, status)
+
+    async def _request(self, url: str, params: dict[str, Any] | None) -> Any:
+        """One GET, its body read within the bounds; the JSON of a 200, else an error."""
+        max_body = self.settings.max_body
+        async with self._http.stream("GET", url, params=params) as response:
+            self._answered = True
+            status = response.status_code
+            self.stats.requests[str(status)] += 1
+            chunks, encoding = _raw_body(response)
+            if status != 200:
+                content = await read_prefix(chunks, encoding, ERROR_BODY_BYTES)
+                detail = error_message(content, response.reason_phrase)
+                raise _status_error(status, response, detail)
+            check_length(response.headers.get("Content-Length"), encoding, max_body)
+            content = await read_bounded(chunks, encoding, max_body)
+        return decode_json(content)
+
+
+def _raw_body(response: httpx.Response) -> tuple[AsyncIterator[bytes], str]:
+    """The body's bytes as they come, and the encoding to undo. A response already read into
+    memory (a transport that builds responses in memory) is decoded already."""
+    try:
+        content = response.content
+    except httpx.ResponseNotRead:
+        return response.aiter_raw(), response.headers.get("Content-Encoding", "")
+    return _one_chunk(content), "identity"
+
+
+async def _one_chunk(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+def _status_error(status: int, response: httpx.Response, detail: str) -> RoomsyncError:
+    """The error for a non-200 answer: what it means for the id and for the run."""
+    message = f"HTTP {status}: {detail}"
+    if status in (401, 403):
+        return AuthError(_auth_message(status))
+    if status == 404:
+        return NotFoundError(message, status)
+    if status in RETRY_STATUSES:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return TransientError(message, status, retry_after)
+    return ApiError(message, status)
 
 
 def _page_parts(body: Any) -> tuple[list[Any], str | None]:
@@ -315,11 +519,16 @@ def _page_parts(body: Any) -> tuple[list[Any], str | None]:
     return body["data"], next_link if isinstance(next_link, str) and next_link else None
 
 
+# The names of this machine's own loopback host. Other 127.0.0.0/8 addresses are other hosts
+# as far as credentials go: a server may listen on 127.0.0.2 that is not the space.
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
-    """(scheme, host, port), with every loopback name folded into one (localhost, 127.0.0.1
-    and ::1 are the same machine, and a local stand-in may write its links with either)."""
-    host = "<loopback>" if is_loopback_host(url.host) else url.host
-    return url.scheme, host, url.port
+    """(scheme, host, port), with localhost, 127.0.0.1 and ::1 folded into one (a local
+    stand-in may write its links with either); 127.0.0.2 and the rest of 127/8 are not."""
+    host = url.host.lower().rstrip(".")
+    return url.scheme, "<loopback>" if host in LOOPBACK_NAMES else host, url.port
 
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:

@@ -8,13 +8,22 @@ One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a 
 Rows are written in id order so that concurrent writers lock rows in the same order and cannot
 deadlock each other. The same transaction keeps the failure ledger and the relist queue in step
 with the rows (see `write_batch`); the ledger's own statements live in `etl.ledger`.
+
+A stored `updated_at` later than the write's clock plus `CLOCK_SKEW` came from a broken upstream
+clock: newest-wins cannot trust it, so any fetch may replace that row.
+
+When the database refuses a batch for a reason in the data (a value it cannot encode or hold),
+the batch is split until the rows it refuses are alone: each of those fails its id, into the
+failure ledger, and every other row is written. A database that is down is a DatabaseError.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +33,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import ledger
-from .db import database_error, insert_for
+from .config import CLOCK_SKEW
+from .db import database_error, describe_error, insert_for
 from .outcomes import Outcome
 from .records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
 from .schema import UTCDateTime, room_sessions
@@ -49,7 +59,9 @@ def _sqlite_raw_merge() -> str:
         f"ELSE '{_SQLITE_PLACEHOLDER_PATH}' END"
         for k in LIST_ONLY_FIELDS
     )
-    return f"json_remove(json_insert(excluded.raw, {inserts}), {removes})"
+    merged = f"json_remove(json_insert(excluded.raw, {inserts}), {removes})"
+    # A row written by an old version may hold invalid JSON (`Infinity`): never read from it.
+    return f"CASE WHEN json_valid({TABLE}.raw) THEN {merged} ELSE excluded.raw END"
 
 
 def _postgresql_raw_merge() -> str:
@@ -119,10 +131,11 @@ def upsert_statement(dialect: str) -> Any:
     )
     newer = insert.excluded.updated_at > room_sessions.c.updated_at
     same_age = insert.excluded.updated_at == room_sessions.c.updated_at
+    untrusted = room_sessions.c.updated_at > sa.bindparam("trust_until", type_=UTCDateTime())
     stmt = insert.on_conflict_do_update(
         index_elements=[room_sessions.c.id],
         set_=merged,
-        where=sa.or_(newer, sa.and_(same_age, changed)),
+        where=sa.or_(newer, untrusted, sa.and_(same_age, changed)),
     )
     return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
 
@@ -170,19 +183,22 @@ def upsert_parameters(
     is not deleted (any more): `deleted_at` goes in as null.
     A value that cannot be encoded is a StatementError, as SQLAlchemy's own binding raises.
     """
+    trust_until = now + CLOCK_SKEW
     flags = [
         {"cost_final": cost_is_final(row, row["id"] in listed), "deleted_at": None} for row in batch
     ]
     if dialect != "postgresql":
-        return [
-            {**row, **flag, "first_synced_at": now, "last_synced_at": now}
-            for row, flag in zip(batch, flags, strict=True)
-        ]
-    rows = [{**row, **flag} for row, flag in zip(batch, flags, strict=True)]
+        stamps = {"first_synced_at": now, "last_synced_at": now, "trust_until": trust_until}
+        return [{**row, **flag, **stamps} for row, flag in zip(batch, flags, strict=True)]
     try:
-        return {"rows": json.dumps(rows, default=_json_default), "now": now}
+        rows = json.dumps(
+            [{**row, **flag} for row, flag in zip(batch, flags, strict=True)],
+            default=_json_default,
+            allow_nan=False,
+        )
     except (TypeError, ValueError) as exc:
         raise sa.exc.StatementError(str(exc), None, None, exc) from None
+    return {"rows": rows, "now": now, "trust_until": trust_until}
 
 
 def _newest_per_id(rows: Sequence[SessionRow]) -> list[SessionRow]:
@@ -198,8 +214,16 @@ def _newest_per_id(rows: Sequence[SessionRow]) -> list[SessionRow]:
 def upsert_sessions(
     engine: Engine, rows: Sequence[SessionRow], now: datetime, url: str = ""
 ) -> dict[str, Outcome]:
-    """Upsert parsed rows in one transaction; return each id's outcome (see write_batch)."""
-    return write_batch(engine, rows, now, url=url)
+    """Upsert parsed rows; return each id's outcome (see write_batch)."""
+    return write_batch(engine, rows, now, url=url).outcomes
+
+
+@dataclass
+class BatchResult:
+    """Each id's outcome; the rows the database refused (`failed`) with its reason."""
+
+    outcomes: dict[str, Outcome]
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def write_batch(
@@ -213,38 +237,133 @@ def write_batch(
     listed: Collection[str] = (),
     gone: Collection[str] = (),
     url: str = "",
-) -> dict[str, Outcome]:
+    dry_run: bool = False,
+) -> BatchResult:
     """Write one batch in one transaction: the sessions, and the ledgers with them.
 
     `now` stamps first_synced_at (new rows) and last_synced_at (written rows); a returned row
     whose first_synced_at is `now` was inserted by this statement. `failures` (id -> error) are
-    recorded against `run_id` for the next run to retry; `resolved` ids (stored or confirmed not
-    found since they failed) leave the failure ledger. Rows whose ids are in `listed` came from
-    the list and leave the relist queue; the others (by-id bodies) that were written final join
-    it, since only the list carries their final cost. Stored sessions whose ids are in `gone`
-    answered 404 by id: they are marked deleted and leave the relist queue. Either all of it is
-    written or none.
+    recorded against `run_id` for the next run to retry; the ids of the rows written, and the
+    `resolved` ids (confirmed not found), leave the failure ledger. Rows whose ids are in
+    `listed` came from the list and leave the relist queue once their cost is stored; the others
+    (by-id bodies) that were written final join it, since only the list carries their final
+    cost. Stored sessions whose ids are in `gone` answered 404 by id: they are marked deleted and
+    leave the relist queue. Either all of it is written or none -- unless the database refuses
+    rows for what they hold: then the batch is split (see the module's docstring).
+
+    With `dry_run` the same statements run in transactions that are rolled back: the outcomes
+    are what a real write would give (the same newest-wins rules), and nothing is kept.
     """
     batch = _newest_per_id(rows)
-    outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
+    target = url or engine.url
     try:
-        with engine.begin() as conn:
-            if batch:
-                dialect = engine.dialect.name
-                parameters = upsert_parameters(dialect, batch, now, listed)
-                written = conn.execute(upsert_statement(dialect), parameters).all()
-                for session_id, first_synced_at in written:
-                    new = first_synced_at == now
-                    outcomes[str(session_id)] = Outcome.INSERTED if new else Outcome.UPDATED
-            ledger.clear_failures(conn, list(resolved))
-            if failures and run_id is not None:
-                ledger.record_failures(conn, failures, run_id, now)
-            ledger.unqueue_relist(conn, [row["id"] for row in batch if row["id"] in listed])
-            ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
+        with _transaction(engine, commit=not dry_run) as conn:
+            outcomes = _write_rows(conn, batch, now, listed)
+            _write_ledger(conn, failures or {}, [*outcomes, *resolved], run_id, now)
+            mark_deleted(conn, list(gone), now)
+        return BatchResult(outcomes)
+    except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        if not _in_the_data(exc):
+            raise database_error(exc, target, "writing to") from None
+    try:
+        outcomes, refused = _isolate(engine, batch, now, listed, dry_run)
+        with _transaction(engine, commit=not dry_run) as conn:
+            cleared = [i for i in outcomes if i not in refused]
+            _write_ledger(conn, {**(failures or {}), **refused}, [*cleared, *resolved], run_id, now)
             mark_deleted(conn, list(gone), now)
     except SQLAlchemyError as exc:
-        raise database_error(exc, url or engine.url, "writing to") from None
+        raise database_error(exc, target, "writing to") from None
+    return BatchResult({**outcomes, **dict.fromkeys(refused, Outcome.FAILED)}, refused)
+
+
+def _write_rows(
+    conn: sa.Connection, batch: Sequence[SessionRow], now: datetime, listed: Collection[str]
+) -> dict[str, Outcome]:
+    """Upsert the rows and keep the relist queue in step; each id's outcome."""
+    outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
+    if not batch:
+        return outcomes
+    dialect = conn.dialect.name
+    parameters = upsert_parameters(dialect, batch, now, listed)
+    written = conn.execute(upsert_statement(dialect), parameters)
+    for session_id, first_synced_at in written.all():
+        new = first_synced_at == now
+        outcomes[str(session_id)] = Outcome.INSERTED if new else Outcome.UPDATED
+    ledger.unqueue_relist(conn, _cost_stored(conn, [r["id"] for r in batch if r["id"] in listed]))
+    ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
     return outcomes
+
+
+@contextlib.contextmanager
+def _transaction(engine: Engine, *, commit: bool) -> Iterator[sa.Connection]:
+    """engine.begin(), or a transaction that is always rolled back (a dry run)."""
+    if commit:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn, conn.begin() as transaction:
+        try:
+            yield conn
+        finally:
+            transaction.rollback()
+
+
+def _write_ledger(
+    conn: sa.Connection,
+    failures: Mapping[str, str],
+    cleared: Sequence[str],
+    run_id: int | None,
+    now: datetime,
+) -> None:
+    ledger.clear_failures(conn, cleared)
+    if failures and run_id is not None:
+        ledger.record_failures(conn, failures, run_id, now)
+
+
+def _cost_stored(conn: sa.Connection, session_ids: Sequence[str]) -> list[str]:
+    """Those of the ids whose row now holds its final cost: only those are done with the list."""
+    t = room_sessions
+    found: list[str] = []
+    for start in range(0, len(session_ids), 500):
+        chunk = session_ids[start : start + 500]
+        query = sa.select(t.c.id).where(t.c.id.in_(chunk), t.c.cost_final)
+        found.extend(str(i) for i in conn.execute(query).scalars())
+    return found
+
+
+def _in_the_data(exc: BaseException) -> bool:
+    """Whether the database (or the driver, binding values) refused what the rows hold, as
+    opposed to being unreachable or broken."""
+    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        # SQLite reports malformed or too deeply nested JSON as an OperationalError.
+        return "JSON" in str(exc.orig)
+    return True  # raised while encoding values: StatementError, ValueError, UnicodeError ...
+
+
+def _isolate(
+    engine: Engine,
+    batch: Sequence[SessionRow],
+    now: datetime,
+    listed: Collection[str],
+    dry_run: bool = False,
+) -> tuple[dict[str, Outcome], dict[str, str]]:
+    """Write the batch in halves, each in its own transaction, down to the single rows the
+    database refuses; return the outcomes of the rows written and why each other one was not."""
+    try:
+        with _transaction(engine, commit=not dry_run) as conn:
+            return _write_rows(conn, batch, now, listed), {}
+    except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        if not _in_the_data(exc):
+            raise
+        if len(batch) == 1:
+            reason = describe_error(exc, engine.url)
+            return {}, {batch[0]["id"]: f"the database refused the session: {reason}"}
+    middle = len(batch) // 2
+    first, refused_first = _isolate(engine, batch[:middle], now, listed, dry_run)
+    second, refused_second = _isolate(engine, batch[middle:], now, listed, dry_run)
+    return {**first, **second}, {**refused_first, **refused_second}
 
 
 def _to_relist(

@@ -24,7 +24,7 @@ import math
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -32,12 +32,12 @@ from sqlalchemy.engine import Engine
 
 from . import backlog, ledger
 from .backlog import OpenRow
-from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
+from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
-from .lock import run_lock
+from .lock import held_lock, no_lock
 from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
-from .signalwire import SignalWireClient
+from .signalwire import ClientStats, SignalWireClient
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class Listing:
 
     stop_before: datetime | None
     previous_watermark: datetime | None
+    not_after: datetime | None = None  # this machine's clock plus the skew allowed
     listed: int = 0
     newest: datetime | None = None
     last: datetime | None = None
@@ -70,6 +71,11 @@ class Listing:
         return True
 
     def observe(self, created_at: datetime) -> None:
+        """Note one listed session's created_at, bounded by the clock: a session dated in the
+        future (a broken upstream clock) must not move the watermark past what the list can
+        still deliver."""
+        if self.not_after is not None:
+            created_at = min(created_at, self.not_after)
         if self.last is not None and created_at > self.last:
             self.newest_first = False
         self.last = created_at
@@ -224,7 +230,10 @@ def plan_walk(
     """
     if full or previous is None:
         return Plan(stop_before=None)
-    stop_before = previous - overlap
+    try:
+        stop_before = previous - overlap
+    except OverflowError:  # reaching back before year 1: nothing to stop early for
+        return Plan(stop_before=None)
     pending = [row for row in open_rows if not row.live and row.created_at < stop_before]
     if pending:
         stop_before = min(row.created_at for row in pending)
@@ -303,18 +312,35 @@ def run_sync(
     overlap: timedelta = DEFAULT_OVERLAP,
     page_size: int = MAX_PAGE_SIZE,
     handle_signals: bool = False,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    stats: ClientStats | None = None,
 ) -> SyncResult:
-    """One sync run, or a skipped one when another holds the lock."""
-    with run_lock(engine) as taken:
-        if not taken:
+    """One sync run, or a skipped one when another holds the lock.
+
+    A dry run writes nothing (see `execute`) and takes no lock: holding it would make the real
+    sync that cron starts meanwhile skip, and a run that writes nothing cannot clash with one.
+    """
+    with no_lock() if dry_run else held_lock(engine) as lock_check:
+        if lock_check is None:
             return SyncResult(skipped=True)
-        ledger.mark_dead_runs(engine, all_of_command="sync")
+        if not dry_run:
+            ledger.mark_dead_runs(engine, all_of_command="sync")
+        not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
         previous = ledger.last_watermark(engine)
-        stop_before = None if full or previous is None else previous - overlap
-        listing = Listing(stop_before=stop_before, previous_watermark=previous)
+        if previous is not None:
+            previous = min(previous, not_after)  # one recorded by a version without the bound
+        try:
+            stop_before = None if full or previous is None else previous - overlap
+        except OverflowError:  # reaching back before year 1: nothing to stop early for
+            stop_before = None
+        listing = Listing(stop_before=stop_before, previous_watermark=previous, not_after=not_after)
         result = SyncResult(skipped=False, listing=listing)
 
         async def body(run: Run, client: SignalWireClient) -> None:
+            if progress is not None:
+                progress.start(None)  # the list's length is unknown until it is walked
             open_rows = backlog.open_rows(engine)
             plan = plan_walk(engine, open_rows, previous, overlap, page_size, full)
             listing.stop_before = plan.stop_before
@@ -337,7 +363,16 @@ def run_sync(
             }
 
         result.summary = execute(
-            "sync", settings, engine, body, handle_signals=handle_signals, finish=finish
+            "sync",
+            settings,
+            engine,
+            body,
+            handle_signals=handle_signals,
+            finish=finish,
+            before_write=lock_check,
+            progress=progress,
+            dry_run=dry_run,
+            stats=stats,
         )
         return result
 
@@ -351,6 +386,8 @@ def run_via_list(
     page_size: int = MAX_PAGE_SIZE,
     progress: Progress | None = None,
     handle_signals: bool = False,
+    dry_run: bool = False,
+    stats: ClientStats | None = None,
 ) -> Summary:
     """Backfill `ids` from one walk of the list (1,000 sessions a request, with their cost),
     then by id only those the list did not return: deleted ones (404, marked) and any the list
@@ -372,7 +409,14 @@ def run_via_list(
         await run.fetch_ids(client, unique if refresh else without_exact(run, unique))
 
     return execute(
-        "backfill", settings, engine, body, progress=progress, handle_signals=handle_signals
+        "backfill",
+        settings,
+        engine,
+        body,
+        progress=progress,
+        handle_signals=handle_signals,
+        dry_run=dry_run,
+        stats=stats,
     )
 
 

@@ -8,7 +8,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from etl.config import database_url
-from etl.db import make_engine
+from etl.db import make_migration_engine
 from etl.schema import metadata
 
 config = context.config
@@ -32,7 +32,7 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.attributes.get("database_url") or database_url())
+    engine = make_migration_engine(config.attributes.get("database_url") or database_url())
     try:
         with engine.connect() as conn:
             _run(conn)
@@ -46,6 +46,7 @@ def _run(connection: object) -> None:
         target_metadata=metadata,
         render_as_batch=True,  # SQLite can only alter tables by copying them
         compare_type=True,
+        transaction_per_migration=True,  # a kill between migrations leaves the last one whole
     )
     with context.begin_transaction():
         context.run_migrations()

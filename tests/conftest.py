@@ -8,6 +8,7 @@ PostgreSQL half is skipped with a loud reason, except under CI, where that is a 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -49,19 +50,51 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Itera
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'roomsync.db'}"
         return
-    server: PgServer = request.getfixturevalue("pg_server")
+    yield from _pg_database(request.getfixturevalue("pg_server"))
+
+
+def _pg_database(server: PgServer, template: str | None = None) -> Iterator[str]:
     name = f"t_{uuid.uuid4().hex[:12]}"
-    url = server.create_database(name)
+    url = server.create_database(name, template=template)
     try:
         yield url
     finally:
         server.drop_database(name)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A SQLite file migrated to head once per test session, copied for each test."""
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    upgrade(f"sqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: PgServer) -> str:
+    """A PostgreSQL database migrated to head once per test session; each test gets a copy
+    (CREATE DATABASE ... TEMPLATE), which costs a file copy instead of a migration run."""
+    name = "roomsync_template"
+    url = pg_server.create_database(name)
+    upgrade(url)
+    make_engine(url).dispose()
+    return name
+
+
 @pytest.fixture
-def migrated_url(db_url: str) -> str:
-    upgrade(db_url)
-    return db_url
+def migrated_url(backend: str, request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+    """A database at head on the backend under test: a fresh copy of a migrated template.
+
+    The migrations themselves run for real once per session per backend (and in
+    tests/test_migrations.py for every step); tests that move the schema use `db_url`.
+    """
+    if backend == "sqlite":
+        path = tmp_path / "roomsync.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    server: PgServer = request.getfixturevalue("pg_server")
+    yield from _pg_database(server, template=request.getfixturevalue("pg_template"))
 
 
 @pytest.fixture

@@ -177,9 +177,12 @@ class PgServer:
         finally:
             conn.close()
 
-    def create_database(self, name: str) -> str:
-        """``CREATE DATABASE name`` and return its URL."""
-        self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """``CREATE DATABASE name`` (a copy of ``template`` when given) and return its URL."""
+        statement = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template is not None:
+            statement += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        self._admin(statement)
         return self.url(name)
 
     def drop_database(self, name: str) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh machine: the one test command README.md names.
 # Installs what the tests need (Debian's chromium for the HTML report test, when root and
-# missing), a virtualenv with roomsync and its test extras, then lint and pytest.
+# missing), a virtualenv with roomsync and its test extras, then lint, format and type checks,
+# and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +15,6 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy --strict etl
 .venv/bin/python -m pytest "$@"

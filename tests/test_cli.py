@@ -90,6 +90,8 @@ def test_backfill_file_then_rerun_is_unchanged(
         "failed": 0,
         "elapsed_s": 0,
         "failed_ids": [],
+        "retries": 0,
+        "throttled": 0,
     }
     again = invoke(["backfill", path, "--json"], cli_env)
     assert summary_of(again)["unchanged"] == len(ids)
@@ -175,14 +177,14 @@ def test_plain_http_to_a_remote_host_is_refused(cli_env: dict[str, str], session
 
 
 def test_unmigrated_database_is_exit_3(
-    cli_env: dict[str, str], sessions: list[dict], db_url: str
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str
 ) -> None:
     from etl.db import downgrade
 
-    downgrade(db_url, "base")
+    downgrade(migrated_url, "base")
     result = invoke(["fetch", sessions[0]["id"]], cli_env)
     assert result.exit_code == 3 and "roomsync db upgrade" in result.stderr
-    assert_no_secrets(result, db_url)
+    assert_no_secrets(result, migrated_url)
 
 
 def test_secrets_never_printed_even_verbose_with_failures(
@@ -198,11 +200,15 @@ def test_secrets_never_printed_even_verbose_with_failures(
 
 def test_db_commands_up_current_down(db_url: str) -> None:
     env = {"DATABASE_URL": db_url}
-    assert invoke(["db", "current"], env).stdout.strip() == "base"
+    before = invoke(["db", "current"], env)
+    if db_url.startswith("sqlite"):  # no file yet: said so, and none is created (read-only)
+        assert before.exit_code == 3 and "no database at" in before.stderr
+    else:
+        assert before.stdout.strip() == "base"
     up = invoke(["db", "upgrade"], env)
     assert up.exit_code == 0, up.output
     assert invoke(["db", "current"], env).stdout.strip().endswith("(head)")
-    down = invoke(["db", "downgrade", "base"], env)
+    down = invoke(["db", "downgrade", "base", "--yes"], env)
     assert down.exit_code == 0
     assert invoke(["db", "current"], env).stdout.strip() == "base"
     assert_no_secrets(up, db_url)
@@ -267,6 +273,8 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         ["backfill"],
         ["sync"],
         ["report"],
+        ["status"],
+        ["check"],
         ["demo"],
         ["db", "upgrade"],
         ["db", "downgrade"],
@@ -276,6 +284,10 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         result = invoke([*args, "--help"], {})
         assert result.exit_code == 0 and "Usage:" in result.stdout
         assert f"roomsync {' '.join(args)}" in readme, args
+        example = result.stdout.split("Example:\n", 1)[1].splitlines()[0].strip()
+        assert example.startswith(f"roomsync {' '.join(args)}"), (args, example)
+        assert "Exit codes:\n    0 " in result.stdout, args
+        assert "--log-format [text|json]" in result.stdout, args
     assert {*main.commands} == {args[0] for args in commands}
 
 

@@ -28,6 +28,8 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
         "failed": 0,
         "elapsed_s": 0,
         "failed_ids": [],
+        "retries": 3,  # the scripted 503, 429 and reset
+        "throttled": 1,
     }
     assert result["sync"]["listed"] == 60 and result["sync"]["failed"] == 0
     engine = make_engine(url)

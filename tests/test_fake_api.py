@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -354,14 +353,11 @@ def test_faults_on_unknown_ids(fake: FakeSignalWire, client: httpx.Client) -> No
 
 
 def test_slow_fault_delays_then_serves(fake: FakeSignalWire, client: httpx.Client) -> None:
-    fake.script(SESSIONS[0]["id"], "slow:0.3")
-    started = time.perf_counter()
-    response = client.get(session_url(SESSIONS[0]["id"]))
-    assert time.perf_counter() - started >= 0.3
-    assert response.status_code == 200
     fake.script(SESSIONS[0]["id"], "slow:0.5")
     with pytest.raises(httpx.ReadTimeout):
         client.get(session_url(SESSIONS[0]["id"]), timeout=0.1)
+    fake.script(SESSIONS[0]["id"], "slow:0.2")
+    assert client.get(session_url(SESSIONS[0]["id"])).status_code == 200
 
 
 @pytest.mark.parametrize("word", ["418", "slow", "slow:-1", "429:", "429:date:x", "boom"])
@@ -389,13 +385,12 @@ def test_request_counters(fake: FakeSignalWire, client: httpx.Client) -> None:
 def test_max_in_flight_and_latency() -> None:
     with FakeSignalWire(SESSIONS, latency=0.3) as server, make_client(server) as http:
         ids = [s["id"] for s in SESSIONS[:5]]
-        started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=5) as pool:
             codes = list(pool.map(lambda i: http.get(session_url(i)).status_code, ids))
-        elapsed = time.perf_counter() - started
         assert codes == [200] * 5
-        assert server.max_in_flight == 5
-        assert 0.3 <= elapsed < 1.2
+        assert server.max_in_flight == 5  # the 0.3 s latency held all five in flight at once
+        with pytest.raises(httpx.ReadTimeout):
+            http.get(session_url(ids[0]), timeout=0.1)
 
 
 def test_stop_releases_the_port_and_is_idempotent() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -76,3 +78,46 @@ def test_alembic_command_line_uses_database_url(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert current_revision(url) == head_revision()
+
+
+def test_migrations_that_cannot_be_found_are_a_one_line_exit_3(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An install without its migrations (no package etl.migrations, nothing beside etl/)
+    says so, exit 3, rather than a traceback."""
+    import importlib.resources
+
+    from click.testing import CliRunner
+
+    from etl import db
+    from etl.cli import main
+
+    def no_package(name: str) -> Path:
+        raise ModuleNotFoundError(name)
+
+    monkeypatch.setattr(importlib.resources, "files", no_package)
+    monkeypatch.setattr(db, "ROOT", tmp_path)
+    sqlite3.connect(tmp_path / "x.db").close()  # a database file, with no schema yet
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"}
+    for args in (["db", "current"], ["report"], ["db", "upgrade"]):
+        result = CliRunner().invoke(main, args, env=env)
+        assert result.exit_code == 3, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "roomsync's migrations are not on the file system" in lines[0]
+
+
+def test_sqlite_migrations_are_atomic(tmp_path: Path) -> None:
+    """Python's sqlite3 runs DDL outside any transaction unless told otherwise: a migration
+    killed halfway would leave half a schema. The migration engine puts DDL in the transaction,
+    and Alembic commits once per migration, so a kill leaves the previous revision whole."""
+    from etl.db import make_migration_engine
+
+    engine = make_migration_engine(f"sqlite:///{tmp_path / 'atomic.db'}")
+    try:
+        with pytest.raises(RuntimeError), engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE half_done (x INTEGER)")
+            conn.exec_driver_sql("CREATE INDEX ix_half_done ON half_done (x)")
+            raise RuntimeError("killed here")
+        assert "half_done" not in sa.inspect(engine).get_table_names()
+    finally:
+        engine.dispose()

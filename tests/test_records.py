@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,6 +120,12 @@ def test_uppercase_id_in_body_matches_canonical_request() -> None:
         ({"fps": float("nan")}, "'fps'"),
         ({"name": "a\x00b"}, "NUL"),
         ({"extra": {"deep": ["x\x00"]}}, "NUL"),
+        ({"name": "\ud800"}, "surrogate"),
+        ({"extra": {"\udfff key": 1}}, "surrogate"),
+        ({"extra": float("inf")}, "does not fit a float"),
+        ({"extra": [1, {"x": float("-inf")}]}, "does not fit a float"),
+        ({"extra": float("nan")}, "does not fit a float"),
+        ({"extra": json.loads("[" * 40 + "]" * 40)}, "nested more than"),
         ({"start_time": "0001-01-01T00:00:00+01:00"}, "'start_time'"),
     ],
 )
@@ -170,7 +177,14 @@ def test_read_ids_names_invalid_lines() -> None:
 
 
 def test_canonical_uuid_rejects_near_misses() -> None:
-    assert canonical_uuid(SID.replace("-", "")) == SID
-    for bad in ("", SID[:-1], SID + "0", "g" * 32, "{" + SID):
+    for bad in ("", SID[:-1], SID + "0", "g" * 32, "{" + SID, SID.replace("-", "")):
         with pytest.raises(ValueError):
             canonical_uuid(bad)
+
+
+def test_bodies_that_can_be_stored_are_kept_verbatim() -> None:
+    body = reference_example() | {
+        "name": "Café 🚀 \u2028",
+        "extra": {"n": 10**30, "x": 1e308, "nested": json.loads("[" * 30 + "]" * 30)},
+    }
+    assert parse_session(body, SID)["raw"] == body

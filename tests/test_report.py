@@ -478,12 +478,6 @@ def test_empty_range(loaded: Engine) -> None:
     assert report_rows(loaded, "day", datetime(2030, 1, 1, tzinfo=UTC)) == []
 
 
-def test_status_totals_for_the_demo(loaded: Engine, payloads: list[Payload]) -> None:
-    totals = {r.group: (r.sessions, r.duration_s or 0) for r in report_rows(loaded, "status")}
-    for status, ps in grouped(payloads, lambda p: p["status"], lambda p: True).items():
-        assert totals[status or "(none)"] == (len(ps), sum(p["duration"] or 0 for p in ps))
-
-
 # --------------------------------------------------------------------------- parsing, table
 
 

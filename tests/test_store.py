@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import multiprocessing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -149,17 +150,67 @@ def test_duplicate_ids_in_one_batch_keep_the_newest(engine: Engine) -> None:
     assert stored(engine, payload["id"])["duration"] == 4242
 
 
-def test_a_failing_batch_changes_nothing(engine: Engine) -> None:
-    payloads = generate_sessions(3, seed=12)
+def test_rows_the_database_refuses_fail_alone_and_the_rest_is_written(engine: Engine) -> None:
+    """A safety net behind etl.records' checks: whatever the database still refuses for what a
+    row holds costs that row's id (into the failure ledger), never the batch."""
+    from etl.ledger import pending_failures, start_run
+    from etl.store import write_batch
+
+    payloads = generate_sessions(40, seed=12)
     upsert_sessions(engine, rows_of(payloads[:1]), NOW)
-    before = stored(engine, payloads[0]["id"])
-    bad = rows_of([later(payloads[0], duration=1), payloads[1]])
-    bad[1]["created_at"] = None  # violates NOT NULL: the whole statement must roll back
-    with pytest.raises(DatabaseError):
-        upsert_sessions(engine, bad, NOW + timedelta(1))
-    assert stored(engine, payloads[0]["id"]) == before
+    rows = rows_of([later(payloads[0], duration=1), *payloads[1:]])
+    rows[5]["created_at"] = None  # violates NOT NULL
+    rows[17]["name"] = "lone \ud800 surrogate"  # cannot be encoded as UTF-8
+    refused = {rows[5]["id"], rows[17]["id"]}
+    run_id = start_run(engine, "test")
+    result = write_batch(engine, rows, NOW + timedelta(1), run_id=run_id)
+    assert set(result.refused) == refused
+    assert all("refused" in reason for reason in result.refused.values())
+    assert {i for i, o in result.outcomes.items() if o == Outcome.FAILED} == refused
+    assert sorted(pending_failures(engine)) == sorted(refused)
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(room_sessions)).scalar() == 1
+        stored_ids = set(conn.execute(sa.select(room_sessions.c.id)).scalars())
+    assert {str(i) for i in stored_ids} == {p["id"] for p in payloads} - refused
+    assert stored(engine, payloads[0]["id"])["duration"] == 1
+
+
+def test_a_database_that_is_gone_is_a_database_error(tmp_path: Path) -> None:
+    from etl.db import make_engine
+
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
+    engine = make_engine(url)
+    try:
+        with pytest.raises(DatabaseError):
+            upsert_sessions(engine, rows_of(generate_sessions(3, seed=12)), NOW)
+    finally:
+        engine.dispose()
+
+
+def test_invalid_json_left_in_raw_by_an_old_version_does_not_block_writes(
+    engine: Engine, backend: str
+) -> None:
+    payload = generate_sessions(1, seed=14)[0]
+    upsert_sessions(engine, rows_of([payload]), NOW)
+    if backend == "sqlite":  # jsonb cannot hold invalid JSON: only SQLite files can have it
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE room_sessions SET raw = '{\"extra\": Infinity}'"))
+    newer = later(payload, duration=77)
+    after = NOW + timedelta(minutes=1)
+    assert upsert_sessions(engine, rows_of([newer]), after) == {payload["id"]: Outcome.UPDATED}
+    assert stored(engine, payload["id"])["raw"]["duration"] == 77
+
+
+def test_a_row_dated_in_the_future_does_not_freeze(engine: Engine) -> None:
+    payload = generate_sessions(1, seed=15)[0]
+    future = payload | {"updated_at": "2999-01-01T00:00:00Z", "duration": 1}
+    upsert_sessions(engine, rows_of([future]), NOW)
+    real = later(payload, duration=2)  # a real update, dated before the broken one
+    after = NOW + timedelta(minutes=1)
+    assert upsert_sessions(engine, rows_of([real]), after) == {payload["id"]: Outcome.UPDATED}
+    assert stored(engine, payload["id"])["duration"] == 2
+    # an honest newest-wins row still refuses an older body
+    older = later(payload, seconds=-3600, duration=3)
+    assert upsert_sessions(engine, rows_of([older]), after) == {payload["id"]: Outcome.UNCHANGED}
 
 
 def _writer(url: str, payloads: list[dict[str, Any]], rounds: int, seed: int) -> None:

@@ -346,3 +346,54 @@ def test_final_cost_arrives_for_a_session_completed_by_a_fetch(
     assert result.exit_code == 0 and summary["full_pass"] is True
     assert rows(engine)[oldest["id"]]["cost_in_dollars"] == 0.75
     assert later_summary["full_pass"] is False  # listed once, it leaves the queue
+
+
+# --------------------------------------------------------------------------- Listing
+
+
+def t(hour: int) -> datetime:
+    return datetime(2026, 11, 20, hour, tzinfo=UTC)
+
+
+def test_listing_stops_early_only_past_the_watermark_and_newest_first() -> None:
+    from etl.sync import Listing
+
+    listing = Listing(stop_before=t(10), previous_watermark=t(12))
+    for hour in (15, 13, 11):
+        listing.observe(t(hour))
+        assert not listing.past_watermark()
+    listing.observe(t(9))
+    assert listing.past_watermark()
+    assert listing.newest == t(15) and listing.newest_first
+
+
+def test_listing_out_of_order_never_stops_early() -> None:
+    from etl.sync import Listing
+
+    listing = Listing(stop_before=t(10), previous_watermark=t(12))
+    for hour in (15, 9, 16, 8):
+        listing.observe(t(hour))
+    assert not listing.newest_first and not listing.past_watermark()
+
+
+def test_listing_reaches_back_and_counts_each_id_once() -> None:
+    from etl.sync import Listing
+
+    listing = Listing(stop_before=t(10), previous_watermark=t(12))
+    listing.reach_back_to(t(4))
+    listing.reach_back_to(t(6))  # a later, newer entry does not undo the reach
+    assert listing.stop_before == t(4)
+    session_id = "51bcd77a-1751-4579-8e4d-c3a3578a60d8"
+    assert listing.first_time(session_id) and not listing.first_time(session_id.upper())
+
+
+def test_listing_watermark_moves_only_when_the_walk_completed() -> None:
+    from etl.sync import Listing
+
+    listing = Listing(stop_before=None, previous_watermark=t(12))
+    listing.observe(t(15))
+    assert listing.watermark() is None
+    listing.completed = True
+    assert listing.watermark() == t(15)
+    empty = Listing(stop_before=None, previous_watermark=t(12), completed=True)
+    assert empty.watermark() == t(12)

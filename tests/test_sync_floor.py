@@ -252,6 +252,8 @@ def test_a_session_deleted_upstream_is_marked_and_left_alone(
     assert by_status["in-progress"] == 2 and by_status["deleted"] == 1
     assert sum(r["in_progress"] for r in view(engine, "room_sessions_daily")) == 2
     assert {r.group: r.sessions for r in report_rows(engine, "status")}["deleted"] == 1
+    status = json.loads(run(env, "status")[0].stdout)
+    assert status["live"] == 2 and status["sessions"] == 40
     api.reset_stats()
     sync(env)
     assert api.total_requests == 1  # never asked for again, and no longer reached back to

@@ -1,0 +1,133 @@
+"""`roomsync check`: is everything in place for a run? Writes nothing, not even a ledger row.
+
+Three checks, each reported on its own: the settings (every missing or malformed one named at
+once), the database (reachable, opened read-only, at the newest migration) and the credentials
+(one list request for a single session). A check whose inputs are broken is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .config import (
+    ENV_PROJECT,
+    ENV_SPACE,
+    ENV_TOKEN,
+    Settings,
+    database_url,
+    mask_url,
+    resolve_base_url,
+)
+from .errors import ConfigError, RoomsyncError
+
+CHECK_RETRIES = 2  # the credential check: one retry for a passing hiccup, not a long wait
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool | None  # None: skipped, its inputs are broken
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def settings_problems(
+    overrides: Mapping[str, Any], env: Mapping[str, str]
+) -> tuple[list[str], str | None]:
+    """(every problem with the settings, the API's base URL when the space is usable)."""
+    values = {
+        ENV_SPACE: overrides.get("space") or env.get(ENV_SPACE),
+        ENV_PROJECT: overrides.get("project_id") or env.get(ENV_PROJECT),
+        ENV_TOKEN: env.get(ENV_TOKEN),
+    }
+    missing = [name for name, value in values.items() if not value]
+    problems = [f"not set: {', '.join(missing)}"] if missing else []
+    base_url = None
+    if values[ENV_SPACE]:
+        try:
+            base_url = resolve_base_url(str(values[ENV_SPACE]))
+        except ConfigError as exc:
+            problems.append(str(exc))
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(database_url(overrides, env))
+    except ArgumentError:
+        problems.append("DATABASE_URL is not a valid SQLAlchemy URL")
+    return problems, base_url
+
+
+def check_database(url: str) -> Check:
+    """Reachable (opened read-only: a missing SQLite file is not created) and at head."""
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .db import database_error, head_revision
+    from .readonly import open_read_only
+
+    try:
+        with open_read_only(url) as engine:
+            try:
+                with engine.connect() as conn:
+                    revision = MigrationContext.configure(conn).get_current_revision()
+            except SQLAlchemyError as exc:
+                raise database_error(exc, url, "connecting to") from None
+    except RoomsyncError as exc:
+        return Check("database", False, str(exc))
+    head = head_revision()
+    where = f"{mask_url(url)} at {revision or 'base'}"
+    if revision != head:
+        return Check("database", False, f"{where}, not at {head}: run `roomsync db upgrade`")
+    return Check("database", True, f"{where} (head)")
+
+
+def check_credentials(settings: Settings) -> Check:
+    """One small list request (`page_size=1`): a 401/403 means the credentials are refused."""
+    from .signalwire import SESSION_PATH, SignalWireClient
+
+    async def ask() -> None:
+        async with SignalWireClient(settings) as client:
+            await client.get_json(SESSION_PATH, {"page_size": 1})
+
+    try:
+        asyncio.run(ask())
+    except RoomsyncError as exc:
+        return Check("credentials", False, str(exc))
+    return Check("credentials", True, f"accepted by {settings.base_url}")
+
+
+def run_checks(
+    overrides: Mapping[str, Any], env: Mapping[str, str] | None = None, timeout: float = 10.0
+) -> list[Check]:
+    """Every check, in order; none of them writes anything."""
+    env = os.environ if env is None else env
+    problems, base_url = settings_problems(overrides, env)
+    checks = [Check("settings", not problems, "; ".join(problems) or "complete")]
+    url = database_url(overrides, env)
+    if any("DATABASE_URL" in p for p in problems):
+        checks.append(Check("database", None, "DATABASE_URL is not usable"))
+    else:
+        checks.append(check_database(url))
+    project_id = overrides.get("project_id") or env.get(ENV_PROJECT)
+    token = env.get(ENV_TOKEN)
+    if base_url is None or not project_id or not token:
+        checks.append(Check("credentials", None, "the API settings are incomplete"))
+    else:
+        settings = Settings(
+            base_url=base_url,
+            project_id=str(project_id),
+            api_token=token,
+            database_url=url,
+            timeout=timeout,
+            retries=CHECK_RETRIES,
+            concurrency=1,
+        )
+        checks.append(check_credentials(settings))
+    return checks
