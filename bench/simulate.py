@@ -301,6 +301,7 @@ def backfill(account: Account, url: str, ids: list[str], tmp: Path, *extra: str)
     }
     before = account.total_requests
     result = CliRunner().invoke(cli_main, ["backfill", str(path), "--json", *extra], env=env)
+    logging.disable(logging.WARNING)  # the CLI set up its own logging: keep the output short
     if result.exit_code not in (0, 1):
         raise RuntimeError(f"backfill failed ({result.exit_code}): {result.output[-500:]}")
     return account.total_requests - before
@@ -448,6 +449,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    logging.disable(logging.WARNING)
     scenarios = SCENARIOS
     if args.history is not None or args.max_hours is not None:
         scenarios = [{"history": args.history or 20_000, "max_hours": args.max_hours or 3.0}]

@@ -248,7 +248,12 @@ def plan_walk(
         Probe.BY_ID: walk_to_stop + len(old_live),
     }
     probe = min(costs, key=lambda p: (costs[p], list(Probe).index(p)))
-    log.info("live rows older than the walk: %d; requests by way: %s", len(old_live), costs)
+    log.info(
+        "live rows older than the walk: %d; requests by way: %s; chosen: %s",
+        len(old_live),
+        ", ".join(f"{way} {cost}" for way, cost in costs.items()),
+        probe,
+    )
     return Plan(stop_before=stop_before, probe=probe, old_live=old_live)
 
 
