@@ -125,8 +125,9 @@ def test_a_drip_sends_one_byte_at_a_time_and_gives_up_by_itself() -> None:
         while chunk := sock.recv(65536):
             received.append(chunk)
         sock.close()
-    assert all(len(chunk) == 1 for chunk in received)  # never more than a byte at once
-    assert 3 <= len(received) < len(body)  # it dripped, then hung up at its own bound
+    total = sum(len(chunk) for chunk in received)
+    # One byte per 0.05 s for the 1 s bound: at most ~21 bytes of a longer body, then a hang-up.
+    assert 3 <= total <= 22 < len(body)
 
 
 def test_an_endless_chunked_body_never_sends_its_last_chunk_and_stops_at_the_byte_cap() -> None:
