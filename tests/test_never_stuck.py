@@ -48,7 +48,10 @@ from sqlalchemy.engine import Engine
 from etl.db import make_engine, upgrade
 from etl.fake_api import generate_sessions
 
-pytestmark = PENDING_ISSUE_9
+# The hostile case of each test is gated until issue 9's fixes land; a "control" case (same
+# steps, a benign answer) runs today, so the tests' own machinery is known to work.
+HOSTILE = pytest.param("hostile", marks=PENDING_ISSUE_9)
+CASES = pytest.mark.parametrize("case", ["control", HOSTILE])
 
 FAST = ["--retries", "2", "--backoff", "0.01", "--json"]
 RSS_BOUND_MB = 300
@@ -80,6 +83,7 @@ BAD_BODIES = {
 }
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(90)
 def test_one_bad_body_fails_only_its_id_and_never_blocks_later_runs(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine, tmp_path: Path
@@ -121,8 +125,9 @@ def test_one_bad_body_fails_only_its_id_and_never_blocks_later_runs(
 
 
 @pytest.mark.timeout(60)
+@CASES
 def test_a_row_with_invalid_json_left_by_an_old_version_does_not_block_its_next_write(
-    hostile_api: HostileAPI, tmp_path: Path
+    hostile_api: HostileAPI, tmp_path: Path, case: str
 ) -> None:
     """SQLite only: PostgreSQL's jsonb cannot hold invalid JSON in the first place."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
@@ -133,12 +138,14 @@ def test_a_row_with_invalid_json_left_by_an_old_version_does_not_block_its_next_
     path = ids_file(tmp_path, [s["id"] for s in sessions])
     assert roomsync(["backfill", path, *FAST], env).returncode == 0
     target = sessions[0]
-    with sqlite3.connect(tmp_path / "old.db") as conn:  # what an old version could write
-        conn.execute(
-            "UPDATE room_sessions SET raw = ? WHERE id = ?", ('{"a": Infinity}', target["id"])
-        )
+    if case == "hostile":
+        with sqlite3.connect(tmp_path / "old.db") as conn:  # what an old version could write
+            conn.execute(
+                "UPDATE room_sessions SET raw = ? WHERE id = ?", ('{"a": Infinity}', target["id"])
+            )
     newer = datetime.now(UTC).replace(microsecond=0)
     target.update(status="completed", updated_at=iso(newer), display_name="renamed")
+    hostile_api.set_sessions(sessions)
     result = roomsync(["backfill", path, *FAST], env)
     assert result.returncode == 0, result.stderr[-3000:]
     engine = make_engine(url)
@@ -153,6 +160,7 @@ def test_a_row_with_invalid_json_left_by_an_old_version_does_not_block_its_next_
 # --------------------------------------------------------------------------- bounded requests
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 def test_timeout_bounds_the_whole_request_of_a_dripped_body(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine, tmp_path: Path
@@ -169,6 +177,7 @@ def test_timeout_bounds_the_whole_request_of_a_dripped_body(
     assert set(stored(engine)) == {s["id"] for s in sessions} - {slow["id"]}
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 def test_a_sync_whose_list_page_drips_ends_and_the_next_sync_is_not_skipped(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine
@@ -197,6 +206,7 @@ def bad_size(kind: str, session: dict[str, Any]) -> Any:
     }[kind]
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "kind", ["oversized 64 MiB", "endless chunked", "gzip bomb", "deflate bomb"]
@@ -220,6 +230,7 @@ def test_max_body_fails_that_id_without_reading_it_into_memory(
     assert set(stored(engine)) == {s["id"] for s in sessions} - {big["id"]}
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 def test_the_default_body_limit_refuses_a_gigabyte_gzip_bomb(
     hostile_api: HostileAPI, tmp_path: Path
@@ -253,6 +264,7 @@ def first_page_then(api: HostileAPI, sessions: list[dict[str, Any]], later: str)
     return EndlessPages(items)
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("later", ["empty", "same items"])
 def test_endless_paging_ends_the_walk_with_an_error_and_keeps_what_was_listed(
@@ -273,6 +285,7 @@ def test_endless_paging_ends_the_walk_with_an_error_and_keeps_what_was_listed(
     assert after.returncode == 0 and after.summary()["skipped"] is False, after.stderr[-2000:]
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(90)
 def test_more_pages_than_any_account_could_have_end_the_walk(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine
@@ -297,6 +310,7 @@ def test_more_pages_than_any_account_could_have_end_the_walk(
 # --------------------------------------------------------------------------- signals
 
 
+@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 def test_first_sigterm_cuts_a_retry_after_wait_and_no_request_follows(
@@ -339,13 +353,15 @@ def recent(sessions: list[dict[str, Any]], now: datetime, minutes_apart: int = 1
 
 
 @pytest.mark.timeout(60)
+@CASES
 def test_a_future_created_at_does_not_stop_later_syncs_from_storing_newer_sessions(
-    hostile_api: HostileAPI, migrated_url: str, engine: Engine
+    hostile_api: HostileAPI, migrated_url: str, engine: Engine, case: str
 ) -> None:
     now = datetime.now(UTC)
     old = generate_sessions(20, seed=100, now=now - timedelta(days=60))
-    future = generate_sessions(1, seed=101)[0]
-    future.update(created_at="2999-01-01T00:00:00Z", updated_at="2999-01-01T00:00:00Z")
+    future = generate_sessions(1, seed=101, now=now - timedelta(days=60))[0]
+    if case == "hostile":  # the control's extra session is an ordinary old one
+        future.update(created_at="2999-01-01T00:00:00Z", updated_at="2999-01-01T00:00:00Z")
     hostile_api.set_sessions([future, *old])
     env = env_for_url(hostile_api.base_url, migrated_url)
     first = roomsync(["sync", "--page-size", "5", *FAST], env)
@@ -361,12 +377,14 @@ def test_a_future_created_at_does_not_stop_later_syncs_from_storing_newer_sessio
 
 
 @pytest.mark.timeout(60)
+@CASES
 def test_a_future_updated_at_does_not_freeze_a_row_against_a_real_update(
-    hostile_api: HostileAPI, migrated_url: str, engine: Engine
+    hostile_api: HostileAPI, migrated_url: str, engine: Engine, case: str
 ) -> None:
     session = generate_sessions(1, seed=103)[0]
     session.update(status="in-progress", end_time=None, duration=None)
-    session["updated_at"] = "2999-01-01T00:00:00Z"
+    if case == "hostile":
+        session["updated_at"] = "2999-01-01T00:00:00Z"
     hostile_api.set_sessions([session])
     env = env_for_url(hostile_api.base_url, migrated_url)
     assert roomsync(["fetch", session["id"], *FAST], env).returncode == 0
@@ -377,6 +395,7 @@ def test_a_future_updated_at_does_not_freeze_a_row_against_a_real_update(
         duration=60,
         updated_at=iso(now),
     )
+    hostile_api.set_sessions([session])
     again = roomsync(["fetch", session["id"], *FAST], env)
     assert again.returncode == 0, again.stderr[-2000:]
     row = stored(engine)[session["id"]]
@@ -384,15 +403,16 @@ def test_a_future_updated_at_does_not_freeze_a_row_against_a_real_update(
 
 
 @pytest.mark.timeout(60)
+@CASES
 def test_a_relist_entry_leaves_the_queue_only_when_its_cost_is_stored(
-    hostile_api: HostileAPI, migrated_url: str, engine: Engine
+    hostile_api: HostileAPI, migrated_url: str, engine: Engine, case: str
 ) -> None:
     session = generate_sessions(1, seed=104)[0]
     session.update(status="completed", cost_in_dollars=1.25)
     hostile_api.set_sessions([session])
-    by_id = dict(session)  # the by-id body is newer than the list item
+    by_id = dict(session)  # hostile: the by-id body is newer than the list item
     updated = datetime.fromisoformat(session["updated_at"].replace("Z", "+00:00"))
-    by_id["updated_at"] = iso(updated + timedelta(minutes=5))
+    by_id["updated_at"] = iso(updated + timedelta(minutes=5 if case == "hostile" else 0))
     hostile_api.by_id[session["id"]] = by_id
     env = env_for_url(hostile_api.base_url, migrated_url)
     assert roomsync(["fetch", session["id"], *FAST], env).returncode == 0
