@@ -18,20 +18,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
-import pytest
 import sqlalchemy as sa
 from conftest import PROJECT, TOKEN
 from sqlalchemy.engine import Engine
 
 from etl.schema import room_sessions, sync_failures, sync_relist, sync_runs
-
-# Issue 9's product tests fail until its fixes land (several by running into their own time
-# bounds), so the suite stays green and fast meanwhile: run them with ROOMSYNC_ISSUE9=1.
-# The lead removes this gate (the `pytestmark` line of each test_never_stuck*.py) on merge.
-PENDING_ISSUE_9 = pytest.mark.skipif(
-    os.environ.get("ROOMSYNC_ISSUE9") != "1",
-    reason="issue 9 not fixed yet: run with ROOMSYNC_ISSUE9=1 (see tests/roomsync_proc.py)",
-)
 
 ADDRESS_SPACE_LIMIT = 3 << 30  # a safety net only: far above what a bounded run needs
 

@@ -33,7 +33,6 @@ from hostile_api import (
     session_body,
 )
 from roomsync_proc import (
-    PENDING_ISSUE_9,
     Roomsync,
     assert_raw_is_valid_json,
     env_for_url,
@@ -48,10 +47,9 @@ from sqlalchemy.engine import Engine
 from etl.db import make_engine, upgrade
 from etl.fake_api import generate_sessions
 
-# The hostile case of each test is gated until issue 9's fixes land; a "control" case (same
-# steps, a benign answer) runs today, so the tests' own machinery is known to work.
-HOSTILE = pytest.param("hostile", marks=PENDING_ISSUE_9)
-CASES = pytest.mark.parametrize("case", ["control", HOSTILE])
+# A "control" case (same steps, a benign answer) passes with or without issue 9's fixes, so
+# the tests' own machinery is known to work; the "hostile" case is the class itself.
+CASES = pytest.mark.parametrize("case", ["control", "hostile"])
 
 
 @pytest.fixture
@@ -93,7 +91,6 @@ BAD_BODIES = {
 }
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(90)
 def test_one_bad_body_fails_only_its_id_and_never_blocks_later_runs(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine, tmp_path: Path
@@ -170,7 +167,6 @@ def test_a_row_with_invalid_json_left_by_an_old_version_does_not_block_its_next_
 # --------------------------------------------------------------------------- bounded requests
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 def test_timeout_bounds_the_whole_request_of_a_dripped_body(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine, tmp_path: Path
@@ -187,7 +183,6 @@ def test_timeout_bounds_the_whole_request_of_a_dripped_body(
     assert set(stored(engine)) == {s["id"] for s in sessions} - {slow["id"]}
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 def test_a_sync_whose_list_page_drips_ends_and_the_next_sync_is_not_skipped(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine
@@ -216,7 +211,6 @@ def bad_size(kind: str, session: dict[str, Any]) -> Any:
     }[kind]
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
     "kind", ["oversized 64 MiB", "endless chunked", "gzip bomb", "deflate bomb"]
@@ -240,7 +234,6 @@ def test_max_body_fails_that_id_without_reading_it_into_memory(
     assert set(stored(engine)) == {s["id"] for s in sessions} - {big["id"]}
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 def test_the_default_body_limit_refuses_a_gigabyte_gzip_bomb(
     hostile_api: HostileAPI, tmp_path: Path
@@ -274,7 +267,6 @@ def first_page_then(api: HostileAPI, sessions: list[dict[str, Any]], later: str)
     return EndlessPages(items)
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("later", ["empty", "same items"])
 def test_endless_paging_ends_the_walk_with_an_error_and_keeps_what_was_listed(
@@ -295,7 +287,6 @@ def test_endless_paging_ends_the_walk_with_an_error_and_keeps_what_was_listed(
     assert after.returncode == 0 and after.summary()["skipped"] is False, after.stderr[-2000:]
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(90)
 def test_more_pages_than_any_account_could_have_end_the_walk(
     hostile_api: HostileAPI, migrated_url: str, engine: Engine
@@ -320,7 +311,6 @@ def test_more_pages_than_any_account_could_have_end_the_walk(
 # --------------------------------------------------------------------------- signals
 
 
-@PENDING_ISSUE_9
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 def test_first_sigterm_cuts_a_retry_after_wait_and_no_request_follows(
