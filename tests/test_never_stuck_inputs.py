@@ -246,7 +246,7 @@ def test_sqlite_db_upgrade_is_atomic_per_migration(tmp_path: Path) -> None:
 
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     broken = []
-    for k in range(2, 200, 4):
+    for k in range(2, 200, 5):
         path = tmp_path / f"k{k}.db"
         env = {**base_env, "DATABASE_URL": f"sqlite:///{path}", "KILL_AT": str(k)}
         killed = Roomsync([], env, shell=f"exec \"$PYTHON\" -c '{KILL_AFTER_STATEMENT}'")
