@@ -53,11 +53,12 @@ class Finished:
         return result
 
     def one_line_error(self) -> str:
-        """The stderr `roomsync: error:` line; asserts there is no traceback."""
+        """The one `roomsync: error:` line of stderr (log lines may surround it); asserts there
+        is no traceback."""
         assert "Traceback" not in self.stderr, self.stderr[-3000:]
-        errors = [line for line in self.stderr.splitlines() if "error" in line.lower()]
-        assert errors, f"no error line in stderr: {self.stderr[-2000:]}"
-        return errors[-1]
+        errors = [line for line in self.stderr.splitlines() if line.startswith("roomsync: error:")]
+        assert len(errors) == 1, f"not one error line: {self.stderr[-2000:]}"
+        return errors[0]
 
 
 def _limit_address_space() -> None:
