@@ -148,3 +148,13 @@ def env_for(api: FakeSignalWire, database_url: str) -> dict[str, str]:
 @pytest.fixture
 def cli_env(api: FakeSignalWire, migrated_url: str) -> dict[str, str]:
     return env_for(api, migrated_url)
+
+
+@pytest.fixture
+def hostile_api() -> Iterator[Any]:
+    """The hostile stand-in (tests/hostile_api.py) on loopback, with the test credentials;
+    stopped (every connection hung up) after the test."""
+    from hostile_api import HostileAPI
+
+    with HostileAPI(project_id=PROJECT, token=TOKEN) as server:
+        yield server
