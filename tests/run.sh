@@ -17,4 +17,4 @@ python3 -m venv .venv
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy --strict etl
-.venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest -n "${ROOMSYNC_TEST_WORKERS:-4}" "$@"
