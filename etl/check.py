@@ -59,7 +59,7 @@ def settings_problems(
 
     try:
         make_url(database_url(overrides, env))
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         problems.append("DATABASE_URL is not a valid SQLAlchemy URL")
     return problems, base_url
 

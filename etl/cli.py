@@ -294,7 +294,7 @@ def _run_command(
     progress = _progress(every, as_json)
     stats = ClientStats()
     how = {"progress": progress, "handle_signals": True, "dry_run": dry_run, "stats": stats}
-    with open_engine(settings.database_url) as engine:
+    with open_engine(settings.database_url, dry_run=dry_run) as engine:
         result: Any = None
         try:
             result = call(settings, engine, how)
@@ -343,7 +343,11 @@ def _report(result: dict[str, Any], as_json: bool, command: str, run_id: int | N
     JSON logs: the counts, retries, throttled, run_id, command)."""
     if as_json:
         click.echo(json.dumps(result))
-    counts = ", ".join(f"{result[key]} {key.replace('_', ' ')}" for key in COUNTED)
+    counts = ", ".join(
+        f"{result[key]} {key.replace('_', ' ')}"
+        for key in COUNTED
+        if not isinstance(result[key], bool)  # sync's `skipped` is a flag, not a count
+    )
     fields = {k: v for k, v in result.items() if k not in ("failed_ids", "errors")}
     fields["command"] = command
     if run_id is not None:

@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs."""
+def make_engine(url: str, *, keep_file_as_is: bool = False) -> Engine:
+    """An engine for any SQLAlchemy URL; SQLite gets WAL and a busy timeout for concurrent runs.
+
+    `keep_file_as_is` (a dry run): a SQLite file that does not exist is an error instead of a
+    new empty file, and its journal mode is left alone.
+    """
     try:
         parsed = make_url(normalize_database_url(url))
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -34,11 +38,13 @@ def make_engine(url: str) -> Engine:
             "number)"
         ) from None
     if parsed.get_backend_name() == "sqlite":
+        if keep_file_as_is:
+            _require_sqlite_file(parsed.database)
         engine = sa.create_engine(
             parsed,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
         )
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect", _foreign_keys if keep_file_as_is else _sqlite_pragmas)
         return engine
     try:
         return sa.create_engine(parsed, pool_pre_ping=True)
@@ -46,13 +52,24 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"cannot use database {mask_url(url)}: {exc}") from None
 
 
+def _require_sqlite_file(database: str | None) -> None:
+    real_file = database and database != ":memory:" and not database.startswith("file:")
+    if real_file and not Path(database or "").is_file():
+        raise DatabaseError(
+            f"no database at {database}: run `roomsync db upgrade` to create one, or give "
+            "--database-url / DATABASE_URL"
+        )
+
+
 @contextlib.contextmanager
-def open_engine(url: str, readonly: bool = False) -> Iterator[Engine]:
+def open_engine(url: str, readonly: bool = False, dry_run: bool = False) -> Iterator[Engine]:
     """An engine for a database whose schema is at the newest migration, disposed on exit;
-    `readonly` opens a SQLite file read-only and never creates one (etl.readonly)."""
+    `readonly` opens a SQLite file read-only and never creates one (etl.readonly); `dry_run`
+    writes only in transactions that are rolled back, so it too never creates or converts a
+    SQLite file."""
     from .readonly import readonly_engine
 
-    engine = readonly_engine(url) if readonly else make_engine(url)
+    engine = readonly_engine(url) if readonly else make_engine(url, keep_file_as_is=dry_run)
     try:
         require_head(engine, url)
         yield engine
@@ -90,6 +107,12 @@ def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
 
 def _explicit_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN")
+
+
+def _foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -133,12 +133,6 @@ def pending_failures(engine: Engine) -> list[str]:
     return [str(i) for i in _read(engine, query)]
 
 
-def failures_of_run(engine: Engine, run_id: int) -> int:
-    """How many ids the failure ledger holds against this run."""
-    query = sa.select(sa.func.count()).where(sync_failures.c.run_id == run_id)
-    return int(_read(engine, query)[0])
-
-
 def unfinished_session_ids(engine: Engine) -> list[str]:
     """Stored sessions whose status can still change (any status not final, null included),
     oldest first; sessions deleted upstream are not among them."""

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -141,8 +142,11 @@ class Run:
         self._rows: list[SessionRow] = []
         self._failures: dict[str, str] = {}  # failures not written yet
         self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
+        self._gone: list[str] = []  # of those, the ones to mark deleted upstream
+        self._failed_keys: set[int] = set()  # ids failed in this run and not settled since
         self._listed: set[str] = set()  # ids of pending rows that came from the list
-        self.fetched_by_id: set[str] = set()  # ids asked for by id in this run
+        self.track_fetched = False  # a sync keeps the ids it asked for by id (a backfill not:
+        self.fetched_by_id: set[str] = set()  # a million ids would sit in memory for nothing)
         self._write_lock = asyncio.Lock()
         self.before_write: Callable[[], None] | None = None  # raises to stop before a write
 
@@ -174,7 +178,8 @@ class Run:
                 return
 
     async def _fetch_one(self, client: SignalWireClient, session_id: str) -> None:
-        self.fetched_by_id.add(session_id)
+        if self.track_fetched:
+            self.fetched_by_id.add(session_id)
         try:
             payload = await client.get_room_session(session_id)
             self._rows.append(parse_session(payload, session_id))
@@ -182,6 +187,10 @@ class Run:
             self.summary.add(Outcome.NOT_FOUND)
             self._settled(session_id)
             self._not_found.append(session_id)
+            if client.answered_ok:
+                # A 404 means "deleted upstream" only from a server known to be the API: a wrong
+                # path in SIGNALWIRE_SPACE, or a proxy, answers 404 to everything.
+                self._gone.append(session_id)
             return
         except (ApiError, PayloadError) as exc:
             self.fail(session_id, str(exc))
@@ -189,10 +198,13 @@ class Run:
         self._settled(session_id)
 
     def _settled(self, session_id: str) -> None:
-        """This id is stored or confirmed unknown: a failure of it earlier in this run that is
-        not written yet is dropped (written ones leave the ledger with the id's batch, and the
-        run's failed count is read from the ledger when it ends)."""
-        if self._failures.pop(session_id, None) is not None:
+        """This id is stored or confirmed unknown: a failure of it earlier in this run no longer
+        counts (one not written yet is dropped; a written one leaves the ledger with the id's
+        batch). The run's failed ids are kept as 128-bit integers, about 70 bytes each."""
+        self._failures.pop(session_id, None)
+        key = uuid.UUID(session_id).int
+        if key in self._failed_keys:
+            self._failed_keys.discard(key)
             self.summary.add(Outcome.FAILED, -1)
         self.summary.failures.pop(session_id, None)
 
@@ -204,6 +216,11 @@ class Run:
         """
         reason = visible(reason)
         log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
+        key = uuid.UUID(session_id).int
+        if key in self._failed_keys:  # failed again in this run: counted once
+            self.summary.failures.pop(session_id, None)
+            self.summary.add(Outcome.FAILED, -1)
+        self._failed_keys.add(key)
         self.summary.add_failure(session_id, reason)
         self._failures[session_id] = reason
 
@@ -273,6 +290,7 @@ class Run:
         rows, self._rows = self._rows[:size], self._rows[size:]
         failures, self._failures = self._failures, {}
         not_found, self._not_found = self._not_found, []
+        gone, self._gone = self._gone, []
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
         result = await asyncio.to_thread(
@@ -284,7 +302,7 @@ class Run:
             resolved=not_found,
             run_id=self.run_id,
             listed=listed,
-            gone=not_found,
+            gone=gone,
             url=self.settings.database_url,
             dry_run=self.dry_run,
         )
@@ -297,18 +315,9 @@ class Run:
                     extra={"session_id": session_id},
                 )
                 self.summary.add_failure(session_id, result.refused[session_id])
+                self._failed_keys.add(uuid.UUID(session_id).int)
             else:
                 self.summary.add(outcome)
-
-    def count_failed_from_ledger(self) -> None:
-        """The run's failed count, exact: the ids the failure ledger holds against this run
-        (each failed and not settled since), and the list items that had no id to hold."""
-        if self.run_id is None:
-            return
-        failed = ledger.failures_of_run(self.engine, self.run_id)
-        self.summary.counts[Outcome.FAILED] = failed + self.unidentified
-        if not failed:
-            self.summary.failures.clear()
 
 
 def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:
@@ -445,7 +454,6 @@ def _execute(
         outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
         _record_end(engine, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
         raise
-    run.count_failed_from_ledger()
     run.summary.elapsed_s = time.monotonic() - started
     run.summary.take_stats(stats)
     if run_id is None:

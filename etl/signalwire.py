@@ -306,6 +306,7 @@ class SignalWireClient:
         self._should_stop = should_stop or (lambda: False)
         self._sleep = sleep
         self._answered = False  # has any request ever got an HTTP response?
+        self.answered_ok = False  # has any request got a 200: is this really the API?
         self.stats = ClientStats() if stats is None else stats
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
@@ -474,7 +475,9 @@ class SignalWireClient:
             status = response.status_code
             self.stats.requests[str(status)] += 1
             chunks, encoding = _raw_body(response)
-            if status != 200:
+            if status == 200:
+                self.answered_ok = True
+            else:
                 content = await read_prefix(chunks, encoding, ERROR_BODY_BYTES)
                 detail = error_message(content, response.reason_phrase)
                 raise _status_error(status, response, detail)

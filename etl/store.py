@@ -135,7 +135,9 @@ def upsert_statement(dialect: str) -> Any:
     stmt = insert.on_conflict_do_update(
         index_elements=[room_sessions.c.id],
         set_=merged,
-        where=sa.or_(newer, untrusted, sa.and_(same_age, changed)),
+        # a stored date from a broken clock (later than now plus the skew) cannot win: any
+        # body that differs replaces it, and an identical one leaves the row unchanged
+        where=sa.or_(newer, sa.and_(sa.or_(same_age, untrusted), changed)),
     )
     return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
 

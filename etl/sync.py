@@ -346,6 +346,7 @@ def run_sync(
         async def body(run: Run, client: SignalWireClient) -> None:
             if progress is not None:
                 progress.start(None)  # the list's length is unknown until it is walked
+            run.track_fetched = True
             open_rows = backlog.open_rows(engine)
             plan = plan_walk(engine, open_rows, previous, overlap, page_size, full)
             listing.stop_before = plan.stop_before
@@ -404,9 +405,7 @@ def run_via_list(
         wanted = {uuid.UUID(session_id).int for session_id in ids}
         if progress is not None:
             progress.start(len(wanted))
-        taken = await _walk_for(run, client, wanted, page_size)
-        if progress is not None:
-            progress.advance(len(taken))
+        taken = await _walk_for(run, client, wanted, page_size)  # progress: Run.add_rows
         if run.stop.is_set():
             return
         rest = (session_id for session_id in ids if uuid.UUID(session_id).int not in taken)

@@ -92,3 +92,16 @@ def test_check_never_creates_a_sqlite_file(
     result = invoke(["check", "--json"], env)
     assert result.exit_code == 3 and "no database at" in checks_of(result)["database"]["detail"]
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
+def test_a_database_url_with_a_non_numeric_port_is_one_line(cli_env: dict[str, str]) -> None:
+    url = "postgresql://u:s3cretpw@db.example:abc/x"
+    result = CliRunner().invoke(main, ["check", "--database-url", url], env=cli_env)
+    assert (
+        result.exit_code == 3
+        and result.exception is None
+        or isinstance(result.exception, SystemExit)
+    )
+    assert "Traceback" not in result.output and "s3cretpw" not in result.output
+    assert "DATABASE_URL is not a valid SQLAlchemy URL" in result.output

@@ -99,3 +99,25 @@ def test_dry_run_writes_no_metrics_file(
     args = ["fetch", sessions[0]["id"], "--dry-run", "--metrics-file", str(path)]
     assert invoke(args, cli_env).exit_code == 0
     assert not path.exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # about SQLite files
+def test_dry_run_neither_creates_nor_converts_a_sqlite_file(
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, tmp_path: Any
+) -> None:
+    import sqlite3
+
+    missing = tmp_path / "nothing-here.db"
+    result = invoke(
+        ["fetch", sessions[0]["id"], "--dry-run", "--database-url", f"sqlite:///{missing}"],
+        cli_env,
+    )
+    assert result.exit_code == 3 and "no database at" in result.stderr
+    assert not missing.exists()
+    path = migrated_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    result = invoke(["fetch", sessions[0]["id"], "--dry-run"], cli_env)
+    assert result.exit_code == 0, result.output
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)

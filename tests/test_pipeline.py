@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -81,3 +82,54 @@ def test_auth_failure_stops_the_run_and_keeps_what_was_stored(
         run_ids(ids, one_at_a_time, engine)
     assert stored_ids(engine) == set(ids[:10])
     assert api.total_requests == 11
+
+
+def _fail_then_store(settings: Settings, engine: Engine, api: FakeSignalWire, **how: Any) -> Any:
+    """A run whose id fails by id (flushed to the ledger), then arrives stored (as a sync's
+    list walk brings it): it must not count as failed."""
+    from etl.pipeline import Run, execute
+    from etl.records import parse_session
+    from etl.signalwire import SignalWireClient
+
+    session = next(iter(api.sessions.values()))
+    api.script(session["id"], "500")
+
+    async def body(run: Run, client: SignalWireClient) -> None:
+        await run.fetch_ids(client, [session["id"]])  # fails, and is written to the ledger
+        await run.add_rows([parse_session(session, session["id"])])
+
+    return execute("sync", dataclasses.replace(settings, retries=1), engine, body, **how)
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_an_id_that_fails_then_is_stored_is_not_counted_failed(
+    api: FakeSignalWire, settings: Settings, engine: Engine, dry_run: bool
+) -> None:
+    summary = _fail_then_store(settings, engine, api, dry_run=dry_run)
+    assert summary.counts["failed"] == 0 and summary.counts["inserted"] == 1
+    assert summary.exit_code == 0 and summary.to_dict()["failed_ids"] == []
+
+
+def test_a_failure_counts_for_its_run_even_if_another_run_fails_the_same_id(
+    api: FakeSignalWire, settings: Settings, engine: Engine
+) -> None:
+    """The failure ledger holds one row per id, with the latest run: a second run failing the
+    same id while the first still runs must not erase the first run's failure."""
+    from datetime import UTC, datetime
+
+    from etl import ledger
+    from etl.pipeline import Run, execute
+    from etl.signalwire import SignalWireClient
+
+    session_id = next(iter(api.sessions))
+    api.script(session_id, "422")
+
+    async def body(run: Run, client: SignalWireClient) -> None:
+        await run.fetch_ids(client, [session_id])
+        other = ledger.start_run(engine, "fetch")  # meanwhile, another process fails it too
+        with engine.begin() as conn:
+            ledger.record_failures(conn, {session_id: "HTTP 422"}, other, datetime.now(UTC))
+
+    summary = execute("backfill", settings, engine, body)
+    assert summary.counts["failed"] == 1 and summary.exit_code == 1
+    assert summary.to_dict()["failed_ids"] == [session_id]

@@ -211,6 +211,10 @@ def test_a_row_dated_in_the_future_does_not_freeze(engine: Engine) -> None:
     # an honest newest-wins row still refuses an older body
     older = later(payload, seconds=-3600, duration=3)
     assert upsert_sessions(engine, rows_of([older]), after) == {payload["id"]: Outcome.UNCHANGED}
+    # while the upstream keeps sending the broken date, an identical body changes nothing
+    again = NOW + timedelta(minutes=2)
+    assert upsert_sessions(engine, rows_of([future]), again) == {payload["id"]: Outcome.UPDATED}
+    assert upsert_sessions(engine, rows_of([future]), again) == {payload["id"]: Outcome.UNCHANGED}
 
 
 def _writer(url: str, payloads: list[dict[str, Any]], rounds: int, seed: int) -> None:

@@ -92,6 +92,14 @@ def test_first_sync_takes_every_page_with_list_only_fields(
     assert run["inserted"] == 40 and run["finished_at"] is not None
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # about the summary line
+def test_the_text_summary_counts_only_numbers(list_api: FakeSignalWire, migrated_url: str) -> None:
+    result = CliRunner().invoke(main, ["sync"], env=env_for(list_api, migrated_url))
+    assert result.exit_code == 0, result.output
+    summary_line = next(line for line in result.stderr.splitlines() if "inserted" in line)
+    assert "40 inserted" in summary_line and "False" not in summary_line
+
+
 def test_second_sync_lists_live_sessions_instead_of_fetching_them_by_id(
     list_api: FakeSignalWire, upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
 ) -> None:

@@ -232,6 +232,21 @@ def test_by_id_for_one_deep_live_row_when_many_are_live(
 # --------------------------------------------------------------------------- deleted upstream
 
 
+def test_a_wrong_space_path_marks_nothing_deleted(
+    serve: Any, migrated_url: str, engine: Engine
+) -> None:
+    """A server that answers 404 to everything (a wrong path in SIGNALWIRE_SPACE, a proxy) is
+    not the API saying that sessions were deleted."""
+    sessions = account(live=(0, 1, 5))
+    api = serve(sessions)
+    env = env_for(api, migrated_url)
+    sync(env)
+    result, summary = run(env | {"SIGNALWIRE_SPACE": api.base_url + "/v2"}, "sync")
+    assert result.exit_code == 1 and summary["errors"]
+    assert not [i for i, row in rows(engine).items() if row["deleted_at"] is not None]
+    assert json.loads(run(env, "status")[0].stdout)["live"] == 3
+
+
 def test_a_session_deleted_upstream_is_marked_and_left_alone(
     serve: Any, migrated_url: str, engine: Engine
 ) -> None:
