@@ -187,7 +187,7 @@ class Run:
             self.summary.add(Outcome.NOT_FOUND)
             self._settled(session_id)
             self._not_found.append(session_id)
-            if client.answered_ok:
+            if not self.stop.is_set() and await client.is_the_api():
                 # A 404 means "deleted upstream" only from a server known to be the API: a wrong
                 # path in SIGNALWIRE_SPACE, or a proxy, answers 404 to everything.
                 self._gone.append(session_id)

@@ -307,6 +307,7 @@ class SignalWireClient:
         self._sleep = sleep
         self._answered = False  # has any request ever got an HTTP response?
         self.answered_ok = False  # has any request got a 200: is this really the API?
+        self._api_confirmed: bool | None = None
         self.stats = ClientStats() if stats is None else stats
         if transport is None and not _env_proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
@@ -404,6 +405,20 @@ class SignalWireClient:
                     previous = exc
                     raise
         raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def is_the_api(self) -> bool:
+        """Whether the server really is the room sessions API, so that its 404 means "no such
+        session": yes once any request got a 200; else one small list request decides (once a
+        run). A wrong path in SIGNALWIRE_SPACE, or a proxy, answers 404 to everything."""
+        if self.answered_ok:
+            return True
+        if self._api_confirmed is None:
+            try:
+                body = await self.get_json(SESSION_PATH, {"page_size": 1})
+                self._api_confirmed = isinstance(body, dict) and isinstance(body.get("data"), list)
+            except RoomsyncError:
+                self._api_confirmed = False
+        return self._api_confirmed
 
     async def get_room_session(self, session_id: str) -> Any:
         """The room session's JSON as the API returns it; raises NotFoundError for a 404."""
