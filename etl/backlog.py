@@ -14,13 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error
+from .db import read_rows
 from .records import FINAL_STATUSES
 from .schema import room_sessions
 
@@ -40,14 +38,6 @@ def _is_final() -> sa.ColumnElement[bool]:
     return room_sessions.c.status.in_(FINAL_STATUSES)
 
 
-def _rows(engine: Engine, query: Any) -> list[Any]:
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(query).all())
-    except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url, "reading") from None
-
-
 def open_rows(engine: Engine) -> list[OpenRow]:
     """Live and pending rows (never deleted ones), oldest first."""
     t = room_sessions
@@ -58,7 +48,9 @@ def open_rows(engine: Engine) -> list[OpenRow]:
         .where(t.c.deleted_at.is_(None), sa.or_(live, pending))
         .order_by(t.c.created_at, t.c.id)
     )
-    return [OpenRow(str(i), created, bool(is_live)) for i, created, is_live in _rows(engine, query)]
+    return [
+        OpenRow(str(i), created, bool(is_live)) for i, created, is_live in read_rows(engine, query)
+    ]
 
 
 def count_since(engine: Engine, moment: datetime) -> int:
@@ -66,7 +58,7 @@ def count_since(engine: Engine, moment: datetime) -> int:
     (newest first) a session created at `moment` sits."""
     t = room_sessions
     query = sa.select(sa.func.count()).where(t.c.created_at >= moment, t.c.deleted_at.is_(None))
-    return int(_rows(engine, query)[0][0])
+    return int(read_rows(engine, query)[0][0])
 
 
 def live_count(engine: Engine) -> int:
@@ -74,7 +66,7 @@ def live_count(engine: Engine) -> int:
     t = room_sessions
     live = sa.or_(t.c.status.is_(None), sa.not_(_is_final()))
     query = sa.select(sa.func.count()).where(live, t.c.deleted_at.is_(None))
-    return int(_rows(engine, query)[0][0])
+    return int(read_rows(engine, query)[0][0])
 
 
 def exact_ids(engine: Engine, session_ids: Sequence[str]) -> set[str]:
@@ -86,7 +78,7 @@ def exact_ids(engine: Engine, session_ids: Sequence[str]) -> set[str]:
         query = sa.select(t.c.id).where(
             t.c.id.in_(chunk), _is_final(), t.c.cost_final, t.c.deleted_at.is_(None)
         )
-        found.update(str(row[0]) for row in _rows(engine, query))
+        found.update(str(row[0]) for row in read_rows(engine, query))
     return found
 
 

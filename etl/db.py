@@ -89,6 +89,16 @@ def insert_for(dialect: str, table: sa.Table) -> DialectInsert:
     raise NotImplementedError(f"roomsync supports SQLite and PostgreSQL, not {dialect}")
 
 
+def read_rows(engine: Engine, query: Any) -> list[Any]:
+    """Every row of a read-only `query`, on a connection of its own; a DatabaseError if the
+    database cannot answer."""
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query).all())
+    except SQLAlchemyError as exc:
+        raise database_error(exc, engine.url, "reading") from None
+
+
 def make_migration_engine(url: str) -> Engine:
     """An engine for Alembic. On SQLite, DDL joins the transaction: Python's sqlite3 module
     commits before each DDL statement on its own, so a migration killed halfway would leave a

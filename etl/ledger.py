@@ -20,10 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error, insert_for
+from .db import database_error, insert_for, read_rows
 from .outcomes import COUNTED, RunOutcome
-from .records import FINAL_STATUSES
-from .schema import room_sessions, sync_failures, sync_relist, sync_runs
+from .schema import sync_failures, sync_relist, sync_runs
 
 COUNT_COLUMNS = ("requested", *COUNTED)
 ERROR_MAX_CHARS = 2000
@@ -99,15 +98,11 @@ def mark_dead_runs(engine: Engine, *, all_of_command: str | None = None) -> int:
     running row of that command is dead too: the caller holds the lock that such a run would
     hold, so none of them can still be alive, whatever host it ran on.
     """
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    sync_runs.c.id, sync_runs.c.command, sync_runs.c.host, sync_runs.c.pid
-                ).where(sync_runs.c.outcome == RunOutcome.RUNNING)
-            ).all()
-    except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url, "reading") from None
+    t = sync_runs
+    running = sa.select(t.c.id, t.c.command, t.c.host, t.c.pid).where(
+        t.c.outcome == RunOutcome.RUNNING
+    )
+    rows = read_rows(engine, running)
     here = socket.gethostname()
     dead = [
         run_id
@@ -131,21 +126,6 @@ def pending_failures(engine: Engine) -> list[str]:
         sync_failures.c.failed_at, sync_failures.c.session_id
     )
     return [str(i) for i in _read(engine, query)]
-
-
-def unfinished_session_ids(engine: Engine) -> list[str]:
-    """Stored sessions whose status can still change (any status not final, null included),
-    oldest first; sessions deleted upstream are not among them."""
-    t = room_sessions
-    query = (
-        sa.select(t.c.id)
-        .where(
-            sa.or_(t.c.status.is_(None), t.c.status.not_in(FINAL_STATUSES)),
-            t.c.deleted_at.is_(None),
-        )
-        .order_by(t.c.created_at)
-    )
-    return [str(session_id) for session_id in _read(engine, query)]
 
 
 def oldest_to_relist(engine: Engine) -> datetime | None:
@@ -237,12 +217,4 @@ def _relist_statement(dialect: str) -> Any:
 
 def _read(engine: Engine, query: Any) -> list[Any]:
     """The first column of every row of `query`."""
-    return [row[0] for row in _rows(engine, query)]
-
-
-def _rows(engine: Engine, query: Any) -> list[Any]:
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(query).all())
-    except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url, "reading") from None
+    return [row[0] for row in read_rows(engine, query)]
