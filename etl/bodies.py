@@ -81,12 +81,11 @@ async def read_bounded(
 
 
 async def read_prefix(raw_chunks: AsyncIterator[bytes], content_encoding: str, limit: int) -> bytes:
-    """At most `limit` decoded bytes of a body (an error's message); the rest is not read."""
+    """A short body (an error's message) decoded, or nothing when it is longer than `limit`,
+    damaged or oddly encoded: the status code alone then says what happened."""
     try:
         return await read_bounded(raw_chunks, content_encoding, limit)
-    except BodyTooLargeError:
-        return b""
-    except (ApiError, TransientError):
+    except ApiError:  # BodyTooLargeError and TransientError included
         return b""
 
 
