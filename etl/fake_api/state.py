@@ -163,6 +163,13 @@ class FakeSignalWire:
             raise ValueError("the 'mismatch' fault applies to get-by-id only")
         self._queue(LIST_PATH, parsed)
 
+    @property
+    def in_flight(self) -> int:
+        """Requests the server is handling now (a reply may reach the client just before its
+        handler counts it done)."""
+        with self._lock:
+            return self._in_flight
+
     def reset_stats(self) -> None:
         with self._lock:
             self.requests.clear()
