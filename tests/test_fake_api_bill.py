@@ -4,8 +4,13 @@ consistent with its sessions, over real HTTP; tests can change that state as the
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +31,7 @@ from etl.fake_api import (
 )
 from etl.fake_api.data import RECORDING_BYTES_PER_SECOND
 
+ROOT = Path(__file__).resolve().parents[1]
 AUTH = ("test-project", "test-token")
 ACCOUNT = generate_account(150, seed=11)
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -559,3 +565,25 @@ def test_a_fake_without_an_account_serves_empty_details() -> None:
         assert walk(http, members_path(sessions[0]["id"])) == []
         assert walk(http, recordings_path(sessions[0]["id"])) == []
         assert walk(http, LOGS_PATH) == [] and walk(http, ROOMS_PATH) == []
+
+
+def test_standalone_serves_the_bill(tmp_path: Path) -> None:
+    ids_file = tmp_path / "ids.txt"
+    command = [sys.executable, "-m", "etl.fake_api", "--sessions", "12", "--bill"]
+    command += ["--project-id", "p", "--token", "t", "--ids-file", str(ids_file)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            base_url = proc.stdout.readline().strip()
+            ids = ids_file.read_text().split()
+            assert ids == [s["id"] for s in generate_account(12).sessions]
+            with httpx.Client(base_url=base_url, auth=("p", "t"), trust_env=False) as http:
+                entries = walk(http, LOGS_PATH, {"include_deleted": "true"})
+                assert len(entries) == 12
+                assert walk(http, members_path(ids[0])) == generate_account(12).members[ids[0]]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=5) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()

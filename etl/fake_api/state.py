@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -535,14 +536,14 @@ class FakeSignalWire:
             return error_response(404)
         params = _params(query)
         if kind == "members":
-            items = [dict(m) for m in self.members.get(session_id, [])]
-            return self._page(path, query, items, "members", alter, ())
+            members = self.members.get(session_id, [])
+            return self._page(path, query, members, "members", alter, (), dict)
         ttl = _media_ttl(params, minimum=1)
         if isinstance(ttl, Response):
             return ttl
         recordings = self.recordings.get(session_id, [])
-        items = [self._recording_view(r, ttl) for r in recordings]
-        return self._page(path, query, items, "recordings", alter, ("media_ttl",))
+        signed = functools.partial(self._recording_view, ttl=ttl)
+        return self._page(path, query, recordings, "recordings", alter, ("media_ttl",), signed)
 
     def _collection(self, path: str, query: str, alter: str | None) -> Response:
         params = _params(query)
@@ -550,20 +551,20 @@ class FakeSignalWire:
             ttl = _media_ttl(params, minimum=1)
             if isinstance(ttl, Response):
                 return ttl
-            every = [r for items in self.recordings.values() for r in items]
-            items = [self._recording_view(r, ttl) for r in _newest_first(every)]
-            return self._page(path, query, items, "recordings", alter, ("media_ttl",))
+            every = _newest_first(r for items in self.recordings.values() for r in items)
+            signed = functools.partial(self._recording_view, ttl=ttl)
+            return self._page(path, query, every, "recordings", alter, ("media_ttl",), signed)
         if path == ROOMS_PATH:
             rooms = self._rooms_listed(params)
             if isinstance(rooms, Response):
                 return rooms
             names = ("include_active_session", "starts_after", "ends_before")
-            return self._page(path, query, rooms, "rooms", alter, names)
+            return self._page(path, query, rooms, "rooms", alter, names, dict)
         entries = self._logs_listed(params)
         if isinstance(entries, Response):
             return entries
         carry = ("created_after", "created_before", "created_on", "include_deleted")
-        return self._page(path, query, entries, "logs", alter, carry)
+        return self._page(path, query, entries, "logs", alter, carry, dict)
 
     def _one(self, collection: str, item_id: str, query: str, alter: str | None) -> Response:
         params = _params(query)
@@ -585,7 +586,8 @@ class FakeSignalWire:
             room = self.rooms.get(item_id) or next(
                 (r for r in self.rooms.values() if r["name"] == item_id), None
             )  # the vendor serves /rooms/{id} and /rooms/{name} on one path
-            body = None if room is None else self._room_view(room, bool(active))
+            live = self._live_sessions_by_room() if active else None
+            body = None if room is None else self._room_view(room, live)
             kind = "rooms"
         else:
             entry = self.logs.get(item_id)
@@ -607,12 +609,14 @@ class FakeSignalWire:
         kind: str,
         alter: str | None,
         carry: Sequence[str],
+        view: Callable[[dict[str, Any]], dict[str, Any]],
     ) -> Response:
+        """One page of `items`, each shown through `view` (a copy, or a signed recording)."""
         parsed = self._parse_list_query(query, path, carry)
         if isinstance(parsed, Response):
             return parsed
         ordered = _shuffled(items) if self.shuffle_list else items
-        page = ordered[parsed.offset : parsed.offset + parsed.page_size]
+        page = [view(item) for item in ordered[parsed.offset : parsed.offset + parsed.page_size]]
         if alter is not None and page:
             first = page[0]
             if alter == "mismatch":
@@ -650,23 +654,27 @@ class FakeSignalWire:
             if bound is not None:
                 tests.append(_compare(field, bound[0], after))
         rooms = [r for r in _newest_first(self.rooms.values()) if all(t(r) for t in tests)]
-        return [self._room_view(r, bool(active)) for r in rooms]
+        live = self._live_sessions_by_room() if active else None
+        return [self._room_view(r, live) for r in rooms]
 
-    def _room_view(self, room: dict[str, Any], with_active: bool) -> dict[str, Any]:
+    def _live_sessions_by_room(self) -> dict[str, dict[str, Any]]:
+        """The newest in-progress session of each room id."""
+        live: dict[str, dict[str, Any]] = {}
+        for session in _newest_first(self.sessions.values()):
+            room_id = session.get("room_id")
+            if session.get("status") == "in-progress" and room_id is not None:
+                live.setdefault(room_id, session)
+        return live
+
+    @staticmethod
+    def _room_view(room: dict[str, Any], live: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+        """The room; with `live` (include_active_session) its active session, if it has one."""
         view = dict(room)
-        if with_active:
-            live = [
-                s
-                for s in self.sessions.values()
-                if s.get("room_id") == room["id"] and s.get("status") == "in-progress"
-            ]
-            if live:
-                session = _newest_first(live)[0]
-                view["active_session"] = {
-                    key: session[key]
-                    for key in _ACTIVE_SESSION_FIELDS
-                    if session.get(key) is not None
-                }
+        session = None if live is None else live.get(room["id"])
+        if session is not None:
+            view["active_session"] = {
+                key: session[key] for key in _ACTIVE_SESSION_FIELDS if session.get(key) is not None
+            }
         return view
 
     def _logs_listed(self, params: dict[str, str]) -> list[dict[str, Any]] | Response:
