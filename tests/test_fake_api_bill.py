@@ -587,3 +587,17 @@ def test_standalone_serves_the_bill(tmp_path: Path) -> None:
         finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_shuffled_lists_still_page_exactly() -> None:
+    with (
+        FakeSignalWire(account=ACCOUNT, shuffle_list=True) as server,
+        httpx.Client(base_url=server.base_url, auth=AUTH, trust_env=False) as http,
+    ):
+        entries = walk(http, LOGS_PATH, {"page_size": 7, "include_deleted": "true"})
+        recordings = walk(http, RECORDINGS_PATH, {"page_size": 3})
+    assert sorted(e["id"] for e in entries) == sorted(e["id"] for e in ACCOUNT.logs)
+    created = [ts(e["created_at"]) for e in entries]
+    assert created != sorted(created, reverse=True)
+    every = [r["id"] for rs in ACCOUNT.recordings.values() for r in rs]
+    assert sorted(r["id"] for r in recordings) == sorted(every)
