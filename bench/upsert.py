@@ -1,4 +1,4 @@
-"""Pure upsert throughput: `etl.store.upsert_sessions` over pre-parsed rows, SQLite and PostgreSQL.
+"""Pure upsert throughput: `etl.storage.sessions.upsert_sessions` over parsed rows, both backends.
 
 Rows are generated and parsed before the clock starts; each batch is one call (one statement,
 one transaction). Three passes over the same rows in a fresh database: `insert` (empty table),

@@ -12,9 +12,9 @@ is the precise one. One run:
    otherwise the walk goes on to the end.
 3. By id, only what no walk could settle: failed ids, live rows no walk returned, and rows
    waiting for their cost that the walk passed without seeing. A stored session answering 404
-   is marked `deleted_at` (etl.store) and is never asked for again by a sync.
+   is marked `deleted_at` (etl.storage.sessions) and is never asked for again by a sync.
 
-Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
+Only one sync runs at a time (etl.storage.lock); another that finds the lock taken does nothing.
 """
 
 from __future__ import annotations
