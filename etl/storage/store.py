@@ -123,9 +123,6 @@ class Store:
     def pending_failures(self) -> list[str]:
         return ledger.pending_failures(self.engine)
 
-    def oldest_to_relist(self) -> datetime | None:
-        return ledger.oldest_to_relist(self.engine)
-
     def last_watermark(self) -> datetime | None:
         return ledger.last_watermark(self.engine)
 
@@ -148,9 +145,6 @@ class Store:
     def held_lock(self) -> contextlib.AbstractContextManager[LockCheck | None]:
         """The sync lock, without waiting (lock.held_lock)."""
         return lock.held_lock(self.engine)
-
-    def run_lock(self) -> contextlib.AbstractContextManager[bool]:
-        return lock.run_lock(self.engine)
 
     # ------------------------------------------------------------------ reading
 
