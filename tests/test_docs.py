@@ -251,3 +251,11 @@ def test_the_newcomer_commands_are_in_the_readme() -> None:
     demo = "python3 -m venv .venv && .venv/bin/pip install -q -e . && .venv/bin/roomsync demo"
     assert f"```sh\n{demo}\n```" in readme
     assert "```sh\nbash tests/run.sh\n```" in readme
+
+
+def test_every_python_api_function_is_in_its_page() -> None:
+    from etl import api
+
+    page = (DOCS / "python-api.md").read_text(encoding="utf-8")
+    undocumented = [name for name in api.__all__ if f"`api.{name}(" not in page]
+    assert undocumented == [], f"add them to docs/python-api.md's table: {undocumented}"
