@@ -20,7 +20,7 @@ report, so not wrong, but not exact either).
 After the day: a backfill of ids the table holds exactly (`roomsync backfill FILE`, in process),
 and a `backfill --via-list` of ids into an empty database, each with its requests per id.
 
-    python bench/simulate.py                          # the README's scenarios (~5 minutes)
+    python bench/simulate.py                          # docs/performance.md's scenarios
     python bench/simulate.py --history 20000 --max-hours 12 --runs 144 -v
 
 The code under test is whatever `etl` imports: run it with PYTHONPATH pointing at another
