@@ -19,7 +19,7 @@ from etl.bill_records import (
     parse_video_log,
 )
 from etl.errors import PayloadError
-from etl.schema import room_recordings, room_session_members, rooms, video_charges
+from etl.storage.schema import room_recordings, room_session_members, rooms, video_charges
 
 SESSION = "a1b2c3d4-5e6f-7890-abcd-ef1234567890"
 ITEM = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
