@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
+from .config import ENV_LOG_FORMAT as ENV_LOG_FORMAT
+from .config import LOG_FORMATS as FORMATS
 from .safe_text import json_terminal_safe, visible
-
-FORMATS = ("text", "json")
-ENV_LOG_FORMAT = "ROOMSYNC_LOG_FORMAT"
 
 #: Verbosity: -1 errors only (-q), 0 the default, 1 also each request (-v).
 QUIET, NORMAL, VERBOSE = -1, 0, 1

@@ -19,6 +19,11 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     result = json.loads(first.stdout)
     assert result["backfill"] | {"elapsed_s": 0} == {
+        "command": "backfill",
+        "run_id": 1,
+        "run_skipped": False,
+        "exit_code": 0,
+        "dry_run": False,
         "requested": 62,
         "inserted": 60,
         "updated": 0,
@@ -30,6 +35,8 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
         "failed_ids": [],
         "retries": 3,  # the scripted 503, 429 and reset
         "throttled": 1,
+        "interrupted": None,
+        "errors": [],
     }
     assert result["sync"]["listed"] == 60 and result["sync"]["failed"] == 0
     engine = make_engine(url)

@@ -128,7 +128,7 @@ def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
     stdout, stderr = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, stderr
     summary = json.loads(stdout)
-    assert summary["skipped"] is False and summary["full_pass"] is True
+    assert summary["run_skipped"] is False and summary["full_pass"] is True
     assert count_rows(engine) == N_SESSIONS
     killed, finished = run_rows(engine)
     assert (killed.command, killed.outcome) == ("sync", "killed")
