@@ -333,12 +333,15 @@ def environment(
 
     A variable set in the environment wins over the file, as with docker compose's `.env` and
     python-dotenv (the file gives defaults; `VAR=x roomsync ...` still overrides one); flags win
-    over both. Without a file, the environment alone."""
+    over both. A variable set empty counts as unset, as everywhere in roomsync. Without a file,
+    the environment alone."""
     env = os.environ if env is None else env
     if env_file is None:
         return dict(env), []
     from_file = read_env_file(env_file)
-    return {**from_file, **env}, sorted(name for name in from_file if name in env)
+    merged = dict(env)
+    merged.update({name: value for name, value in from_file.items() if not env.get(name)})
+    return merged, sorted(name for name in from_file if env.get(name))
 
 
 def log_format(flag: str | None, env: Mapping[str, str]) -> str:
