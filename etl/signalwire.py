@@ -41,7 +41,16 @@ from tenacity.wait import wait_base
 from . import __version__
 from .bodies import check_length, decode_json, read_bounded, read_prefix
 from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host
-from .errors import ApiError, AuthError, ConfigError, NotFoundError, RoomsyncError, TransientError
+from .errors import (
+    ApiError,
+    AuthError,
+    NotFoundError,
+    RoomsyncError,
+    StoppedError,
+    TransientError,
+    UnreachableError,
+    WalkError,
+)
 
 SESSION_PATH = "/api/video/room_sessions"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -274,18 +283,6 @@ def _env_proxy_for(base_url: str) -> bool:
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class StoppedError(ApiError):
-    """The run is stopping (a signal): the retry this id was waiting for is not sent."""
-
-
-class UnreachableError(ConfigError):
-    """No request has ever been answered: the space is wrong or down, so nothing can succeed."""
-
-
-class WalkError(ApiError):
-    """A list walk that the server would never let end (endless or empty pages)."""
-
-
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
 
@@ -429,23 +426,29 @@ class SignalWireClient:
     ) -> AsyncIterator[list[Any]]:
         """Yield the `data` of each page of the list, following `links.next` as given.
 
-        `next` may be an absolute URL or a path relative to the space; paging stops when it is
-        absent or repeats. A `next` on another origin is refused: following it would send the
-        credentials there. A walk longer than `max_pages` pages, or whose pages stop bringing
-        any id not seen before in it, is a WalkError: the server would never let it end.
+        `next` may be an absolute URL or a path relative to the space; paging ends when it is
+        absent, null or empty. A walk cannot end early without saying so (a sync would take a
+        short list for the whole one): a `next` that is not a string, or that names a page
+        already read in this walk (the first one included), is a WalkError, raised after the
+        page that carried it was yielded. So is a walk longer than `max_pages` pages, or whose
+        pages stop bringing any id not seen before in it: the server would never let it end.
+        A `next` on another origin is refused: following it would send the credentials there.
         """
-        body = await self.get_json(SESSION_PATH, {"page_size": page_size, **filters})
-        seen: set[str] = set()
+        params: dict[str, Any] = {"page_size": page_size, **filters}
+        url = self._http.build_request("GET", SESSION_PATH, params=params).url
+        body = await self.get_json(SESSION_PATH, params)
+        read: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {_page_key(url): 1}
         ids: set[Any] = set()
         pages = 1
         without_news = 0
         while True:
-            data, next_link = _page_parts(body)
+            data, raw_next = _page_parts(body)
             before = len(ids)
             ids.update(item.get("id") for item in data if isinstance(item, dict))
             without_news = without_news + 1 if len(ids) == before else 0
             yield data
-            if not next_link:
+            next_link = _next_link(raw_next, pages)
+            if next_link is None:
                 return
             if without_news >= MAX_PAGES_WITHOUT_NEWS:
                 raise WalkError(
@@ -460,11 +463,15 @@ class SignalWireClient:
             target = self._http.base_url.join(next_link)
             if not _same_origin(target, self._http.base_url):
                 raise ApiError(f"links.next points outside the space ({target.host}); not followed")
-            if str(target) in seen:
-                return
-            seen.add(str(target))
-            body = await self.get_json(str(target))
+            earlier = read.get(_page_key(target))
+            if earlier is not None:
+                raise WalkError(
+                    f"links.next of page {pages} points back to page {earlier}, already read in "
+                    "this walk: the list loops; the walk was ended"
+                )
             pages += 1
+            read[_page_key(target)] = pages
+            body = await self.get_json(str(target))
 
     async def _get_once(self, url: str, params: dict[str, Any] | None) -> Any:
         if self._pacer is not None:
@@ -528,13 +535,30 @@ def _status_error(status: int, response: httpx.Response, detail: str) -> Roomsyn
     return ApiError(message, status)
 
 
-def _page_parts(body: Any) -> tuple[list[Any], str | None]:
-    """(data, links.next) of a list page; a body of another shape is an ApiError."""
+def _page_parts(body: Any) -> tuple[list[Any], Any]:
+    """(data, links.next as sent) of a list page; a body of another shape is an ApiError."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise ApiError("the list response has no `data` array")
     links = body.get("links")
-    next_link = links.get("next") if isinstance(links, dict) else None
-    return body["data"], next_link if isinstance(next_link, str) and next_link else None
+    return body["data"], links.get("next") if isinstance(links, dict) else None
+
+
+def _next_link(raw: Any, page: int) -> str | None:
+    """The link to the page after `page`; None at the end (no `next`, null or empty). Any other
+    value than a string is a WalkError: the list does not say where it goes on."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise WalkError(
+            f"links.next of page {page} is not a string ({type(raw).__name__}); the walk was ended"
+        )
+    return raw
+
+
+def _page_key(url: httpx.URL) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What names a list page: its path and its query parameters in any order (the origin is
+    the space's, checked before a link is followed)."""
+    return url.path, tuple(sorted(url.params.multi_items()))
 
 
 # The names of this machine's own loopback host. Other 127.0.0.0/8 addresses are other hosts

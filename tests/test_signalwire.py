@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import make_settings
 
-from etl.errors import ApiError, AuthError, NotFoundError, TransientError
+from etl.errors import ApiError, AuthError, NotFoundError, TransientError, WalkError
 from etl.fake_api import FakeSignalWire, by_id_view
 from etl.signalwire import RatePacer, RetryAfterWait, SignalWireClient, parse_retry_after
 
@@ -223,20 +223,24 @@ def test_zero_retry_after_falls_back_to_backoff() -> None:
     assert wait(state) == 5.0
 
 
-def _list_pages(handler: Any) -> list[list[Any]]:
+def _list_pages(handler: Any, into: list[list[Any]] | None = None) -> list[list[Any]]:
+    """The pages of one walk; `into` receives them as they come (kept when the walk raises)."""
     import httpx
 
     settings = make_settings(_Base("https://example.signalwire.com"), "sqlite://")
+    pages = [] if into is None else into
 
     async def go() -> list[list[Any]]:
         transport = httpx.MockTransport(handler)
         async with SignalWireClient(settings, transport=transport) as client:
-            return [page async for page in client.list_room_sessions(page_size=2)]
+            async for page in client.list_room_sessions(page_size=2):
+                pages.append(page)
+        return pages
 
     return asyncio.run(go())
 
 
-def test_list_follows_next_until_it_repeats() -> None:
+def test_list_follows_next_until_it_repeats_then_says_so() -> None:
     import httpx
 
     calls: list[str] = []
@@ -246,7 +250,10 @@ def test_list_follows_next_until_it_repeats() -> None:
         next_link = "/api/video/room_sessions?page_number=1&page_size=2&page_token=PAx"
         return httpx.Response(200, json={"links": {"next": next_link}, "data": [{"n": 1}]})
 
-    assert len(_list_pages(handler)) == 2  # the first page, then the repeated next once
+    pages: list[list[Any]] = []
+    with pytest.raises(WalkError, match="already read"):  # issue 22: a loop is not the end
+        _list_pages(handler, into=pages)
+    assert len(pages) == 2  # the first page, then the repeated next once
     assert calls[0].endswith("/api/video/room_sessions?page_size=2")
     assert calls[1].endswith("page_token=PAx")
 
