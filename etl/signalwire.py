@@ -1,9 +1,8 @@
 """The SignalWire Video REST API client: with etl/bodies.py, the only code that knows HTTP.
 
-One coroutine call per room session id, with Basic auth and tenacity retries on what a retry can
-fix (429, 500/502/503/504, connection errors, timeouts, bodies cut short or not JSON).
-`Retry-After` is honoured in both forms, capped; a zero, negative or past value is no hint and
-falls back to exponential backoff with jitter.
+One coroutine call per room session id, with Basic auth and retries on what a retry can fix
+(429, 500/502/503/504, connection errors, timeouts, bodies cut short or not JSON); the policy
+(Retry-After, backoff, when to give up) is etl/retry.py's.
 
 Bounds: `timeout` covers a whole request, from connect to the last byte (a body dripped a byte
 at a time cannot hold a run); a body over `max_body` bytes after decompression fails its id
@@ -15,7 +14,6 @@ stops with a configuration error instead of failing every id in turn.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import time
@@ -23,20 +21,10 @@ import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from tenacity import AsyncRetrying, RetryCallState
 
 from . import __version__
 from .bodies import check_length, decode_json, read_bounded, read_prefix
@@ -51,10 +39,9 @@ from .errors import (
     UnreachableError,
     WalkError,
 )
+from .retry import RETRY_STATUSES, Sleep, parse_retry_after, retry_kind, retrying
 
 SESSION_PATH = "/api/video/room_sessions"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_BACKOFF_S = 30.0
 MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a walk
 ERROR_BODY_BYTES = 64 * 1024  # read of an error body, for its message
 # Failures that mean "no server answers there" when nothing has ever answered.
@@ -77,66 +64,9 @@ class ClientStats:
         return self.requests["429"]
 
 
-def retry_kind(exc: BaseException | None) -> str:
-    """What a retried attempt failed with: `HTTP 503`, the transport error (`ReadTimeout`,
-    `RemoteProtocolError`), or the error's own words (a body that is not JSON, a timeout)."""
-    if isinstance(exc, TransientError):
-        if exc.status is not None and exc.status != 200:
-            return f"HTTP {exc.status}"
-        if isinstance(exc.__cause__, httpx.TransportError):
-            return type(exc.__cause__).__name__
-        return str(exc)
-    return type(exc).__name__
-
-
 def _session_id_of(url: str) -> str | None:
     prefix = f"{SESSION_PATH}/"
     return url[len(prefix) :] if url.startswith(prefix) else None
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date); None when no hint."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = datetime.now(UTC).timestamp() if now is None else now
-        seconds = when.timestamp() - current
-    return seconds if seconds > 0 else None
-
-
-class RetryAfterWait(wait_base):
-    """Wait what the server asked for (capped), else fall back to backoff with jitter."""
-
-    def __init__(self, fallback: wait_base, cap: float) -> None:
-        self.fallback = fallback
-        self.cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return min(exc.retry_after, self.cap)
-        return min(self.fallback(retry_state), self.cap)
-
-
-class _StopWhen(stop_base):
-    """Give up retrying once the run is being stopped (a signal): the id stays failed, in the
-    failure ledger, for the next run."""
-
-    def __init__(self, predicate: Callable[[], bool]) -> None:
-        self.predicate = predicate
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self.predicate()
 
 
 class RatePacer:
@@ -280,9 +210,6 @@ def _env_proxy_for(base_url: str) -> bool:
     return bool(proxies.get(url.scheme) or proxies.get("all"))
 
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
 
@@ -338,14 +265,12 @@ class SignalWireClient:
         await self._http.aclose()
 
     def _retrying(self, url: str = "") -> AsyncRetrying:
-        backoff = self.settings.backoff
-        fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retries) | _StopWhen(self._should_stop),
-            wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
-            retry=retry_if_exception_type(TransientError),
+        return retrying(
+            attempts=self.settings.retries,
+            backoff=self.settings.backoff,
+            max_retry_after=self.settings.max_retry_after,
+            should_stop=self._should_stop,
             sleep=self._sleep,
-            reraise=True,
             before_sleep=lambda state: self._log_retry(state, url),
         )
 
