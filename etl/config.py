@@ -9,15 +9,16 @@ before it knows whether a command needs SQLAlchemy at all.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .safe_text import visible
 
 DEFAULT_DATABASE_URL = "sqlite:///room_sessions.db"
@@ -43,6 +44,73 @@ CLOCK_SKEW = timedelta(minutes=10)
 DEFAULT_OVERLAP = timedelta(hours=1)
 MAX_PAGE_SIZE = 1000
 
+# --------------------------------------------------------------------------- value bounds
+# The limits that make a run possible at all. At fewer than 0.001 requests a second (one per
+# 16 min 40 s) a sync from cron could not make its first few requests before the next one is
+# due; more than 1,000 connections at once is no longer a client, it is a load test.
+MIN_RATE_LIMIT = 0.001
+MAX_CONCURRENCY = 1000
+# Any wait longer than a day is a typo; a timedelta or a socket timeout may not hold it at all.
+MAX_SECONDS = 86_400.0
+# 100 years of overlap already reaches back before the API existed (timedelta holds ~2.7M).
+MAX_OVERLAP_HOURS = 876_000.0
+MAX_BATCH_SIZE = 1000
+MAX_BODY_MIB = 1024
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values one setting may take: a whole number, or a finite one, from `low` to `high`
+    (`low` itself excluded when `low_open`; None: unbounded on that side). The command line
+    builds its option types from these (etl.cli_types.option_type) and `Settings` checks them
+    (`check_bound`), so the CLI and the Python API refuse the same values."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    whole: bool = False
+
+    def admits(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.whole and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        low = "" if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low!r}"
+        high = "" if self.high is None else f"at most {self.high!r}"
+        return " ".join(part for part in (kind, low, "and" if low and high else "", high) if part)
+
+
+BOUNDS: dict[str, Bound] = {
+    "timeout": Bound(0, MAX_SECONDS, low_open=True),
+    "retries": Bound(1, whole=True),
+    "concurrency": Bound(1, MAX_CONCURRENCY, whole=True),
+    "backoff": Bound(0, MAX_SECONDS),
+    "max_retry_after": Bound(0, MAX_SECONDS),
+    "rate_limit": Bound(MIN_RATE_LIMIT),
+    "batch_size": Bound(1, MAX_BATCH_SIZE, whole=True),
+    "max_body": Bound(1, MAX_BODY_MIB * MIB, whole=True),  # bytes; the CLI takes MiB
+    "max_body_mib": Bound(1, MAX_BODY_MIB, whole=True),
+    "max_pages": Bound(1, whole=True),
+    "page_size": Bound(1, MAX_PAGE_SIZE, whole=True),
+    "overlap_hours": Bound(0, MAX_OVERLAP_HOURS),
+}
+
+
+def check_bound(name: str, value: object) -> None:
+    """Refuse a value outside its bound (see BOUNDS) with InputError (exit 2), naming it."""
+    bound = BOUNDS[name]
+    if not bound.admits(value):
+        raise InputError(f"{name} must be {bound}, not {visible(repr(value))}")
+
+
 # report: groupings and output formats.
 GROUPINGS = ("day", "week", "month", "room", "status")
 TIME_GROUPINGS = ("day", "week", "month")
@@ -66,6 +134,13 @@ class Settings:
     batch_size: int = 500
     max_body: int = DEFAULT_MAX_BODY_MIB * MIB  # bytes, after decompression
     max_pages: int = DEFAULT_MAX_PAGES
+
+    def __post_init__(self) -> None:
+        """Every tunable within its bound, checked once, whoever builds the settings."""
+        for name in BOUNDS.keys() & {f.name for f in fields(self)}:
+            value = getattr(self, name)
+            if value is not None or name != "rate_limit":  # no rate limit: None
+                check_bound(name, value)
 
     def __repr__(self) -> str:  # dataclass repr would still show database_url's password
         return (
