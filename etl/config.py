@@ -12,6 +12,7 @@ import ipaddress
 import math
 import os
 import re
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
@@ -26,6 +27,7 @@ ENV_SPACE = "SIGNALWIRE_SPACE"
 ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
+ENV_SHARD_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 
 # bounds on what the API may send: one body after decompression, pages in one list walk
 DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
@@ -264,11 +266,47 @@ def resolve_base_url(space: str) -> str:
     return space
 
 
-def _required(env: Mapping[str, str], overrides: Mapping[str, Any], key: str, name: str) -> str:
-    value = overrides.get(key) or env.get(name)
+def shard_index(env: Mapping[str, str] | None = None) -> str | None:
+    """The text of JOB_COMPLETION_INDEX (`--shard index/N`), None when it is not set."""
+    env = os.environ if env is None else env
+    return env.get(ENV_SHARD_INDEX)
+
+
+def proxy_for(base_url: str) -> bool:
+    """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
+
+    httpx honours those only for its own default transport, so such runs keep it. A loopback
+    space never goes through a proxy: it is on this machine, and it may be plain http, where
+    a proxy would receive the Basic credentials in clear.
+    """
+    parts = urlsplit(base_url)
+    if is_loopback_host(parts.hostname or ""):
+        return False
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(parts.scheme) or proxies.get("all"))
+
+
+# The API settings: the variable, and the key of the override (a flag) that takes its place.
+API_VARIABLES = {ENV_SPACE: "space", ENV_PROJECT: "project_id", ENV_TOKEN: "api_token"}
+
+
+def api_values(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
+    """The API settings by variable name: the override, else the environment; None if unset."""
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    return {
+        name: str(overrides.get(key) or env.get(name) or "") or None
+        for name, key in API_VARIABLES.items()
+    }
+
+
+def _required(values: Mapping[str, str | None], name: str) -> str:
+    value = values[name]
     if not value:
         raise ConfigError(f"{name} is not set")
-    return str(value)
+    return value
 
 
 def database_url(
@@ -297,9 +335,10 @@ def load_settings(
     """Build settings for a run that calls the API. Missing settings raise ConfigError."""
     env = os.environ if env is None else env
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    base_url = resolve_base_url(_required(env, overrides, "space", ENV_SPACE))
-    project_id = _required(env, overrides, "project_id", ENV_PROJECT)
-    token = _required(env, overrides, "api_token", ENV_TOKEN)
+    values = api_values(overrides, env)
+    base_url = resolve_base_url(_required(values, ENV_SPACE))
+    project_id = _required(values, ENV_PROJECT)
+    token = _required(values, ENV_TOKEN)
     tunables = {
         k: overrides[k]
         for k in (

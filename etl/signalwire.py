@@ -17,7 +17,6 @@ import asyncio
 import json
 import logging
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from tenacity import AsyncRetrying, RetryCallState
 
 from . import __version__
 from .bodies import check_length, decode_json, read_bounded, read_prefix
-from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host
+from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host, proxy_for
 from .errors import (
     ApiError,
     AuthError,
@@ -196,20 +195,6 @@ class _ReleasingStream(httpx.AsyncByteStream):
                 release()
 
 
-def _env_proxy_for(base_url: str) -> bool:
-    """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
-
-    httpx honours those only for its own default transport, so such runs keep it. A loopback
-    space never goes through a proxy: it is on this machine, and it may be plain http, where
-    a proxy would receive the Basic credentials in clear.
-    """
-    url = httpx.URL(base_url)
-    if is_loopback_host(url.host):
-        return False
-    proxies = urllib.request.getproxies()
-    return bool(proxies.get(url.scheme) or proxies.get("all"))
-
-
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
 
@@ -233,7 +218,7 @@ class SignalWireClient:
         self.answered_ok = False  # has any request got a 200: is this really the API?
         self._api_confirmed: bool | None = None
         self.stats = ClientStats() if stats is None else stats
-        if transport is None and not _env_proxy_for(settings.base_url):
+        if transport is None and not proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
             # A transport given here never reads proxy variables; for a loopback space say so
