@@ -23,6 +23,9 @@ from typing import Any, TypedDict, cast
 
 from .errors import PayloadError
 
+# FINAL_STATUSES is named in etl.outcomes; re-exported for etl.backlog and etl.store (storage).
+from .outcomes import FINAL_STATUSES as FINAL_STATUSES
+
 UUID_FIELDS = ("room_id",)
 STRING_FIELDS = ("name", "display_name", "quality", "layout", "status", "preview_url")
 INTEGER_FIELDS = ("max_members", "remove_after_seconds_elapsed", "duration")
@@ -46,7 +49,6 @@ LIST_ONLY_KINDS = {
     "locked_cover": "string",
 }
 
-FINAL_STATUSES = frozenset({"completed"})
 _ALIASES = {"sync_audio_video": "audio_video_sync"}  # older material's name for the same field
 
 

@@ -20,11 +20,10 @@ from .config import mask_url
 from .db import database_error
 from .errors import DatabaseError
 from .ledger import COUNT_COLUMNS
-from .outcomes import RunOutcome
-from .records import FINAL_STATUSES
+from .outcomes import FINAL_STATUSES, LIVE_UPSTREAM, RunOutcome
 from .schema import room_sessions, sync_failures, sync_runs
 
-LIVE_STATUS = "in-progress"
+LIVE_STATUS = LIVE_UPSTREAM  # live upstream (see etl.outcomes on the two meanings of live)
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

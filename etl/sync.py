@@ -35,6 +35,7 @@ from .backlog import OpenRow
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
 from .lock import held_lock, no_lock
+from .outcomes import LIVE_UPSTREAM
 from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import ClientStats, SignalWireClient
@@ -105,9 +106,6 @@ class Probe(StrEnum):
     WALK = "walk"
     FILTER = "in-progress-filter"
     BY_ID = "by-id"
-
-
-IN_PROGRESS = "in-progress"  # the list's documented status filter value for live sessions
 
 
 @dataclass
@@ -317,7 +315,7 @@ async def _probe(
     old_live = sorted(plan.old_live, key=lambda row: row.created_at)
     if plan.probe == Probe.FILTER:
         live = Listing(stop_before=None, previous_watermark=None)
-        if await _walk(run, client, live, size, taken, status=IN_PROGRESS):
+        if await _walk(run, client, live, size, taken, status=LIVE_UPSTREAM):
             ended = [row for row in old_live if row.id not in taken]
         else:
             ended = old_live  # the filter failed: walk down to all of them instead
