@@ -26,7 +26,6 @@ from .errors import PayloadError
 # FINAL_STATUSES is named in etl.outcomes; re-exported for etl.backlog and etl.store (storage).
 from .outcomes import FINAL_STATUSES as FINAL_STATUSES
 
-UUID_FIELDS = ("room_id",)
 STRING_FIELDS = ("name", "display_name", "quality", "layout", "status", "preview_url")
 INTEGER_FIELDS = ("max_members", "remove_after_seconds_elapsed", "duration")
 NUMBER_FIELDS = ("fps",)

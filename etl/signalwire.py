@@ -485,8 +485,3 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return _origin(a) == _origin(b)
-
-
-def _reject_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON (RFC 8259), and no database column can hold them."""
-    raise ValueError(f"{name} is not valid JSON")
