@@ -50,7 +50,8 @@ __all__ = [
 def settings_from_env(**overrides: Any) -> Settings:
     """Settings from the environment, as the command line builds them; keyword overrides take
     the place of its flags (space, project_id, database_url, concurrency, timeout, retries,
-    backoff, rate_limit, batch_size). Missing credentials raise ConfigError."""
+    backoff, rate_limit, batch_size). Missing credentials raise ConfigError; a value outside
+    its bound (etl.config.BOUNDS, the command line's too) raises InputError."""
     return load_settings(overrides)
 
 

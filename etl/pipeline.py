@@ -1,9 +1,12 @@
 """The run: ids -> fetch (bounded concurrency) -> parse/validate -> batched upsert -> summary.
 
-At most `settings.concurrency` requests are in flight: that many workers pull ids from one
-shared iterator, each doing one request (with its retries) at a time. Parsed rows are written in
-batches by one writer at a time, off the event loop, while the workers keep fetching. Every run
-has a row in the ledger, and the ids that fail are recorded there with the batch they belong to.
+A `Run` is three parts and the stop flag they share: the `Fetcher` (at most
+`settings.concurrency` requests in flight: that many workers pull ids from one shared iterator,
+each doing one request, with its retries, at a time), the `BatchWriter` (parsed rows written in
+batches by one writer at a time, off the event loop, while the workers keep fetching) and the
+`Tally` (the summary's accounting). A command's body talks to the run through its methods only.
+Every run has a row in the ledger, and the ids that fail are recorded there with the batch they
+belong to.
 
 SIGINT/SIGTERM (when the CLI asks for it): stop taking new ids and stop retrying, let the
 requests in hand finish, write the batch in hand, record the run as interrupted. A second signal
