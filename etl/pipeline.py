@@ -25,9 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Engine
-
-from . import backlog, ledger, logs
+from . import logs
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
@@ -36,7 +34,7 @@ from .records import SessionRow, parse_session
 from .safe_text import visible
 from .shard import Shard, ShardIds
 from .signalwire import ClientStats, SignalWireClient
-from .store import BatchResult, write_batch
+from .storage import BatchResult, Store, chunked
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +193,7 @@ class BatchWriter:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        store: Store,
         tally: Tally,
         *,
         run_id: int | None,
@@ -203,7 +201,7 @@ class BatchWriter:
         before_write: Callable[[], None] | None,
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._store = store
         self._tally = tally
         self._run_id = run_id
         self._dry_run = dry_run
@@ -254,8 +252,7 @@ class BatchWriter:
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
         result = await asyncio.to_thread(
-            write_batch,
-            self._engine,
+            self._store.write_batch,
             rows,
             datetime.now(UTC),
             failures=failures,
@@ -263,7 +260,6 @@ class BatchWriter:
             run_id=self._run_id,
             listed=listed,
             gone=gone,
-            url=self._settings.database_url,
             dry_run=self._dry_run,
         )
         self._tally.written(result)
@@ -330,7 +326,7 @@ class Run:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        store: Store,
         *,
         run_id: int | None = None,
         failed_at_start: Iterable[str] = (),
@@ -338,13 +334,13 @@ class Run:
         dry_run: bool = False,
         before_write: Callable[[], None] | None = None,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.summary = Summary(run_id=run_id, dry_run=dry_run)
         self._stop = asyncio.Event()
         self._failed_at_start = list(failed_at_start)  # the failure ledger when the run started
         self._tally = Tally(self.summary, progress)
         self._writer = BatchWriter(
-            settings, engine, self._tally, run_id=run_id, dry_run=dry_run, before_write=before_write
+            settings, store, self._tally, run_id=run_id, dry_run=dry_run, before_write=before_write
         )
         self._fetcher = Fetcher(self, self._tally, settings.concurrency)
 
@@ -483,7 +479,7 @@ Body = Callable[[Run, SignalWireClient], Awaitable[None]]
 def execute(
     command: str,
     settings: Settings,
-    engine: Engine,
+    store: Store,
     body: Body,
     *,
     progress: Progress | None = None,
@@ -508,16 +504,16 @@ def execute(
     stats = ClientStats() if stats is None else stats
     if dry_run:
         run_id = None
-        failed_before = ledger.pending_failures(engine)
+        failed_before = store.pending_failures()
     else:
-        ledger.mark_dead_runs(engine)
-        failed_before = ledger.pending_failures(engine)
-        run_id = ledger.start_run(engine, command)
+        store.mark_dead_runs()
+        failed_before = store.pending_failures()
+        run_id = store.start_run(command)
     with logs.bind(command=command, **({"run_id": run_id} if run_id is not None else {})):
         return _execute(
             command,
             settings,
-            engine,
+            store,
             body,
             run_id,
             failed_before,
@@ -533,7 +529,7 @@ def execute(
 def _execute(
     command: str,
     settings: Settings,
-    engine: Engine,
+    store: Store,
     body: Body,
     run_id: int | None,
     failed_before: list[str],
@@ -546,7 +542,7 @@ def _execute(
 ) -> Summary:
     run = Run(
         settings,
-        engine,
+        store,
         run_id=run_id,
         failed_at_start=failed_before,
         progress=progress,
@@ -587,7 +583,7 @@ def _execute(
             raise
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
-        _record_end(engine, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
+        _record_end(store, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
         raise
     run.summary.elapsed_s = time.monotonic() - started
     run.summary.take_stats(stats)
@@ -595,19 +591,17 @@ def _execute(
         return run.summary
     extra = finish(run) if finish is not None else {}
     error = visible("; ".join(run.summary.errors)) or None
-    ledger.finish_run(
-        engine, run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra
-    )
+    store.finish_run(run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra)
     return run.summary
 
 
 def _record_end(
-    engine: Engine, run_id: int, outcome: RunOutcome, summary: Summary, error: str
+    store: Store, run_id: int, outcome: RunOutcome, summary: Summary, error: str
 ) -> None:
     """Close the ledger row of a run ended by an error, if the database still lets us (a new
     connection often works when the one in use was lost); never hide the error that ended it."""
     try:
-        ledger.finish_run(engine, run_id, outcome, summary.to_dict(), error=error)
+        store.finish_run(run_id, outcome, summary.to_dict(), error=error)
     except RoomsyncError as exc:
         log.warning("could not record the end of run %s in the ledger: %s", run_id, exc)
 
@@ -617,8 +611,8 @@ def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
     them, short of a later update, which `--refresh` is for), looked up a chunk at a time so a
     streamed file stays streamed. Ids waiting in the failure ledger are always asked for."""
     retrying = set(run.failed_at_start)
-    for chunk in backlog.chunked(ids):
-        exact = backlog.exact_ids(run.engine, chunk) - retrying
+    for chunk in chunked(ids):
+        exact = run.store.exact_ids(chunk) - retrying
         run.skip(len(exact))
         yield from (session_id for session_id in chunk if session_id not in exact)
 
@@ -626,7 +620,7 @@ def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
 def run_ids(
     ids: Iterable[str],
     settings: Settings,
-    engine: Engine,
+    store: Store,
     *,
     command: str = "backfill",
     retry_failed: bool = False,
@@ -654,7 +648,7 @@ def run_ids(
     return execute(
         command,
         settings,
-        engine,
+        store,
         body,
         progress=progress,
         handle_signals=handle_signals,

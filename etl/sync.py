@@ -12,9 +12,9 @@ is the precise one. One run:
    otherwise the walk goes on to the end.
 3. By id, only what no walk could settle: failed ids, live rows no walk returned, and rows
    waiting for their cost that the walk passed without seeing. A stored session answering 404
-   is marked `deleted_at` (etl.store) and is never asked for again by a sync.
+   is marked `deleted_at` (etl.storage.sessions) and is never asked for again by a sync.
 
-Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
+Only one sync runs at a time (etl.storage.lock); another that finds the lock taken does nothing.
 """
 
 from __future__ import annotations
@@ -28,17 +28,13 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Engine
-
-from . import backlog, ledger
-from .backlog import OpenRow
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
-from .lock import held_lock, no_lock
 from .outcomes import LIVE_UPSTREAM
 from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import ClientStats, SignalWireClient
+from .storage import OpenRow, Store, no_lock
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +247,7 @@ def _pages(sessions: int, page_size: int) -> int:
 
 
 def plan_walk(
-    engine: Engine,
+    store: Store,
     open_rows: Sequence[OpenRow],
     previous: datetime | None,
     overlap: timedelta,
@@ -283,10 +279,10 @@ def plan_walk(
     if not old_live:
         return Plan(stop_before=stop_before)
     oldest = min(row.created_at for row in old_live)
-    walk_to_stop = _pages(backlog.count_since(engine, stop_before), page_size)
+    walk_to_stop = _pages(store.count_since(stop_before), page_size)
     costs = {
-        Probe.WALK: _pages(backlog.count_since(engine, oldest), page_size),
-        Probe.FILTER: walk_to_stop + _pages(backlog.live_count(engine), page_size),
+        Probe.WALK: _pages(store.count_since(oldest), page_size),
+        Probe.FILTER: walk_to_stop + _pages(store.live_count(), page_size),
         Probe.BY_ID: walk_to_stop + len(old_live),
     }
     probe = min(costs, key=lambda p: (costs[p], list(Probe).index(p)))
@@ -302,7 +298,7 @@ def plan_walk(
 async def _probe(
     run: Run,
     client: SignalWireClient,
-    engine: Engine,
+    store: Store,
     plan: Plan,
     listing: Listing,
     taken: set[str],
@@ -325,7 +321,7 @@ async def _probe(
     if plan.probe == Probe.BY_ID:
         await run.fetch_ids(client, [row.id for row in old_live])
         probed = {row.id for row in old_live}
-        completed = [row for row in backlog.open_rows(engine) if not row.live and row.id in probed]
+        completed = [row for row in store.open_rows() if not row.live and row.id in probed]
         if completed:
             listing.reach_back_to(completed[0].created_at)
         return 0
@@ -357,7 +353,7 @@ def _passed(listing: Listing, created_at: datetime) -> bool:
 
 def run_sync(
     settings: Settings,
-    engine: Engine,
+    store: Store,
     *,
     full: bool = False,
     overlap: timedelta = DEFAULT_OVERLAP,
@@ -373,13 +369,13 @@ def run_sync(
     A dry run writes nothing (see `execute`) and takes no lock: holding it would make the real
     sync that cron starts meanwhile skip, and a run that writes nothing cannot clash with one.
     """
-    with no_lock() if dry_run else held_lock(engine) as lock_check:
+    with no_lock() if dry_run else store.held_lock() as lock_check:
         if lock_check is None:
             return SyncResult(skipped=True)
         if not dry_run:
-            ledger.mark_dead_runs(engine, all_of_command="sync")
+            store.mark_dead_runs(all_of_command="sync")
         not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
-        previous = ledger.last_watermark(engine)
+        previous = store.last_watermark()
         if previous is not None:
             previous = min(previous, not_after)  # one recorded by a version without the bound
         try:
@@ -393,12 +389,12 @@ def run_sync(
             if progress is not None:
                 progress.start(None)  # the list's length is unknown until it is walked
             run.keep_fetched_ids()
-            open_rows = backlog.open_rows(engine)
-            plan = plan_walk(engine, open_rows, previous, overlap, page_size, full)
+            open_rows = store.open_rows()
+            plan = plan_walk(store, open_rows, previous, overlap, page_size, full)
             listing.stop_before = plan.stop_before
             result.probe = plan.probe
             taken: set[str] = set()
-            result.live_listed = await _probe(run, client, engine, plan, listing, taken, page_size)
+            result.live_listed = await _probe(run, client, store, plan, listing, taken, page_size)
             if run.stopping():
                 return
             await _walk(run, client, listing, page_size, taken)
@@ -417,7 +413,7 @@ def run_sync(
         result.summary = execute(
             "sync",
             settings,
-            engine,
+            store,
             body,
             handle_signals=handle_signals,
             finish=finish,
@@ -432,7 +428,7 @@ def run_sync(
 def run_via_list(
     ids: Iterable[str],
     settings: Settings,
-    engine: Engine,
+    store: Store,
     *,
     refresh: bool = False,
     page_size: int = MAX_PAGE_SIZE,
@@ -462,7 +458,7 @@ def run_via_list(
     return execute(
         "backfill",
         settings,
-        engine,
+        store,
         body,
         progress=progress,
         handle_signals=handle_signals,
