@@ -62,6 +62,11 @@ class PayloadError(RoomsyncError):
     """A 200 body that does not describe the session asked for, or has fields of the wrong type."""
 
 
+class TimestampRangeError(ValueError):
+    """A well-formed timestamp whose moment, in UTC, lies outside years 1-9999: no column can
+    hold it (Python's datetime and both backends' timestamp types stop there)."""
+
+
 class RunFailed(RoomsyncError):
     """A run ended with failed ids or a run-level error (exit code 1); raised by the Python API
     (etl.api) only when asked to. `summary` is the run's summary, as `--json` prints it."""
