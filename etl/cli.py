@@ -435,6 +435,12 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
     "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Exit 0 when FILE holds no id (by default that is an error, exit 2: a producer "
+    "that failed writes nothing).",
+)
 @run_options
 @log_options
 @handle_errors
@@ -445,6 +451,7 @@ def backfill(
     shard: str | None,
     refresh: bool,
     via_list: bool,
+    allow_empty: bool,
     **options: Any,
 ) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
@@ -461,7 +468,7 @@ def backfill(
         raise click.UsageError(
             "--via-list needs FILE and goes with neither --retry-failed nor --shard"
         )
-    from .idfiles import IdSource
+    from .idfiles import IdSource, require_ids
     from .shard import parse_shard
 
     options["shard"] = parse_shard(shard) if shard is not None else None
@@ -469,6 +476,8 @@ def backfill(
     if file is not None:
         source = IdSource.from_path(file, skip_invalid=skip_invalid)
         click.get_current_context().call_on_close(source.close)
+        if not allow_empty:
+            require_ids(source, "--allow-empty")
         ids = source
     extra = {"retry_failed": retry_failed, "refresh": refresh, "via_list": via_list}
     _run(ids, {**options, **extra}, "backfill")
