@@ -543,7 +543,7 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     epilog=_epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever\n"
+        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -565,10 +565,12 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
+    from datetime import timedelta
+
     from .config import database_url as resolve_url
     from .config import mask_url
     from .readonly import open_read_only
-    from .status import read_status, render_text
+    from .status import clock_problem, read_status, render_text
 
     url = resolve_url({"database_url": database_url})
     with open_read_only(url) as engine:
@@ -586,6 +588,8 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     if not healthy:
         age = current.sync_age()
         last = "no sync has ever succeeded" if age is None else f"the last ok sync ended {age} ago"
+        if age is not None and age < timedelta(0):
+            last = clock_problem(current) or f"the last ok sync ended {-age} in the future"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
         sys.exit(1)
 

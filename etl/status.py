@@ -3,6 +3,11 @@
 Sessions stored and live, ids failing, sessions waiting for their final cost, the newest session,
 the last run of each command, the last successful run of each, the schema revision. The same
 read model feeds the metrics file (etl.metrics), so both report the same counts.
+
+Time: ages are measured with this machine's clock. A ledger time more than CLOCK_SKEW ahead of it
+(the clock jumped back, or another host's clock runs ahead) means the clocks disagree: `status`
+says so, and a success recorded "in the future" is not fresh -- otherwise a clock set back by
+two days would keep `--max-age` green for two days while every sync fails.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .config import mask_url
+from .config import CLOCK_SKEW, mask_url
 from .db import database_error
 from .errors import DatabaseError
 from .ledger import COUNT_COLUMNS
@@ -100,13 +105,23 @@ class Status:
         return self.now - run.finished_at
 
     def fresh(self, max_age: timedelta) -> bool:
-        """A sync succeeded within `max_age`."""
+        """A sync succeeded within `max_age`, and not later than this clock allows (CLOCK_SKEW)."""
         age = self.sync_age()
-        return age is not None and age <= max_age
+        return age is not None and -CLOCK_SKEW <= age <= max_age
+
+    def ledger_ahead(self) -> timedelta | None:
+        """How far the newest time shown from the ledger lies ahead of `now`, when that is more
+        than CLOCK_SKEW (the clocks disagree); None when they agree."""
+        runs = (*self.runs.values(), *self.last_success.values())
+        moments = [t for run in runs for t in (run.started_at, run.finished_at) if t is not None]
+        if not moments:
+            return None
+        ahead = max(moments) - self.now
+        return ahead if ahead > CLOCK_SKEW else None
 
     def to_dict(self) -> dict[str, Any]:
         sync_ok = self.last_successful_sync
-        age = self.sync_age()
+        age, ahead = self.sync_age(), self.ledger_ahead()
         return {
             "sessions": self.sessions,
             "live": self.live,
@@ -122,6 +137,8 @@ class Status:
             },
             "last_successful_sync": None if sync_ok is None else sync_ok.to_dict(),
             "last_successful_sync_age_s": None if age is None else round(age.total_seconds(), 3),
+            "clock_disagrees": ahead is not None,
+            "ledger_ahead_s": None if ahead is None else round(ahead.total_seconds(), 3),
             "schema": {
                 "revision": self.revision,
                 "head": self.head,
@@ -202,15 +219,32 @@ def read_status(engine: Engine, now: datetime | None = None) -> Status:
     return status
 
 
-def _ago(delta: timedelta) -> str:
+def _span(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 120:
-        return f"{seconds}s ago"
+        return f"{seconds}s"
     if seconds < 7200:
-        return f"{seconds // 60}m ago"
+        return f"{seconds // 60}m"
     if seconds < 172800:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
-    return f"{seconds // 86400}d ago"
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d"
+
+
+def _ago(delta: timedelta) -> str:
+    if delta < -CLOCK_SKEW:
+        return f"{_span(-delta)} ahead of this clock"
+    return f"{_span(max(delta, timedelta(0)))} ago"
+
+
+def clock_problem(status: Status) -> str | None:
+    """One sentence when the ledger's times lie ahead of this machine's clock, else None."""
+    ahead = status.ledger_ahead()
+    if ahead is None:
+        return None
+    return (
+        f"the clock disagrees: the ledger records times up to {_span(ahead)} ahead of this "
+        f"machine's clock ({_iso(status.now)}); it jumped back, or another host's runs ahead"
+    )
 
 
 def render_text(status: Status, database: str) -> str:
@@ -230,6 +264,9 @@ def render_text(status: Status, database: str) -> str:
         lines.append("last sync ok: never")
     else:
         lines.append(f"last sync ok: {_iso(sync_ok.finished_at)} ({_ago(age)}, run {sync_ok.id})")
+    problem = clock_problem(status)
+    if problem is not None:
+        lines.append(f"clock:        {problem}")
     lines.append("last runs:")
     if not status.runs:
         lines.append("  none yet")
