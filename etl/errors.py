@@ -58,6 +58,12 @@ class TransientError(ApiError):
         self.retry_after = retry_after
 
 
+class SilentServerError(TransientError):
+    """A request timed out before any byte of a response (connect, TLS handshake or headers)
+    while no request of the run had been answered yet: after its retries, the run stops as
+    unreachable instead of trying every id against a server that never answers."""
+
+
 class PayloadError(RoomsyncError):
     """A 200 body that does not describe the session asked for, or has fields of the wrong type."""
 
