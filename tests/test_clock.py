@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from etl.cli import main
 from etl.config import CLOCK_SKEW
 from etl.fake_api import FakeSignalWire, generate_sessions
-from etl.schema import room_sessions, sync_runs
-from etl.status import read_status
+from etl.storage.reporting import read_status
+from etl.storage.schema import room_sessions, sync_runs
 
 TWO_DAYS = timedelta(days=2)
 

@@ -12,9 +12,10 @@ from hostile_api import HostileAPI
 from roomsync_proc import Finished, Roomsync, env_for_url, roomsync, runs
 
 from etl import api
-from etl.db import make_engine, upgrade
 from etl.errors import InputError
 from etl.fake_api import generate_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import upgrade
 
 
 @pytest.fixture

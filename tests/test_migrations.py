@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from etl.db import current_revision, downgrade, head_revision, make_engine, upgrade
-from etl.schema import metadata, room_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import current_revision, downgrade, head_revision, upgrade
+from etl.storage.schema import metadata, room_sessions
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,8 +90,8 @@ def test_migrations_that_cannot_be_found_are_a_one_line_exit_3(
 
     from click.testing import CliRunner
 
-    from etl import db
     from etl.cli import main
+    from etl.storage import migrate as db
 
     def no_package(name: str) -> Path:
         raise ModuleNotFoundError(name)
@@ -110,7 +111,7 @@ def test_sqlite_migrations_are_atomic(tmp_path: Path) -> None:
     """Python's sqlite3 runs DDL outside any transaction unless told otherwise: a migration
     killed halfway would leave half a schema. The migration engine puts DDL in the transaction,
     and Alembic commits once per migration, so a kill leaves the previous revision whole."""
-    from etl.db import make_migration_engine
+    from etl.storage.engines import make_migration_engine
 
     engine = make_migration_engine(f"sqlite:///{tmp_path / 'atomic.db'}")
     try:

@@ -17,8 +17,9 @@ import pytest
 from hostile_api import BY_ID, Gate, HostileAPI, Normal
 from roomsync_proc import env_for_url, failures, roomsync, stored
 
-from etl.db import make_engine, upgrade
 from etl.fake_api import generate_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import upgrade
 
 CONCURRENCY = 4
 RETRIES = 2

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from etl import api
 from etl.fake_api import FakeSignalWire, generate_sessions
-from etl.schema import room_sessions, sync_failures
+from etl.storage.schema import room_sessions, sync_failures
 
 
 def test_lower_case_and_leap_second_timestamps_are_stored_exactly(
