@@ -36,6 +36,11 @@ class DatabaseError(RoomsyncError):
     exit_code = 3
 
 
+class DatabaseReplaced(DatabaseError):
+    """The SQLite file's path names another file than the one this process opened (a backup
+    restored, a deploy that swapped it): nothing more is read or written through it."""
+
+
 class LockLost(DatabaseError):
     """The sync lock is no longer held: the run must stop before writing anything more."""
 
