@@ -77,6 +77,7 @@ def backfill(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Fetch and store these ids, as `roomsync backfill` does with a file of them.
 
@@ -84,18 +85,28 @@ def backfill(
     `skip_invalid`); duplicates are fetched once. `shard` ("K/N", "index/N" or a Shard) keeps
     only that shard of the ids, `retry_failed` also retries the ids of the failure ledger.
     Ids stored final with their final cost are counted `skipped` unless `refresh`.
-    The ids are held in memory: for a file of millions, use `backfill_file`.
+    No id at all (an empty iterable, or only invalid ones skipped) raises InputError unless
+    `allow_empty`, or `retry_failed` (`backfill([], retry_failed=True)` is the retry-only run,
+    as `roomsync backfill --retry-failed` without FILE). The ids are held in memory: for a file
+    of millions, use `backfill_file`.
     """
-    from .idfiles import read_ids
+    from .idfiles import IdSource, require_ids
 
-    return _backfill(
-        read_ids(ids, skip_invalid=skip_invalid, label="id"),
-        settings,
-        shard=shard,
-        retry_failed=retry_failed,
-        refresh=refresh,
-        raise_on_failure=raise_on_failure,
-    )
+    source = IdSource(ids, skip_invalid=skip_invalid, label="id")
+    try:
+        source.name = "the ids given"
+        if not (allow_empty or retry_failed):
+            require_ids(source, "allow_empty=True")
+        return _backfill(
+            source,
+            settings,
+            shard=shard,
+            retry_failed=retry_failed,
+            refresh=refresh,
+            raise_on_failure=raise_on_failure,
+        )
+    finally:
+        source.close()
 
 
 def backfill_file(
@@ -107,13 +118,17 @@ def backfill_file(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
-    line streams it, so the file's size does not matter."""
-    from .idfiles import IdSource
+    line streams it, so the file's size does not matter. A file without ids raises
+    InputError unless `allow_empty`."""
+    from .idfiles import IdSource, require_ids
 
     source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid)
     try:
+        if not (allow_empty or retry_failed):
+            require_ids(source, "allow_empty=True")
         return _backfill(
             source,
             settings,

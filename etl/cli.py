@@ -428,6 +428,12 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
     "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Exit 0 when FILE holds no id (by default that is an error, exit 2: a producer "
+    "that failed writes nothing).",
+)
 @run_options
 @log_options
 @handle_errors
@@ -438,6 +444,7 @@ def backfill(
     shard: str | None,
     refresh: bool,
     via_list: bool,
+    allow_empty: bool,
     **options: Any,
 ) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
@@ -454,7 +461,7 @@ def backfill(
         raise click.UsageError(
             "--via-list needs FILE and goes with neither --retry-failed nor --shard"
         )
-    from .idfiles import IdSource
+    from .idfiles import IdSource, require_ids
     from .shard import parse_shard
 
     options["shard"] = parse_shard(shard) if shard is not None else None
@@ -462,6 +469,8 @@ def backfill(
     if file is not None:
         source = IdSource.from_path(file, skip_invalid=skip_invalid)
         click.get_current_context().call_on_close(source.close)
+        if not allow_empty:
+            require_ids(source, "--allow-empty")
         ids = source
     extra = {"retry_failed": retry_failed, "refresh": refresh, "via_list": via_list}
     _run(ids, {**options, **extra}, "backfill")
@@ -527,7 +536,7 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     epilog=_epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever\n"
+        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -549,9 +558,11 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
+    from datetime import timedelta
+
     from .config import database_url as resolve_url
     from .config import mask_url
-    from .status import render_text
+    from .status import clock_problem, render_text
     from .storage import Store
 
     url = resolve_url({"database_url": database_url})
@@ -570,6 +581,8 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     if not healthy:
         age = current.sync_age()
         last = "no sync has ever succeeded" if age is None else f"the last ok sync ended {age} ago"
+        if age is not None and age < timedelta(0):
+            last = clock_problem(current) or f"the last ok sync ended {-age} in the future"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
         sys.exit(1)
 

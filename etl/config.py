@@ -152,6 +152,43 @@ class Settings:
         )
 
 
+# File descriptors a run needs besides one socket per request in flight: the database pool
+# (SQLAlchemy's default, 5 + 10 overflow), SQLite's journal, the id spool, log and metrics files,
+# modules imported on first use, the event loop's own. Measured: a SQLite run needs about 12.
+FD_MARGIN = 24
+
+
+def fd_bounded_concurrency(concurrency: int) -> tuple[int, int]:
+    """(the concurrency this process's open-file limit allows, that limit).
+
+    Each request in flight holds a socket; past the limit every new one fails with EMFILE (and
+    a module imported late fails with a traceback). The soft limit is read, never raised:
+    raising it past 1024 would let descriptors exceed what select() can watch, in this process
+    and, through the Python API, in the host's. Raises InputError (exit 2) when the limit
+    leaves no room for even one request."""
+    try:
+        import resource
+    except ImportError:  # not a Unix: no such limit to read
+        return concurrency, -1
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return concurrency, -1
+    room = soft - _open_descriptors() - FD_MARGIN
+    if room < 1:
+        raise InputError(
+            f"the open-file limit (ulimit -n) is {soft}, too low for even one request: a run "
+            f"needs about {soft - room} descriptors plus one per --concurrency; raise it"
+        )
+    return min(concurrency, room), soft
+
+
+def _open_descriptors() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd")) - 1  # less the one listdir itself opened
+    except OSError:
+        return 16  # no /proc: a fresh interpreter with its files and sockets open
+
+
 def _secret_key(name: str) -> bool:
     return "password" in name.lower()
 

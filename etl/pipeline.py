@@ -16,6 +16,7 @@ abandons the requests in flight at once; what was already parsed is still writte
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
@@ -26,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import logs
-from .config import Settings
+from .config import Settings, fd_bounded_concurrency
 from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
@@ -502,6 +503,7 @@ def execute(
     read them even when the run ends in an error.
     """
     stats = ClientStats() if stats is None else stats
+    settings = _within_fd_limit(settings)
     if dry_run:
         run_id = None
         failed_before = store.pending_failures()
@@ -524,6 +526,23 @@ def execute(
             stats,
             before_write,
         )
+
+
+def _within_fd_limit(settings: Settings) -> Settings:
+    """`settings` with a concurrency the open-file limit allows: lowered, with one warning, when
+    --concurrency asks for more sockets than the limit leaves (etl.config.fd_bounded_concurrency);
+    a slower run is the same run, where EMFILE would have failed every id or the whole run."""
+    allowed, limit = fd_bounded_concurrency(settings.concurrency)
+    if allowed >= settings.concurrency:
+        return settings
+    log.warning(
+        "the open-file limit (ulimit -n) is %d: running %d requests at a time instead of "
+        "--concurrency %d (each holds a socket); raise the limit to run more",
+        limit,
+        allowed,
+        settings.concurrency,
+    )
+    return dataclasses.replace(settings, concurrency=allowed)
 
 
 def _execute(

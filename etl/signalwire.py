@@ -7,8 +7,10 @@ One coroutine call per room session id, with Basic auth and retries on what a re
 Bounds: `timeout` covers a whole request, from connect to the last byte (a body dripped a byte
 at a time cannot hold a run); a body over `max_body` bytes after decompression fails its id
 unread; a list walk ends after `max_pages` pages, or when pages stop bringing anything new.
-When the API has never answered at all (connection refused, unknown host, TLS failure), the run
-stops with a configuration error instead of failing every id in turn.
+When the API has never answered at all (connection refused, unknown host, TLS failure, or a
+server that accepts the connection and then says nothing until the timeout: no TLS handshake, no
+response headers), the run stops with a configuration error instead of failing every id in turn.
+A server that has answered once in the run and then goes silent is a transient failure: retried.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .errors import (
     AuthError,
     NotFoundError,
     RoomsyncError,
+    SilentServerError,
     StoppedError,
     TransientError,
     UnreachableError,
@@ -45,6 +48,9 @@ MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a 
 ERROR_BODY_BYTES = 64 * 1024  # read of an error body, for its message
 # Failures that mean "no server answers there" when nothing has ever answered.
 UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol)
+# Timeouts that, before any response of the run, mean "a server that never answers": connect
+# or TLS handshake (ConnectTimeout), or no response headers (ReadTimeout before any response).
+SILENT = (httpx.ConnectTimeout, httpx.ReadTimeout)
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +299,8 @@ class SignalWireClient:
         try:
             return await self._get_with_retries(url, params)
         except TransientError as exc:
-            if not self._answered and isinstance(exc.__cause__, UNREACHABLE):
+            never = isinstance(exc, SilentServerError) or isinstance(exc.__cause__, UNREACHABLE)
+            if not self._answered and never:
                 raise UnreachableError(
                     f"cannot reach the API at {self.settings.base_url} ({exc}): check {ENV_SPACE}"
                 ) from None
@@ -394,10 +401,15 @@ class SignalWireClient:
                 return await self._request(url, params)
         except TimeoutError:
             self.stats.requests["error"] += 1  # no complete answer (a status that came is counted)
+            if not self._answered:  # not even this request's headers came
+                raise SilentServerError(
+                    f"nothing answered within --timeout {timeout:g}s, not even the headers"
+                ) from None
             raise TransientError(f"no complete answer within --timeout {timeout:g}s") from None
         except httpx.TransportError as exc:
             self.stats.requests["error"] += 1
-            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            error = SilentServerError if isinstance(exc, SILENT) and not self._answered else None
+            raise (error or TransientError)(f"{type(exc).__name__}: {exc}") from exc
 
     async def _request(self, url: str, params: dict[str, Any] | None) -> Any:
         """One GET, its body read within the bounds; the JSON of a 200, else an error."""

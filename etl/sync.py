@@ -375,6 +375,7 @@ def run_sync(
         if not dry_run:
             store.mark_dead_runs(all_of_command="sync")
         not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
+        _warn_if_ledger_ahead(store, not_after)
         previous = store.last_watermark()
         if previous is not None:
             previous = min(previous, not_after)  # one recorded by a version without the bound
@@ -423,6 +424,22 @@ def run_sync(
             stats=stats,
         )
         return result
+
+
+def _warn_if_ledger_ahead(store: Store, not_after: datetime) -> None:
+    """A sync whose ledger records runs ahead of this clock (it jumped back) still runs: the
+    watermark is bounded by this clock, so the walk only reaches back further than needed, and
+    its own run, once ok, is the last success `status` measures (by run id, not by time). One
+    warning says so; refusing would stop every sync after a clock set right by stepping back."""
+    latest = store.latest_recorded("sync")
+    if latest is not None and latest > not_after:
+        log.warning(
+            "the ledger records a sync at %s, ahead of this machine's clock by more than %s: "
+            "the clock jumped back, or another host's runs ahead; syncing with the watermark "
+            "bounded by this clock",
+            latest.isoformat().replace("+00:00", "Z"),
+            CLOCK_SKEW,
+        )
 
 
 def run_via_list(
