@@ -26,12 +26,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import app
-from .config import DEFAULT_OVERLAP, Settings, database_url, load_settings
+from .config import (
+    DEFAULT_OVERLAP,
+    MAX_PAGE_SIZE,
+    Settings,
+    check_bound,
+    database_url,
+    load_settings,
+)
 from .errors import RunFailed
 from .shard import Shard, parse_shard
+
+if TYPE_CHECKING:
+    from .idfiles import IdSource
 
 __all__ = [
     "backfill",
@@ -45,7 +55,9 @@ __all__ = [
 def settings_from_env(**overrides: Any) -> Settings:
     """Settings from the environment, as the command line builds them; keyword overrides take
     the place of its flags (space, project_id, database_url, concurrency, timeout, retries,
-    backoff, rate_limit, batch_size). Missing credentials raise ConfigError."""
+    backoff, rate_limit, batch_size). Missing credentials raise ConfigError (naming every
+    missing one); a value outside its bound (etl.config.BOUNDS, the command line's too) raises
+    InputError."""
     return load_settings(overrides)
 
 
@@ -66,6 +78,7 @@ def backfill(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Fetch and store these ids, as `roomsync backfill` does with a file of them.
 
@@ -73,13 +86,20 @@ def backfill(
     `skip_invalid`); duplicates are fetched once. `shard` ("K/N", "index/N" or a Shard) keeps
     only that shard of the ids, `retry_failed` also retries the ids of the failure ledger.
     Ids stored final with their final cost are counted `skipped` unless `refresh`.
-    The ids are held in memory: for a file of millions, use `backfill_file`.
+    No id at all (an empty iterable, or only invalid ones skipped) raises InputError unless
+    `allow_empty`, or `retry_failed` (`backfill([], retry_failed=True)` is the retry-only run,
+    as `roomsync backfill --retry-failed` without FILE). The ids are held in memory: for a file
+    of millions, use `backfill_file`.
     """
-    from .idfiles import read_ids
+    from .idfiles import IdSource
 
     how = _backfill_options(shard, retry_failed, refresh)
-    chosen = read_ids(ids, skip_invalid=skip_invalid, label="id", skip_hint=SKIP_HINT)
-    return _finish(app.backfill(chosen, how, _run_options(settings)), raise_on_failure)
+    source = IdSource(ids, skip_invalid=skip_invalid, label="id", skip_hint=SKIP_HINT)
+    try:
+        source.name = "the ids given"
+        return _backfill(source, how, settings, allow_empty, raise_on_failure)
+    finally:
+        source.close()
 
 
 def backfill_file(
@@ -91,17 +111,33 @@ def backfill_file(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
-    line streams it, so the file's size does not matter."""
+    line streams it, so the file's size does not matter. A file without ids raises
+    InputError unless `allow_empty`."""
     from .idfiles import IdSource
 
     how = _backfill_options(shard, retry_failed, refresh)
     source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid, skip_hint=SKIP_HINT)
     try:
-        return _finish(app.backfill(source, how, _run_options(settings)), raise_on_failure)
+        return _backfill(source, how, settings, allow_empty, raise_on_failure)
     finally:
         source.close()
+
+
+def _backfill(
+    source: IdSource,
+    how: app.BackfillOptions,
+    settings: Settings | None,
+    allow_empty: bool,
+    raise_on_failure: bool,
+) -> dict[str, Any]:
+    from .idfiles import require_ids
+
+    if not (allow_empty or how.retry_failed):
+        require_ids(source, "allow_empty=True")
+    return _finish(app.backfill(source, how, _run_options(settings)), raise_on_failure)
 
 
 def sync(
@@ -109,7 +145,7 @@ def sync(
     *,
     full: bool = False,
     overlap_hours: float = DEFAULT_OVERLAP.total_seconds() / 3600,
-    page_size: int = 1000,
+    page_size: int = MAX_PAGE_SIZE,
     raise_on_failure: bool = False,
 ) -> dict[str, Any]:
     """One `roomsync sync`: the list first, then by id only what the list could not settle
@@ -117,10 +153,8 @@ def sync(
     code 0) without doing anything."""
     from datetime import timedelta
 
-    if not 1 <= page_size <= 1000 or overlap_hours < 0:
-        from .errors import InputError
-
-        raise InputError("page_size must be 1 to 1000 and overlap_hours at least 0")
+    check_bound("page_size", page_size)
+    check_bound("overlap_hours", overlap_hours)
     how = app.SyncOptions(full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size)
     return _finish(app.sync(how, _run_options(settings)), raise_on_failure)
 

@@ -412,6 +412,10 @@ def status(url: str, max_age: timedelta | None = None) -> StatusResult:
     if not result.healthy:
         age = result.status.sync_age()
         last = "no sync has ever succeeded" if age is None else f"the last ok sync ended {age} ago"
+        if age is not None and age < timedelta(0):
+            from .status import clock_problem
+
+            last = clock_problem(result.status) or f"the last ok sync ended {-age} in the future"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
     return result
 

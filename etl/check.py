@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import (
-    ENV_PROJECT,
     ENV_SPACE,
-    ENV_TOKEN,
     Settings,
+    api_values,
     database_url,
+    load_settings,
     mask_url,
     missing_settings,
     not_set,
@@ -45,7 +45,7 @@ def settings_problems(
     """(every problem with the settings, the API's base URL when the space is usable)."""
     missing = missing_settings(overrides, env)
     problems = [not_set(missing)] if missing else []
-    space = overrides.get("space") or env.get(ENV_SPACE)
+    space = api_values(overrides, env)[ENV_SPACE]
     base_url = None
     if space:
         try:
@@ -102,19 +102,9 @@ def run_checks(
         checks.append(Check("database", None, "DATABASE_URL is not usable"))
     else:
         checks.append(check_database(url))
-    project_id = overrides.get("project_id") or env.get(ENV_PROJECT)
-    token = env.get(ENV_TOKEN)
-    if base_url is None or not project_id or not token:
+    if base_url is None or not all(api_values(overrides, env).values()):
         checks.append(Check("credentials", None, "the API settings are incomplete"))
     else:
-        settings = Settings(
-            base_url=base_url,
-            project_id=str(project_id),
-            api_token=token,
-            database_url=url,
-            timeout=timeout,
-            retries=CHECK_RETRIES,
-            concurrency=1,
-        )
-        checks.append(check_credentials(settings))
+        quick = {"timeout": timeout, "retries": CHECK_RETRIES, "concurrency": 1}
+        checks.append(check_credentials(load_settings({**overrides, **quick}, env)))
     return checks

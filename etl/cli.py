@@ -28,13 +28,7 @@ from .cli_options import (
     run_options,
     setup,
 )
-from .cli_types import (
-    MAX_OVERLAP_HOURS,
-    MAX_SECONDS,
-    FiniteFloatRange,
-    OneLineGroup,
-    confirm_or_refuse,
-)
+from .cli_types import OneLineGroup, confirm_or_refuse, option_type
 from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS, database_url
 from .safe_text import visible
 
@@ -104,6 +98,12 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, run: app.RunOptions, **rest:
     help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
     "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Exit 0 when FILE holds no id (by default that is an error, exit 2: a producer "
+    "that failed writes nothing).",
+)
 @setup()
 @run_options
 def backfill(
@@ -113,6 +113,7 @@ def backfill(
     refresh: bool,
     via_list: bool,
     shard: str | None,
+    allow_empty: bool,
     run: app.RunOptions,
     env: Env,
     as_json: bool,
@@ -131,7 +132,7 @@ def backfill(
         raise click.UsageError(
             "--via-list needs FILE and goes with neither --retry-failed nor --shard"
         )
-    from .idfiles import IdSource
+    from .idfiles import IdSource, require_ids
     from .shard import parse_shard
 
     how = app.BackfillOptions(
@@ -144,6 +145,8 @@ def backfill(
         return emit(app.backfill([], how, run), as_json)
     source = IdSource.from_path(file, skip_invalid=skip_invalid)
     try:
+        if not allow_empty:
+            require_ids(source, "--allow-empty")
         return emit(app.backfill(source, how, run), as_json)
     finally:
         source.close()
@@ -159,7 +162,7 @@ def backfill(
 @click.option("--full", is_flag=True, help="Walk every page of the list, whatever the watermark.")
 @click.option(
     "--overlap",
-    type=FiniteFloatRange(min=0, max=MAX_OVERLAP_HOURS),
+    type=option_type("overlap_hours"),
     default=DEFAULT_OVERLAP.total_seconds() / 3600,
     show_default=True,
     metavar="HOURS",
@@ -167,7 +170,7 @@ def backfill(
 )
 @click.option(
     "--page-size",
-    type=click.IntRange(1, MAX_PAGE_SIZE),
+    type=option_type("page_size"),
     default=MAX_PAGE_SIZE,
     show_default=True,
     help="Sessions per list page (the API allows at most 1000).",
@@ -209,7 +212,7 @@ def _parse_duration(text: str) -> timedelta:
     epilog=_epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever\n"
+        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -247,7 +250,7 @@ def _url(flag: str | None, env: Env) -> str:
 )
 @click.option(
     "--timeout",
-    type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
+    type=option_type("timeout"),
     default=10.0,
     show_default=True,
     help="Seconds for the credential request.",

@@ -20,8 +20,16 @@ from typing import Any, TypeVar
 import click
 
 from . import app, logs
-from .cli_types import MAX_CONCURRENCY, MAX_SECONDS, MIN_RATE_LIMIT, FiniteFloatRange
-from .config import DEFAULT_MAX_BODY_MIB, LOG_FORMATS, MIB, Settings, environment, load_settings
+from .cli_types import option_type
+from .config import (
+    DEFAULT_MAX_BODY_MIB,
+    LOG_FORMATS,
+    MIB,
+    MIN_RATE_LIMIT,
+    Settings,
+    environment,
+    load_settings,
+)
 from .config import log_format as resolve_log_format
 from .errors import RoomsyncError
 from .safe_text import visible
@@ -189,49 +197,49 @@ def run_options(func: F) -> F:
 _RUN_OPTIONS = [
     click.option(
         "--concurrency",
-        type=click.IntRange(1, MAX_CONCURRENCY),
+        type=option_type("concurrency"),
         default=Settings.concurrency,
         show_default=True,
         help="Most requests in flight at once.",
     ),
     click.option(
         "--timeout",
-        type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
+        type=option_type("timeout"),
         default=Settings.timeout,
         show_default=True,
         help="Seconds for one whole HTTP request, from connect to the last byte.",
     ),
     click.option(
         "--retries",
-        type=click.IntRange(min=1),
+        type=option_type("retries"),
         default=Settings.retries,
         show_default=True,
         help="Attempts per id, the first included (1: no retry).",
     ),
     click.option(
         "--backoff",
-        type=FiniteFloatRange(min=0, max=MAX_SECONDS),
+        type=option_type("backoff"),
         default=Settings.backoff,
         show_default=True,
         help="First retry wait in seconds; doubles per attempt, with jitter.",
     ),
     click.option(
         "--rate-limit",
-        type=FiniteFloatRange(min=MIN_RATE_LIMIT),
+        type=option_type("rate_limit"),
         default=None,
         metavar="R",
         help=f"At most R requests per second, at least {MIN_RATE_LIMIT} (default: no limit).",
     ),
     click.option(
         "--batch-size",
-        type=click.IntRange(1, 1000),
+        type=option_type("batch_size"),
         default=Settings.batch_size,
         show_default=True,
         help="Sessions written per statement; a batch is committed as a whole.",
     ),
     click.option(
         "--max-body",
-        type=click.IntRange(1, 1024),
+        type=option_type("max_body_mib"),
         default=DEFAULT_MAX_BODY_MIB,
         show_default=True,
         metavar="MIB",
@@ -239,7 +247,7 @@ _RUN_OPTIONS = [
     ),
     click.option(
         "--max-pages",
-        type=click.IntRange(min=1),
+        type=option_type("max_pages"),
         default=Settings.max_pages,
         show_default=True,
         help="Most list pages one walk follows; more ends the walk as an error.",

@@ -13,14 +13,13 @@ takes K from JOB_COMPLETION_INDEX, the variable Kubernetes sets in each pod of a
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from .config import ENV_SHARD_INDEX, shard_index
 from .errors import InputError
 
-ENV_INDEX = "JOB_COMPLETION_INDEX"
 FROM_ENV = "index"  # the literal K of `--shard index/N`
 MAX_DIGITS = 9
 
@@ -59,17 +58,17 @@ def parse_shard(
 ) -> Shard:
     """`K/N` (K 0-based), or `index/N` to read K from JOB_COMPLETION_INDEX. `option` names
     the value in errors: `--shard` on the command line, `shard` in the Python API."""
-    env = os.environ if env is None else env
     index_text, sep, count_text = text.strip().partition("/")
     if not sep:
         raise InputError(f"{option} must be K/N or {FROM_ENV}/N (e.g. 0/4), not {text!r}")
     count = _integer(count_text, f"{option} {text!r}: N")
     if index_text.strip() == FROM_ENV:
-        if ENV_INDEX not in env:
+        from_env = shard_index(env)
+        if from_env is None:
             raise InputError(
-                f"{option} {text!r} reads the shard from {ENV_INDEX}, which is not set"
+                f"{option} {text!r} reads the shard from {ENV_SHARD_INDEX}, which is not set"
             )
-        index = _integer(env[ENV_INDEX], ENV_INDEX)
+        index = _integer(from_env, ENV_SHARD_INDEX)
     else:
         index = _integer(index_text, f"{option} {text!r}: K")
     try:
