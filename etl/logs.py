@@ -126,7 +126,9 @@ class _Handler(logging.StreamHandler[TextIO]):
         super().__init__(sys.stderr)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
+        # Assigned, not setStream(): that flushes the old stream, which a test runner that
+        # swapped sys.stderr may have closed since (emit runs under the handler's lock).
+        self.stream = sys.stderr
         line = _State.status_line
         if line is not None:
             line.clear()
