@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -135,22 +137,48 @@ def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
     assert finished.outcome == "ok" and finished.watermark is not None
 
 
+def wait_for_stderr(process: subprocess.Popen[str], needle: str, seconds: float = 30) -> str:
+    """Read the process's stderr as it comes until `needle` shows (bounded by `seconds`);
+    returns what was read, for the rest to be appended to."""
+    assert process.stderr is not None
+    fd = process.stderr.fileno()
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while needle.encode() not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {needle!r} on stderr within {seconds} s: {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"stderr closed before {needle!r}: {seen!r}"
+            seen += chunk
+    return seen.decode()
+
+
 def test_a_second_signal_stops_at_once_without_a_traceback(
     migrated_url: str, engine: Engine, tmp_path: Path
 ) -> None:
+    """The second SIGINT is sent once the first is seen handled (its warning on stderr), while
+    two requests are in flight (seen by the stand-in): no sleep stands in for either state."""
     sessions = generate_sessions(20, seed=32)
-    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=5.0) as api:
+    in_flight = threading.Semaphore(0)
+    with FakeSignalWire(
+        sessions,
+        project_id=PROJECT,
+        token=TOKEN,
+        latency=5.0,
+        on_request=lambda path: in_flight.release(),
+    ) as api:
         path = tmp_path / "ids.txt"
         path.write_text("\n".join(api.sessions) + "\n")
         process = start_backfill(api, migrated_url, path)
-        deadline = time.monotonic() + 30
-        while api.total_requests < 2:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        for _ in range(2):
+            assert in_flight.acquire(timeout=30), "the backfill made no two requests in 30 s"
         process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        first = wait_for_stderr(process, "SIGINT received")
         process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=30)
+        stdout, rest = process.communicate(timeout=30)
+        stderr = first + rest
     assert process.returncode == 130, stderr
     # The first signal alone would wait for the requests in flight (5 s each) and store them;
     # the second abandoned them: nothing arrived to be stored.
