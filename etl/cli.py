@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from . import __version__, logs
+from . import logs
 from .cli_types import (
     MAX_CONCURRENCY,
     MAX_OVERLAP_HOURS,
@@ -220,8 +220,25 @@ def run_options(func: F) -> F:
     return func
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: the version and the schema revision it expects (read without Alembic)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .version import version_text
+
+    click.echo(version_text())
+    ctx.exit()
+
+
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="roomsync")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the schema revision it expects, and exit.",
+)
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
 
@@ -815,3 +832,39 @@ def report(
         _write_report(render_html(rows, by, since, until), output)
     else:
         _write_report(render_text(rows, fmt, by), output)
+
+
+@main.command(
+    epilog=_epilog(
+        "roomsync deploy systemd --output /opt/roomsync/cron",
+        "  0    printed or written\n  2    usage error, or a file is there already (--force)",
+    )
+)
+@click.argument("kind", type=click.Choice(["systemd", "cron", "kubernetes"]))
+@click.option(
+    "-o",
+    "--output",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write the files into DIR (made if missing) instead of printing them.",
+)
+@click.option("--force", is_flag=True, help="Replace files already in DIR.")
+@log_options
+@handle_errors
+def deploy(kind: str, output: str | None, force: bool) -> None:
+    """Print (or write into DIR) the deployment files for systemd, cron or Kubernetes.
+
+    They ship inside roomsync, so a pipx or container install has them. The files name this
+    roomsync's executable, and, written with --output, DIR as the cron wrapper's place
+    (/opt/roomsync/cron when printed).
+    """
+    from pathlib import Path
+
+    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
+
+    if output is None:
+        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
+        return
+    directory = Path(output).absolute()
+    for path in write(deploy_files(kind, str(directory)), directory, force):
+        click.echo(str(path))

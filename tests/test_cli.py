@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from etl import __version__
 from etl.cli import main
-from etl.db import make_engine
+from etl.db import head_revision, make_engine
 from etl.fake_api import FakeSignalWire
 from etl.schema import room_sessions
 
@@ -241,7 +241,18 @@ def test_python_dash_m_and_version() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "etl", "--version"], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0 and done.stdout.strip() == f"roomsync, version {__version__}"
+    expected = f"roomsync, version {__version__} (schema revision {head_revision()})"
+    assert done.returncode == 0 and done.stdout.strip() == expected
+
+
+def test_version_names_no_revision_it_cannot_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast reader agrees with Alembic above; unreadable migrations say so, no traceback."""
+    from etl import version
+
+    monkeypatch.setattr(version, "_versions_dir", lambda: Path("/nonexistent/versions"))
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"roomsync, version {__version__} (schema revision unknown)\n"
 
 
 @pytest.mark.parametrize(
