@@ -26,7 +26,8 @@ from conftest import env_for
 from etl.fake_api import FakeSignalWire
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["pyproject.toml", "README.md", "etl", "migrations"]  # what the Dockerfile copies
+# What the Dockerfile copies, and all the wheel is built from.
+SOURCES = ["pyproject.toml", "README.md", "LICENSE", "etl", "migrations", "cron", "deploy"]
 
 
 def clean_env() -> dict[str, str]:
