@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -726,7 +727,12 @@ def db_current(database_url: str | None) -> None:
     click.echo(f"{revision or 'base'}{suffix}")
 
 
-@main.command(epilog=_epilog("roomsync demo --sessions 500", EXIT_SIMPLE))
+@main.command(
+    epilog=_epilog(
+        "roomsync demo --serve --port 8080",
+        EXIT_SIMPLE + "\n  (--serve: 0 after Ctrl-C or SIGTERM)",
+    )
+)
 @click.option(
     "--sessions",
     type=click.IntRange(1, 100_000),
@@ -740,14 +746,52 @@ def db_current(database_url: str | None) -> None:
     show_default=True,
     help="Where the demo writes (its own file, not DATABASE_URL).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then keep the stand-in API up on loopback and print the settings that point every "
+    "other command at it, until Ctrl-C or SIGTERM.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="With --serve: the loopback port (0: any free one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @log_options
 @handle_errors
-def demo(sessions: int, database_url: str, as_json: bool) -> None:
-    """Run the whole job against a local stand-in API: migrate, backfill, summarise."""
-    from .demo import run_demo
+def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool) -> None:
+    """Run the whole job against a local stand-in API: migrate, backfill, summarise.
 
-    result = run_demo(sessions, database_url)
+    With --serve the stand-in stays up afterwards, so that `check`, `sync`, `fetch`, `status`
+    and `report` can be tried by hand against it (it prints the four variables to export).
+    """
+    from .demo import StopSignals, demo_environment, run_demo, serving
+
+    if not serve:
+        if port:
+            raise click.UsageError("--port goes with --serve")
+        _print_demo(run_demo(sessions, database_url), as_json)
+        return
+    with serving(sessions, port) as api:
+        result = run_demo(sessions, database_url, api)
+        result["environment"] = demo_environment(api, database_url)
+        with StopSignals() as stop:
+            _print_demo(result, as_json)
+            if not as_json:
+                click.echo("")
+                click.echo("The stand-in API stays up until Ctrl-C. In another shell:")
+                for name, value in result["environment"].items():
+                    click.echo(f"  export {name}={shlex.quote(value)}")
+                click.echo("  roomsync check && roomsync sync && roomsync report --by status")
+            sys.stdout.flush()
+            stopped_by = stop.wait()
+    log.info("stand-in API stopped (%s)", stopped_by)
+
+
+def _print_demo(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
