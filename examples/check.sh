@@ -10,8 +10,8 @@
 #
 # Airflow and Dagster each get a virtualenv of their own under .venv-examples/ (they need
 # different versions of shared libraries), with roomsync installed editable from this checkout;
-# a virtualenv is reused while the pins below and roomsync's dependencies are unchanged (a cold install
-# takes about 2.5 minutes, most of it Airflow's). AIRFLOW_HOME and DAGSTER_HOME are temporary
+# a virtualenv is reused while the pins below and roomsync's dependencies are unchanged (a cold
+# install takes a few minutes, most of it Airflow's). AIRFLOW_HOME and DAGSTER_HOME are temporary
 # directories, removed at the end with the databases and the stand-in.
 #
 #   bash examples/check.sh            # both
@@ -48,10 +48,12 @@ ensure_venv() {
         return
     fi
     say "installing $requirement into $dir (a few minutes, once)"
+    local began=$SECONDS
     rm -rf "$dir"
     python3 -m venv "$dir"
     timeout 1800 "$dir/bin/pip" install -q "$requirement" -e "$root" || die "cannot install $requirement"
     echo "$stamp" >"$dir/.roomsync-stamp"
+    say "installed $requirement in $((SECONDS - began))s"
 }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/roomsync-examples.XXXXXX")
@@ -91,7 +93,7 @@ import json, sys
 status, command, expected = json.load(sys.stdin), sys.argv[1], int(sys.argv[2])
 run = status["runs"].get(command) or {}
 if status["sessions"] != expected or run.get("outcome") != "ok":
-    sys.exit(f"{status[\"sessions\"]} of {expected} sessions stored; last {command}: {run}")
+    sys.exit("%s of %s sessions stored; last %s: %s" % (status["sessions"], expected, command, run))
 ' "$command" "$SESSIONS" || die "$command: the database is not as expected ($DATABASE_URL)"
 }
 
@@ -105,7 +107,7 @@ run_logged() {  # run_logged NAME COMMAND...: output to a log, shown only on fai
 }
 
 check_airflow() {
-    local venv=$venvs/airflow
+    local venv=$venvs/airflow began=$SECONDS
     export AIRFLOW_HOME=$work/airflow-home
     export AIRFLOW__CORE__DAGS_FOLDER=$AIRFLOW_HOME/dags AIRFLOW__CORE__LOAD_EXAMPLES=False
     mkdir -p "$AIRFLOW__CORE__DAGS_FOLDER"
@@ -123,7 +125,7 @@ check_airflow() {
         -c "{\"ids_file\": \"$work/ids.txt\"}"
     expect_dag_run_ok "$venv" roomsync_backfill
     expect_stored "$venv" backfill
-    say "airflow: roomsync_sync and roomsync_backfill ran ok"
+    say "airflow: roomsync_sync and roomsync_backfill ran ok in $((SECONDS - began))s"
 }
 
 expect_dag_run_ok() {  # the newest run of DAG, as Airflow itself recorded it
@@ -137,7 +139,7 @@ sys.exit(0 if runs and all(run["state"] == "success" for run in runs) else f"run
 }
 
 check_dagster() {
-    local venv=$venvs/dagster
+    local venv=$venvs/dagster began=$SECONDS
     export DAGSTER_HOME=$work/dagster-home
     mkdir -p "$DAGSTER_HOME"
     export DATABASE_URL=sqlite:///$work/dagster-sync.db
@@ -152,7 +154,7 @@ check_dagster() {
     run_logged dagster-backfill "$venv/bin/dagster" job execute -f examples/dagster_job.py \
         -j roomsync_backfill_job -c "$work/backfill.yaml"
     expect_stored "$venv" backfill
-    say "dagster: roomsync_sync_job and roomsync_backfill_job ran ok"
+    say "dagster: roomsync_sync_job and roomsync_backfill_job ran ok in $((SECONDS - began))s"
 }
 
 started=$SECONDS
