@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__, logs
+from . import logs
 from .cli_types import OneLineGroup, confirm_or_refuse, option_type
 from .config import (
     DEFAULT_MAX_BODY_MIB,
@@ -213,8 +214,25 @@ def run_options(func: F) -> F:
     return func
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: the version and the schema revision it expects (read without Alembic)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .version import version_text
+
+    click.echo(version_text())
+    ctx.exit()
+
+
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="roomsync")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the schema revision it expects, and exit.",
+)
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
 
@@ -715,7 +733,12 @@ def db_current(database_url: str | None) -> None:
     click.echo(f"{revision or 'base'}{suffix}")
 
 
-@main.command(epilog=_epilog("roomsync demo --sessions 500", EXIT_SIMPLE))
+@main.command(
+    epilog=_epilog(
+        "roomsync demo --serve --port 8080",
+        EXIT_SIMPLE + "\n  (--serve: 0 after Ctrl-C or SIGTERM)",
+    )
+)
 @click.option(
     "--sessions",
     type=click.IntRange(1, 100_000),
@@ -729,14 +752,52 @@ def db_current(database_url: str | None) -> None:
     show_default=True,
     help="Where the demo writes (its own file, not DATABASE_URL).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then keep the stand-in API up on loopback and print the settings that point every "
+    "other command at it, until Ctrl-C or SIGTERM.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="With --serve: the loopback port (0: any free one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @log_options
 @handle_errors
-def demo(sessions: int, database_url: str, as_json: bool) -> None:
-    """Run the whole job against a local stand-in API: migrate, backfill, summarise."""
-    from .demo import run_demo
+def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool) -> None:
+    """Run the whole job against a local stand-in API: migrate, backfill, summarise.
 
-    result = run_demo(sessions, database_url)
+    With --serve the stand-in stays up afterwards, so that `check`, `sync`, `fetch`, `status`
+    and `report` can be tried by hand against it (it prints the four variables to export).
+    """
+    from .demo import StopSignals, demo_environment, run_demo, serving
+
+    if not serve:
+        if port:
+            raise click.UsageError("--port goes with --serve")
+        _print_demo(run_demo(sessions, database_url), as_json)
+        return
+    with serving(sessions, port) as api:
+        result = run_demo(sessions, database_url, api)
+        result["environment"] = demo_environment(api, database_url)
+        with StopSignals() as stop:
+            _print_demo(result, as_json)
+            if not as_json:
+                click.echo("")
+                click.echo("The stand-in API stays up until Ctrl-C. In another shell:")
+                for name, value in result["environment"].items():
+                    click.echo(f"  export {name}={shlex.quote(value)}")
+                click.echo("  roomsync check && roomsync sync && roomsync report --by status")
+            sys.stdout.flush()
+            stopped_by = stop.wait()
+    log.info("stand-in API stopped (%s)", stopped_by)
+
+
+def _print_demo(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -821,3 +882,39 @@ def report(
         _write_report(render_html(rows, by, since, until), output)
     else:
         _write_report(render_text(rows, fmt, by), output)
+
+
+@main.command(
+    epilog=_epilog(
+        "roomsync deploy systemd --output /opt/roomsync/cron",
+        "  0    printed or written\n  2    usage error, or a file is there already (--force)",
+    )
+)
+@click.argument("kind", type=click.Choice(["systemd", "cron", "kubernetes"]))
+@click.option(
+    "-o",
+    "--output",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write the files into DIR (made if missing) instead of printing them.",
+)
+@click.option("--force", is_flag=True, help="Replace files already in DIR.")
+@log_options
+@handle_errors
+def deploy(kind: str, output: str | None, force: bool) -> None:
+    """Print (or write into DIR) the deployment files for systemd, cron or Kubernetes.
+
+    They ship inside roomsync, so a pipx or container install has them. The files name this
+    roomsync's executable, and, written with --output, DIR as the cron wrapper's place
+    (/opt/roomsync/cron when printed).
+    """
+    from pathlib import Path
+
+    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
+
+    if output is None:
+        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
+        return
+    directory = Path(output).absolute()
+    for path in write(deploy_files(kind, str(directory)), directory, force):
+        click.echo(str(path))
