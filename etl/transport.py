@@ -33,13 +33,30 @@ from typing import Any
 import h11
 import httpx
 
-MAX_HEAD_BYTES = 64 * 1024  # status line and headers (h11's and httpcore's default is 16 KiB)
+MAX_HEAD_BYTES = 100 * 1024  # status line and headers: httpcore's limit, so both refuse alike
 READ_BUFFER_HIGH = 1 << 20  # stop reading the socket while this much waits unread
 ONE_READ_DEFAULT = 8 << 20  # Content-Length bodies up to this size come in one piece
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})  # sent again when a kept-alive connection
+# turns out to have been closed by the server before it answered anything
+
+
 class _ReadTimeoutSignal(Exception):
     """A read or write waited longer than its timeout (mapped by the caller)."""
+
+
+class _Disconnected(Exception):
+    """The server closed the connection without a byte of response: a RemoteProtocolError,
+    unless a stale kept-alive connection explains it."""
+
+
+DISCONNECTED = "Server disconnected without sending a response."  # httpcore's words
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection was closed (or reset) by the server before it answered: the
+    request is sent once more, on a new connection."""
 
 
 class _Connection(asyncio.Protocol):
@@ -53,6 +70,8 @@ class _Connection(asyncio.Protocol):
         self._paused_reading = False
         self._drain: asyncio.Future[None] | None = None
         self.eof = False
+        self.received = False  # any byte since the last request was written
+        self.taken = 0  # bytes read since the last request was written
         self.lost = False
         self.error: BaseException | None = None
 
@@ -62,6 +81,7 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         self._buffer += data
         if len(self._buffer) > READ_BUFFER_HIGH and not self._paused_reading and self.transport:
             self._paused_reading = True
@@ -115,6 +135,7 @@ class _Connection(asyncio.Protocol):
                 return b""
         data = bytes(self._buffer)
         self._buffer.clear()
+        self.taken += len(data)
         if self._paused_reading and self.transport is not None:
             self._paused_reading = False
             self.transport.resume_reading()
@@ -139,6 +160,8 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None or self.lost or transport.is_closing():
             raise ConnectionResetError("the connection is closed")
+        self.received = False
+        self.taken = 0
         transport.write(data)
         drain = self._drain
         if drain is not None and not drain.done():
@@ -194,7 +217,11 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._lock.acquire()
         try:
-            response = await self._send(request)
+            try:
+                response = await self._send(request)
+            except _StaleConnection:
+                self._drop()
+                response = await self._send(request)  # a new connection: not stale again
         except BaseException:
             self._drop()
             self._lock.release()
@@ -205,9 +232,18 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         timeouts = _timeouts(request)
+        previous = self._conn
         conn, parser = await self._connection(request, timeouts.get("connect"))
-        await self._write_request(conn, parser, request, timeouts.get("write"))
-        event = await self._read_head(conn, parser, timeouts.get("read"))
+        reused = conn is previous
+        try:
+            await self._write_request(conn, parser, request, timeouts.get("write"))
+            event = await self._read_head(conn, parser, timeouts.get("read"))
+        except (_Disconnected, httpx.ReadError, httpx.WriteError) as exc:
+            if reused and not conn.received and request.method in IDEMPOTENT:
+                raise _StaleConnection() from None
+            if isinstance(exc, _Disconnected):
+                raise httpx.RemoteProtocolError(DISCONNECTED) from None
+            raise
         return httpx.Response(
             status_code=event.status_code,
             headers=event.headers.raw_items(),
@@ -317,11 +353,17 @@ class Http11Transport(httpx.AsyncBaseTransport):
         while True:
             event = await _next_event(conn, parser, timeout)
             if isinstance(event, h11.Response):
+                if conn.taken > self._max_head:  # h11 bounds only a head still incomplete
+                    head_size = conn.taken - len(parser.trailing_data[0])
+                    if head_size > self._max_head:
+                        raise httpx.RemoteProtocolError(
+                            f"the response head is larger than {self._max_head} bytes"
+                        )
                 return event
             if isinstance(event, h11.InformationalResponse):
                 continue  # 100 Continue, 103 Early Hints: the answer is still to come
             if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
-                raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+                raise httpx.RemoteProtocolError(DISCONNECTED)
             raise httpx.RemoteProtocolError(f"unexpected {type(event).__name__} before a response")
 
     # --- after the response
@@ -343,7 +385,13 @@ class Http11Transport(httpx.AsyncBaseTransport):
 
 
 def _may_reuse(parser: h11.Connection) -> bool:
-    return parser.our_state is h11.DONE and parser.their_state is h11.DONE
+    """Both messages complete and nothing after the response: bytes past its end mean the
+    server framed it wrongly (a Content-Length shorter than what it sent)."""
+    return (
+        parser.our_state is h11.DONE
+        and parser.their_state is h11.DONE
+        and not parser.trailing_data[0]
+    )
 
 
 async def _request_body(request: httpx.Request) -> AsyncIterator[bytes]:
@@ -366,6 +414,8 @@ async def _next_event(conn: _Connection, parser: h11.Connection, timeout: float 
             if event is not h11.NEED_DATA:
                 return event
             data = await conn.read(timeout)
+            if not data and parser.their_state is h11.SEND_RESPONSE:
+                raise _Disconnected()
             parser.receive_data(data)  # b"" tells h11 the peer closed
     except h11.RemoteProtocolError as exc:
         raise httpx.RemoteProtocolError(str(exc)) from exc
