@@ -213,6 +213,10 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._origin: tuple[bytes, bytes, int] | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        # The request headers as h11 validated them last time: a client sends the same ones
+        # with every request, so they are checked once, not per request.
+        self._headers_raw: list[tuple[bytes, bytes]] | None = None
+        self._headers_checked: Any = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._lock.acquire()
@@ -320,13 +324,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         timeout: float | None,
     ) -> None:
         try:
-            head = parser.send(
-                h11.Request(
-                    method=request.method,
-                    target=request.url.raw_path,
-                    headers=request.headers.raw,
-                )
-            )
+            head = parser.send(self._request_event(request))
             assert head is not None
             headers = request.headers
             if "content-length" in headers or "transfer-encoding" in headers:
@@ -346,6 +344,16 @@ class Http11Transport(httpx.AsyncBaseTransport):
             raise httpx.WriteTimeout("timed out", request=request) from None
         except OSError as exc:
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
+
+    def _request_event(self, request: httpx.Request) -> h11.Request:
+        """h11's Request event; headers equal to the last request's are not validated again
+        (h11 takes its own validated Headers as they are). The target is always checked."""
+        raw = request.headers.raw
+        headers = self._headers_checked if raw == self._headers_raw else raw
+        event = h11.Request(method=request.method, target=request.url.raw_path, headers=headers)
+        if headers is raw:
+            self._headers_raw, self._headers_checked = list(raw), event.headers
+        return event
 
     async def _read_head(
         self, conn: _Connection, parser: h11.Connection, timeout: float | None

@@ -790,3 +790,21 @@ def test_silent_server_through_the_client_is_transient(kind: str, server: Script
     server.queue(once(b"", then="hold"))
     with pytest.raises(TransientError):
         _client_get(kind, server, timeout=0.3)
+
+
+def test_a_header_with_a_line_break_is_never_sent(kind: str, server: ScriptServer) -> None:
+    """Headers are validated whenever they change (the lean transport reuses the last check
+    only for headers equal to the last request's): no request splitting."""
+
+    async def go() -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            for value in ("fine", "bad\r\nX-Injected: 1", "fine"):
+                try:
+                    reply = await client.get(server.url, headers={"X-Value": value})
+                    outcomes.append((reply.status_code, reply.content))
+                except httpx.TransportError as exc:
+                    outcomes.append(type(exc))
+        return outcomes
+
+    assert asyncio.run(go()) == [OK, httpx.LocalProtocolError, OK]
