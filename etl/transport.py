@@ -157,11 +157,11 @@ class _Connection(asyncio.Protocol):
                 timer.cancel()
 
     async def write(self, data: bytes, timeout: float | None) -> None:
+        self.received = False  # what comes from now on answers this request
+        self.taken = 0
         transport = self.transport
         if transport is None or self.lost or transport.is_closing():
             raise ConnectionResetError("the connection is closed")
-        self.received = False
-        self.taken = 0
         transport.write(data)
         drain = self._drain
         if drain is not None and not drain.done():
