@@ -14,7 +14,8 @@ What it keeps from httpx's transport, on purpose:
 - failures as httpx's exception types (ConnectError, ReadError, WriteError,
   RemoteProtocolError...), which the client's retry and unreachable rules key on;
 - a kept-alive connection that the server closed while idle is noticed before it is reused
-  (httpcore checks the same, `has_expired`) and replaced by a new one;
+  (httpcore checks the same, `has_expired`) and replaced by a new one; one dropped as the
+  request reaches it is an error, as there (the client's retry policy decides, and counts it);
 - TLS through the SSLContext it is given (certificate and host name checked).
 
 It does not read proxy variables: a run whose space goes through a proxy keeps httpx's own
@@ -38,25 +39,11 @@ READ_BUFFER_HIGH = 1 << 20  # stop reading the socket while this much waits unre
 ONE_READ_DEFAULT = 8 << 20  # Content-Length bodies up to this size come in one piece
 
 
-IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})  # sent again when a kept-alive connection
-# turns out to have been closed by the server before it answered anything
-
-
 class _ReadTimeoutSignal(Exception):
     """A read or write waited longer than its timeout (mapped by the caller)."""
 
 
-class _Disconnected(Exception):
-    """The server closed the connection without a byte of response: a RemoteProtocolError,
-    unless a stale kept-alive connection explains it."""
-
-
 DISCONNECTED = "Server disconnected without sending a response."  # httpcore's words
-
-
-class _StaleConnection(Exception):
-    """A kept-alive connection was closed (or reset) by the server before it answered: the
-    request is sent once more, on a new connection."""
 
 
 class _Connection(asyncio.Protocol):
@@ -70,7 +57,6 @@ class _Connection(asyncio.Protocol):
         self._paused_reading = False
         self._drain: asyncio.Future[None] | None = None
         self.eof = False
-        self.received = False  # any byte since the last request was written
         self.taken = 0  # bytes read since the last request was written
         self.lost = False
         self.error: BaseException | None = None
@@ -81,7 +67,6 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.received = True
         self._buffer += data
         if len(self._buffer) > READ_BUFFER_HIGH and not self._paused_reading and self.transport:
             self._paused_reading = True
@@ -157,8 +142,7 @@ class _Connection(asyncio.Protocol):
                 timer.cancel()
 
     async def write(self, data: bytes, timeout: float | None) -> None:
-        self.received = False  # what comes from now on answers this request
-        self.taken = 0
+        self.taken = 0  # what comes from now on answers this request
         transport = self.transport
         if transport is None or self.lost or transport.is_closing():
             raise ConnectionResetError("the connection is closed")
@@ -221,11 +205,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         await self._lock.acquire()
         try:
-            try:
-                response = await self._send(request)
-            except _StaleConnection:
-                self._drop()
-                response = await self._send(request)  # a new connection: not stale again
+            response = await self._send(request)
         except BaseException:
             self._drop()
             self._lock.release()
@@ -236,18 +216,9 @@ class Http11Transport(httpx.AsyncBaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         timeouts = _timeouts(request)
-        previous = self._conn
         conn, parser = await self._connection(request, timeouts.get("connect"))
-        reused = conn is previous
-        try:
-            await self._write_request(conn, parser, request, timeouts.get("write"))
-            event = await self._read_head(conn, parser, timeouts.get("read"))
-        except (_Disconnected, httpx.ReadError, httpx.WriteError) as exc:
-            if reused and not conn.received and request.method in IDEMPOTENT:
-                raise _StaleConnection() from None
-            if isinstance(exc, _Disconnected):
-                raise httpx.RemoteProtocolError(DISCONNECTED) from None
-            raise
+        await self._write_request(conn, parser, request, timeouts.get("write"))
+        event = await self._read_head(conn, parser, timeouts.get("read"))
         return httpx.Response(
             status_code=event.status_code,
             headers=event.headers.raw_items(),
@@ -423,7 +394,7 @@ async def _next_event(conn: _Connection, parser: h11.Connection, timeout: float 
                 return event
             data = await conn.read(timeout)
             if not data and parser.their_state is h11.SEND_RESPONSE:
-                raise _Disconnected()
+                raise httpx.RemoteProtocolError(DISCONNECTED)
             parser.receive_data(data)  # b"" tells h11 the peer closed
     except h11.RemoteProtocolError as exc:
         raise httpx.RemoteProtocolError(str(exc)) from exc
