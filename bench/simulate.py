@@ -20,7 +20,7 @@ report, so not wrong, but not exact either).
 After the day: a backfill of ids the table holds exactly (`roomsync backfill FILE`, in process),
 and a `backfill --via-list` of ids into an empty database, each with its requests per id.
 
-    python bench/simulate.py                          # the README's scenarios (~5 minutes)
+    python bench/simulate.py                          # docs/performance.md's scenarios
     python bench/simulate.py --history 20000 --max-hours 12 --runs 144 -v
 
 The code under test is whatever `etl` imports: run it with PYTHONPATH pointing at another
@@ -51,9 +51,9 @@ from click.testing import CliRunner
 import etl
 from etl.cli import main as cli_main
 from etl.config import Settings
-from etl.db import make_engine, upgrade
 from etl.fake_api import FakeSignalWire, generate_sessions
 from etl.fake_api.faults import Response, _json_bytes
+from etl.storage.migrate import upgrade
 
 PROJECT, TOKEN = "sim-project", "sim-token"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -280,13 +280,11 @@ def check_table(db: Path, account: Account) -> Check:
 
 
 def sync_once(settings: Settings, url: str) -> None:
+    from etl.storage import Store
     from etl.sync import run_sync
 
-    engine = make_engine(url)
-    try:
-        run_sync(settings, engine)
-    finally:
-        engine.dispose()
+    with Store.open(url) as store:
+        run_sync(settings, store)
 
 
 def backfill(account: Account, url: str, ids: list[str], tmp: Path, *extra: str) -> int:

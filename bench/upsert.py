@@ -1,4 +1,4 @@
-"""Pure upsert throughput: `etl.store.upsert_sessions` over pre-parsed rows, SQLite and PostgreSQL.
+"""Pure upsert throughput: `etl.storage.sessions.upsert_sessions` over parsed rows, both backends.
 
 Rows are generated and parsed before the clock starts; each batch is one call (one statement,
 one transaction). Three passes over the same rows in a fresh database: `insert` (empty table),
@@ -24,10 +24,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from etl.db import make_engine, upgrade  # noqa: E402
 from etl.fake_api import by_id_view, generate_sessions  # noqa: E402
 from etl.records import parse_session  # noqa: E402
-from etl.store import upsert_sessions  # noqa: E402
+from etl.storage.engines import make_engine  # noqa: E402
+from etl.storage.migrate import upgrade  # noqa: E402
+from etl.storage.sessions import upsert_sessions  # noqa: E402
 
 MAX_SECONDS_PER_PASS = 300.0
 

@@ -50,8 +50,8 @@ def settings_from_env(**overrides: Any) -> Settings:
 def upgrade(url: str | None = None) -> str:
     """Migrate the database (`url`, else DATABASE_URL, else the default SQLite file) to the
     newest schema, as `roomsync db upgrade` does; returns the revision it is at."""
-    from .db import current_revision
-    from .db import upgrade as upgrade_schema
+    from .storage import current_revision
+    from .storage import upgrade as upgrade_schema
 
     target = database_url({"database_url": url})
     upgrade_schema(target)
@@ -131,7 +131,7 @@ def sync(
     code 0) without doing anything."""
     from datetime import timedelta
 
-    from .db import open_engine
+    from .storage import Store
     from .sync import run_sync
 
     if not 1 <= page_size <= 1000 or overlap_hours < 0:
@@ -139,9 +139,9 @@ def sync(
 
         raise InputError("page_size must be 1 to 1000 and overlap_hours at least 0")
     settings = settings if settings is not None else settings_from_env()
-    with open_engine(settings.database_url) as engine:
+    with Store.open(settings.database_url) as store:
         result = run_sync(
-            settings, engine, full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size
+            settings, store, full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size
         )
     return _finish(result.to_dict(), result.exit_code, "sync", raise_on_failure)
 
@@ -155,16 +155,16 @@ def _backfill(
     refresh: bool,
     raise_on_failure: bool,
 ) -> dict[str, Any]:
-    from .db import open_engine
     from .pipeline import run_ids
+    from .storage import Store
 
     chosen = parse_shard(shard) if isinstance(shard, str) else shard
     settings = settings if settings is not None else settings_from_env()
-    with open_engine(settings.database_url) as engine:
+    with Store.open(settings.database_url) as store:
         summary = run_ids(
             ids,
             settings,
-            engine,
+            store,
             command="backfill",
             retry_failed=retry_failed,
             shard=chosen,

@@ -54,31 +54,20 @@ def settings_problems(
             base_url = resolve_base_url(str(values[ENV_SPACE]))
         except ConfigError as exc:
             problems.append(str(exc))
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from .storage import is_valid_url
 
-    try:
-        make_url(database_url(overrides, env))
-    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+    if not is_valid_url(database_url(overrides, env)):
         problems.append("DATABASE_URL is not a valid SQLAlchemy URL")
     return problems, base_url
 
 
 def check_database(url: str) -> Check:
     """Reachable (opened read-only: a missing SQLite file is not created) and at head."""
-    from alembic.runtime.migration import MigrationContext
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .db import database_error, head_revision
-    from .readonly import open_read_only
+    from .storage import Store, head_revision
 
     try:
-        with open_read_only(url) as engine:
-            try:
-                with engine.connect() as conn:
-                    revision = MigrationContext.configure(conn).get_current_revision()
-            except SQLAlchemyError as exc:
-                raise database_error(exc, url, "connecting to") from None
+        with Store.open(url, readonly=True, at_head=False) as store:
+            revision = store.revision()
     except RoomsyncError as exc:
         return Check("database", False, str(exc))
     head = head_revision()

@@ -249,15 +249,15 @@ def _run(ids: Iterable[str], options: dict[str, Any], command: str) -> None:
     via_list = bool(options.pop("via_list", False))
     shard = options.pop("shard", None)
 
-    def call(settings: Settings, engine: Any, how: dict[str, Any]) -> Any:
+    def call(settings: Settings, store: Any, how: dict[str, Any]) -> Any:
         if via_list:
             from .sync import run_via_list
 
-            return run_via_list(ids, settings, engine, refresh=refresh, **how)
+            return run_via_list(ids, settings, store, refresh=refresh, **how)
         return run_ids(
             ids,
             settings,
-            engine,
+            store,
             command=command,
             retry_failed=retry_failed,
             shard=shard,
@@ -273,13 +273,13 @@ def _run(ids: Iterable[str], options: dict[str, Any], command: str) -> None:
 def _run_command(
     command: str, options: dict[str, Any], call: Callable[[Settings, Any, dict[str, Any]], Any]
 ) -> tuple[Any, bool]:
-    """Settings, the engine, progress and the metrics file around one run of `command`.
+    """Settings, the store, progress and the metrics file around one run of `command`.
 
-    `call(settings, engine, how)` runs it, passing `how` (progress, signals, dry run, client
+    `call(settings, store, how)` runs it, passing `how` (progress, signals, dry run, client
     stats) on to the library. Returns its result and whether --json was asked for.
     """
-    from .db import open_engine
     from .signalwire import ClientStats
+    from .storage import Store
 
     dry_run = bool(options.pop("dry_run"))
     metrics_file = options.pop("metrics_file")
@@ -294,10 +294,10 @@ def _run_command(
     progress = _progress(every, as_json)
     stats = ClientStats()
     how = {"progress": progress, "handle_signals": True, "dry_run": dry_run, "stats": stats}
-    with open_engine(settings.database_url, dry_run=dry_run) as engine:
+    with Store.open(settings.database_url, dry_run=dry_run) as store:
         result: Any = None
         try:
-            result = call(settings, engine, how)
+            result = call(settings, store, how)
         finally:
             if progress is not None:
                 progress.close()
@@ -306,7 +306,7 @@ def _run_command(
                 skipped = bool(getattr(result, "skipped", False))
                 summary = getattr(result, "summary", result)
                 run_id = getattr(summary, "run_id", None)
-                _write_metrics(metrics_file, engine, command, run_id, None if skipped else stats)
+                _write_metrics(metrics_file, store, command, run_id, None if skipped else stats)
     return result, as_json
 
 
@@ -320,7 +320,7 @@ def _progress(every: float, as_json: bool) -> Any:
 
 
 def _write_metrics(
-    path: str, engine: Any, command: str, run_id: int | None, stats: Any | None
+    path: str, store: Any, command: str, run_id: int | None, stats: Any | None
 ) -> None:
     """Write the metrics file; a failure is logged, never hides how the run itself ended.
     `run_id` None: the run ended in an error before returning it (the ledger's newest run of
@@ -333,7 +333,7 @@ def _write_metrics(
             run_id=run_id, command=command, requests=dict(stats.requests), retries=stats.retries
         )
     try:
-        write_metrics(path, engine, traffic)
+        write_metrics(path, store, traffic)
     except RoomsyncError as exc:
         log.error("metrics file not written: %s", exc)
 
@@ -510,10 +510,10 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
 
     from .sync import run_sync
 
-    def call(settings: Settings, engine: Any, how: dict[str, Any]) -> Any:
+    def call(settings: Settings, store: Any, how: dict[str, Any]) -> Any:
         return run_sync(
             settings,
-            engine,
+            store,
             full=full,
             overlap=timedelta(hours=overlap),
             page_size=page_size,
@@ -558,12 +558,12 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     """
     from .config import database_url as resolve_url
     from .config import mask_url
-    from .readonly import open_read_only
-    from .status import read_status, render_text
+    from .status import render_text
+    from .storage import Store
 
     url = resolve_url({"database_url": database_url})
-    with open_read_only(url) as engine:
-        current = read_status(engine)
+    with Store.open(url, readonly=True, at_head=False) as store:  # read_status checks it
+        current = store.read_status()
     result = current.to_dict()
     healthy = True
     if max_age is not None:
@@ -655,7 +655,7 @@ def db() -> None:
 def _move_schema(move: Callable[[str, str], None], revision: str, url_option: str | None) -> None:
     """Run an Alembic move on the configured database and say where it ended."""
     from .config import database_url, mask_url
-    from .db import current_revision
+    from .storage import current_revision
 
     url = database_url({"database_url": url_option})
     move(url, revision)
@@ -669,7 +669,7 @@ def _move_schema(move: Callable[[str, str], None], revision: str, url_option: st
 @handle_errors
 def db_upgrade(revision: str, database_url: str | None) -> None:
     """Upgrade the schema to REVISION (default: head)."""
-    from .db import upgrade
+    from .storage import upgrade
 
     _move_schema(upgrade, revision, database_url)
 
@@ -685,7 +685,7 @@ def db_downgrade(revision: str, yes: bool, database_url: str | None) -> None:
 
     Downgrading drops tables or columns, and the data in them.
     """
-    from .db import downgrade
+    from .storage import downgrade
 
     confirm_or_refuse(
         yes,
@@ -702,7 +702,7 @@ def db_downgrade(revision: str, yes: bool, database_url: str | None) -> None:
 def db_current(database_url: str | None) -> None:
     """Print the schema revision the database is at (`base` when empty)."""
     from .config import database_url as resolve_url
-    from .db import current_revision, head_revision
+    from .storage import current_revision, head_revision
 
     revision = current_revision(resolve_url({"database_url": database_url}))
     suffix = " (head)" if revision == head_revision() else ""
@@ -798,8 +798,8 @@ def report(
     started. Sums cover the known values: a group with no known duration or cost shows none.
     """
     from .config import database_url as resolve_url
-    from .db import open_engine
-    from .report import check_range, render_text, report_rows
+    from .report import check_range, render_text
+    from .storage import Store
 
     try:
         check_range(since, until)
@@ -807,8 +807,8 @@ def report(
         raise click.UsageError(str(exc)) from None
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    with open_engine(resolve_url({"database_url": database_url}), readonly=True) as engine:
-        rows = report_rows(engine, by, since, until)
+    with Store.open(resolve_url({"database_url": database_url}), readonly=True) as store:
+        rows = store.report_rows(by, since, until)
     if fmt == "html":
         from .report_html import render_html
 

@@ -11,10 +11,9 @@ import uuid
 from typing import Any
 
 from .config import Settings, mask_url
-from .db import current_revision, make_engine, upgrade
 from .fake_api import FakeSignalWire, generate_sessions
 from .pipeline import Summary, run_ids
-from .report import report_rows
+from .storage import Store, current_revision, upgrade
 from .sync import run_sync
 
 DEMO_PROJECT = "demo-project"
@@ -37,13 +36,10 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
             database_url=database_url,
             backoff=0.2,
         )
-        engine = make_engine(database_url)
-        try:
-            backfill = run_ids([*ids, *unknown], settings, engine)
-            synced = run_sync(settings, engine)
-            totals = report_rows(engine, "status")
-        finally:
-            engine.dispose()
+        with Store.open(database_url, at_head=False) as store:  # just upgraded
+            backfill = run_ids([*ids, *unknown], settings, store)
+            synced = run_sync(settings, store)
+            totals = store.report_rows("status")
     sync_result = synced.to_dict()
     by_status = ", ".join(f"{t.group}: {t.sessions} ({t.minutes:,.0f} min)" for t in totals)
     lines = [

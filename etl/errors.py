@@ -36,6 +36,10 @@ class DatabaseError(RoomsyncError):
     exit_code = 3
 
 
+class LockLost(DatabaseError):
+    """The sync lock is no longer held: the run must stop before writing anything more."""
+
+
 class ApiError(RoomsyncError):
     """The API answered one id with an error that retrying will not fix (a 4xx other than 404)."""
 

@@ -19,11 +19,10 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy.engine import Engine
 
 from .errors import InputError
 from .outcomes import COUNTED, RunOutcome
-from .status import Status, read_status
+from .storage import Status, Store
 
 PREFIX = "roomsync_"
 
@@ -139,10 +138,10 @@ def build_registry(status: Status, traffic: Mapping[str, RunTraffic]) -> Collect
     return registry
 
 
-def write_metrics(path: str, engine: Engine, current: RunTraffic | None = None) -> None:
+def write_metrics(path: str, store: Store, current: RunTraffic | None = None) -> None:
     """Write the file at `path` for every command; `current` is the run that just ended."""
     traffic = previous_traffic(path)
-    status = read_status(engine)
+    status = store.read_status()
     if current is not None and current.command in status.runs:
         newest = status.runs[current.command].id
         if current.run_id is None or current.run_id == newest:

@@ -22,9 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.engine import Engine
-
-from . import backlog, ledger, logs
+from . import logs
 from .config import Settings
 from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
@@ -33,7 +31,7 @@ from .records import SessionRow, parse_session
 from .safe_text import visible
 from .shard import Shard, ShardIds
 from .signalwire import ClientStats, SignalWireClient
-from .store import write_batch
+from .storage import Store, chunked
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +121,7 @@ class Run:
     def __init__(
         self,
         settings: Settings,
-        engine: Engine,
+        store: Store,
         *,
         run_id: int | None = None,
         failed_at_start: Iterable[str] = (),
@@ -131,7 +129,7 @@ class Run:
         dry_run: bool = False,
     ) -> None:
         self.settings = settings
-        self.engine = engine
+        self.store = store
         self.run_id = run_id
         self.progress = progress
         self.dry_run = dry_run
@@ -294,8 +292,7 @@ class Run:
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
         result = await asyncio.to_thread(
-            write_batch,
-            self.engine,
+            self.store.write_batch,
             rows,
             datetime.now(UTC),
             failures=failures,
@@ -303,7 +300,6 @@ class Run:
             run_id=self.run_id,
             listed=listed,
             gone=gone,
-            url=self.settings.database_url,
             dry_run=self.dry_run,
         )
         for session_id, outcome in result.outcomes.items():
@@ -348,7 +344,7 @@ Body = Callable[[Run, SignalWireClient], Awaitable[None]]
 def execute(
     command: str,
     settings: Settings,
-    engine: Engine,
+    store: Store,
     body: Body,
     *,
     progress: Progress | None = None,
@@ -373,16 +369,16 @@ def execute(
     stats = ClientStats() if stats is None else stats
     if dry_run:
         run_id = None
-        failed_before = ledger.pending_failures(engine)
+        failed_before = store.pending_failures()
     else:
-        ledger.mark_dead_runs(engine)
-        failed_before = ledger.pending_failures(engine)
-        run_id = ledger.start_run(engine, command)
+        store.mark_dead_runs()
+        failed_before = store.pending_failures()
+        run_id = store.start_run(command)
     with logs.bind(command=command, **({"run_id": run_id} if run_id is not None else {})):
         return _execute(
             command,
             settings,
-            engine,
+            store,
             body,
             run_id,
             failed_before,
@@ -398,7 +394,7 @@ def execute(
 def _execute(
     command: str,
     settings: Settings,
-    engine: Engine,
+    store: Store,
     body: Body,
     run_id: int | None,
     failed_before: list[str],
@@ -411,7 +407,7 @@ def _execute(
 ) -> Summary:
     run = Run(
         settings,
-        engine,
+        store,
         run_id=run_id,
         failed_at_start=failed_before,
         progress=progress,
@@ -452,7 +448,7 @@ def _execute(
             raise
         interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
         outcome = RunOutcome.INTERRUPTED if interrupted else RunOutcome.ERROR
-        _record_end(engine, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
+        _record_end(store, run_id, outcome, run.summary, visible(str(exc)) or type(exc).__name__)
         raise
     run.summary.elapsed_s = time.monotonic() - started
     run.summary.take_stats(stats)
@@ -460,19 +456,17 @@ def _execute(
         return run.summary
     extra = finish(run) if finish is not None else {}
     error = visible("; ".join(run.summary.errors)) or None
-    ledger.finish_run(
-        engine, run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra
-    )
+    store.finish_run(run_id, run.summary.outcome, run.summary.to_dict(), error=error, **extra)
     return run.summary
 
 
 def _record_end(
-    engine: Engine, run_id: int, outcome: RunOutcome, summary: Summary, error: str
+    store: Store, run_id: int, outcome: RunOutcome, summary: Summary, error: str
 ) -> None:
     """Close the ledger row of a run ended by an error, if the database still lets us (a new
     connection often works when the one in use was lost); never hide the error that ended it."""
     try:
-        ledger.finish_run(engine, run_id, outcome, summary.to_dict(), error=error)
+        store.finish_run(run_id, outcome, summary.to_dict(), error=error)
     except RoomsyncError as exc:
         log.warning("could not record the end of run %s in the ledger: %s", run_id, exc)
 
@@ -482,8 +476,8 @@ def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
     them, short of a later update, which `--refresh` is for), looked up a chunk at a time so a
     streamed file stays streamed. Ids waiting in the failure ledger are always asked for."""
     retrying = run.retrying
-    for chunk in backlog.chunked(ids):
-        exact = backlog.exact_ids(run.engine, chunk) - retrying
+    for chunk in chunked(ids):
+        exact = run.store.exact_ids(chunk) - retrying
         run.skip(len(exact))
         yield from (session_id for session_id in chunk if session_id not in exact)
 
@@ -491,7 +485,7 @@ def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
 def run_ids(
     ids: Iterable[str],
     settings: Settings,
-    engine: Engine,
+    store: Store,
     *,
     command: str = "backfill",
     retry_failed: bool = False,
@@ -519,7 +513,7 @@ def run_ids(
     return execute(
         command,
         settings,
-        engine,
+        store,
         body,
         progress=progress,
         handle_signals=handle_signals,

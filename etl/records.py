@@ -267,3 +267,13 @@ def _unstorable_text(text: str) -> str | None:
         except UnicodeEncodeError:
             return "a lone UTF-16 surrogate, which is not a character and has no UTF-8 form"
     return None
+
+
+# The field checkers under public names, for the parsers of the other bodies (etl/bill_records.py):
+# each returns the value as it is stored, or raises TypeError naming what was expected.
+check_string = _check_string
+check_integer = _check_integer
+check_number = _check_number
+check_boolean = _check_boolean
+check_timestamp = _check_timestamp
+check_uuid = _check_uuid

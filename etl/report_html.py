@@ -14,7 +14,8 @@ from datetime import date, datetime
 from html import escape
 
 from .config import TIME_GROUPINGS
-from .report import TABLE_HEADINGS, ReportRow, table_cells, total_row
+from .report import TABLE_HEADINGS, table_cells, total_row
+from .storage import ReportRow
 
 CHART_WIDTH = 960
 CHART_HEIGHT = 380

@@ -12,9 +12,9 @@ is the precise one. One run:
    otherwise the walk goes on to the end.
 3. By id, only what no walk could settle: failed ids, live rows no walk returned, and rows
    waiting for their cost that the walk passed without seeing. A stored session answering 404
-   is marked `deleted_at` (etl.store) and is never asked for again by a sync.
+   is marked `deleted_at` (etl.storage.sessions) and is never asked for again by a sync.
 
-Only one sync runs at a time (etl.lock); another that finds the lock taken does nothing.
+Only one sync runs at a time (etl.storage.lock); another that finds the lock taken does nothing.
 """
 
 from __future__ import annotations
@@ -28,16 +28,12 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from . import backlog, ledger
-from .backlog import OpenRow
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
-from .lock import held_lock, no_lock
 from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import ClientStats, SignalWireClient
+from .storage import OpenRow, Store, no_lock
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +205,7 @@ def _pages(sessions: int, page_size: int) -> int:
 
 
 def plan_walk(
-    engine: Engine,
+    store: Store,
     open_rows: Sequence[OpenRow],
     previous: datetime | None,
     overlap: timedelta,
@@ -241,10 +237,10 @@ def plan_walk(
     if not old_live:
         return Plan(stop_before=stop_before)
     oldest = min(row.created_at for row in old_live)
-    walk_to_stop = _pages(backlog.count_since(engine, stop_before), page_size)
+    walk_to_stop = _pages(store.count_since(stop_before), page_size)
     costs = {
-        Probe.WALK: _pages(backlog.count_since(engine, oldest), page_size),
-        Probe.FILTER: walk_to_stop + _pages(backlog.live_count(engine), page_size),
+        Probe.WALK: _pages(store.count_since(oldest), page_size),
+        Probe.FILTER: walk_to_stop + _pages(store.live_count(), page_size),
         Probe.BY_ID: walk_to_stop + len(old_live),
     }
     probe = min(costs, key=lambda p: (costs[p], list(Probe).index(p)))
@@ -277,9 +273,7 @@ async def _probe(
     if plan.probe == Probe.BY_ID:
         await run.fetch_ids(client, [row.id for row in old_live])
         probed = {row.id for row in old_live}
-        completed = [
-            row for row in backlog.open_rows(run.engine) if not row.live and row.id in probed
-        ]
+        completed = [row for row in run.store.open_rows() if not row.live and row.id in probed]
         if completed:
             listing.reach_back_to(completed[0].created_at)
         return 0
@@ -311,7 +305,7 @@ def _passed(listing: Listing, created_at: datetime) -> bool:
 
 def run_sync(
     settings: Settings,
-    engine: Engine,
+    store: Store,
     *,
     full: bool = False,
     overlap: timedelta = DEFAULT_OVERLAP,
@@ -327,13 +321,13 @@ def run_sync(
     A dry run writes nothing (see `execute`) and takes no lock: holding it would make the real
     sync that cron starts meanwhile skip, and a run that writes nothing cannot clash with one.
     """
-    with no_lock() if dry_run else held_lock(engine) as lock_check:
+    with no_lock() if dry_run else store.held_lock() as lock_check:
         if lock_check is None:
             return SyncResult(skipped=True)
         if not dry_run:
-            ledger.mark_dead_runs(engine, all_of_command="sync")
+            store.mark_dead_runs(all_of_command="sync")
         not_after = (now or datetime.now(UTC)) + CLOCK_SKEW
-        previous = ledger.last_watermark(engine)
+        previous = store.last_watermark()
         if previous is not None:
             previous = min(previous, not_after)  # one recorded by a version without the bound
         try:
@@ -347,8 +341,8 @@ def run_sync(
             if progress is not None:
                 progress.start(None)  # the list's length is unknown until it is walked
             run.track_fetched = True
-            open_rows = backlog.open_rows(engine)
-            plan = plan_walk(engine, open_rows, previous, overlap, page_size, full)
+            open_rows = store.open_rows()
+            plan = plan_walk(store, open_rows, previous, overlap, page_size, full)
             listing.stop_before = plan.stop_before
             result.probe = plan.probe
             taken: set[str] = set()
@@ -371,7 +365,7 @@ def run_sync(
         result.summary = execute(
             "sync",
             settings,
-            engine,
+            store,
             body,
             handle_signals=handle_signals,
             finish=finish,
@@ -386,7 +380,7 @@ def run_sync(
 def run_via_list(
     ids: Iterable[str],
     settings: Settings,
-    engine: Engine,
+    store: Store,
     *,
     refresh: bool = False,
     page_size: int = MAX_PAGE_SIZE,
@@ -415,7 +409,7 @@ def run_via_list(
     return execute(
         "backfill",
         settings,
-        engine,
+        store,
         body,
         progress=progress,
         handle_signals=handle_signals,

@@ -8,8 +8,8 @@ from logging.config import fileConfig
 from alembic import context
 
 from etl.config import database_url
-from etl.db import make_migration_engine
-from etl.schema import metadata
+from etl.storage.engines import make_migration_engine
+from etl.storage.schema import metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -18,8 +18,9 @@ from pgserver import PgServer, PostgresUnavailable, start_pg_server
 from sqlalchemy.engine import Engine
 
 from etl.config import Settings
-from etl.db import make_engine, upgrade
 from etl.fake_api import FakeSignalWire, generate_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import upgrade
 
 PROJECT = "test-project"
 TOKEN = "tok-3f9a1c7e5b2d4086"  # distinctive, so tests can grep output for it

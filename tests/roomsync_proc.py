@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from conftest import PROJECT, TOKEN
 from sqlalchemy.engine import Engine
 
-from etl.schema import room_sessions, sync_failures, sync_relist, sync_runs
+from etl.storage.schema import room_sessions, sync_failures, sync_relist, sync_runs
 
 ADDRESS_SPACE_LIMIT = 3 << 30  # a safety net only: far above what a bounded run needs
 

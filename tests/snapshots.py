@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from etl.db import make_engine
+from etl.storage.engines import make_engine
 
 TABLES = ("room_sessions", "sync_runs", "sync_failures", "sync_relist", "alembic_version")
 

@@ -10,10 +10,11 @@ import sqlalchemy as sa
 from conftest import PROJECT, TOKEN, make_settings
 
 from etl import api as roomsync
-from etl.db import head_revision, make_engine
 from etl.errors import AuthError, ConfigError, DatabaseError, InputError, RunFailed
 from etl.fake_api import FakeSignalWire
-from etl.schema import room_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import head_revision
+from etl.storage.schema import room_sessions
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -64,7 +65,7 @@ def test_failed_ids_are_counted_or_raised(migrated_url: str, api: FakeSignalWire
 
 
 def test_sync_then_a_skipped_sync_under_the_lock(migrated_url: str, api: FakeSignalWire) -> None:
-    from etl.lock import run_lock
+    from etl.storage.lock import run_lock
 
     settings = make_settings(api, migrated_url)
     result = roomsync.sync(settings)

@@ -65,7 +65,7 @@ def test_malformed_space_and_refused_token(cli_env: dict[str, str]) -> None:
 
 
 def test_unmigrated_database_is_reported(cli_env: dict[str, str], migrated_url: str) -> None:
-    from etl.db import downgrade
+    from etl.storage.migrate import downgrade
 
     downgrade(migrated_url, "0003")
     result = invoke(["check", "--json"], cli_env)

@@ -16,9 +16,9 @@ from sqlalchemy.engine import make_url
 
 from etl import __version__
 from etl.cli import main
-from etl.db import make_engine
 from etl.fake_api import FakeSignalWire
-from etl.schema import room_sessions
+from etl.storage.engines import make_engine
+from etl.storage.schema import room_sessions
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000b"
 
@@ -179,7 +179,7 @@ def test_plain_http_to_a_remote_host_is_refused(cli_env: dict[str, str], session
 def test_unmigrated_database_is_exit_3(
     cli_env: dict[str, str], sessions: list[dict], migrated_url: str
 ) -> None:
-    from etl.db import downgrade
+    from etl.storage.migrate import downgrade
 
     downgrade(migrated_url, "base")
     result = invoke(["fetch", sessions[0]["id"]], cli_env)

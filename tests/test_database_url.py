@@ -14,8 +14,8 @@ from pgserver import PgServer
 
 from etl.cli import main
 from etl.config import database_url, normalize_database_url
-from etl.db import current_revision, head_revision
 from etl.fake_api import FakeSignalWire
+from etl.storage.migrate import current_revision, head_revision
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from etl.cli import main
-from etl.db import make_engine
+from etl.storage.engines import make_engine
 
 
 def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from etl.cli import main
 from etl.fake_api import FakeSignalWire
-from etl.lock import run_lock
+from etl.storage.lock import run_lock
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000d"
 

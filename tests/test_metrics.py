@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from etl.cli import main
 from etl.fake_api import FakeSignalWire
 from etl.outcomes import COUNTED, RunOutcome
-from etl.schema import sync_runs
+from etl.storage.schema import sync_runs
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -112,7 +112,7 @@ def test_unwritable_place_is_refused_before_any_request(
 def test_a_skipped_sync_rewrites_the_file_from_the_ledger_alone(
     cli_env: dict[str, str], engine: Engine, tmp_path: Path
 ) -> None:
-    from etl.lock import run_lock
+    from etl.storage.lock import run_lock
 
     path = tmp_path / "roomsync.prom"
     assert invoke(["sync", "--metrics-file", str(path)], cli_env).exit_code == 0

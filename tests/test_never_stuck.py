@@ -44,8 +44,9 @@ from roomsync_proc import (
 )
 from sqlalchemy.engine import Engine
 
-from etl.db import make_engine, upgrade
 from etl.fake_api import generate_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import upgrade
 
 # A "control" case (same steps, a benign answer) passes with or without issue 9's fixes, so
 # the tests' own machinery is known to work; the "hostile" case is the class itself.

@@ -23,8 +23,8 @@ from roomsync_proc import (
 )
 from sqlalchemy.engine import Engine
 
-from etl.db import head_revision, upgrade
 from etl.fake_api import generate_sessions
+from etl.storage.migrate import head_revision, upgrade
 
 FAST = ["--retries", "2", "--backoff", "0.01", "--json"]
 
@@ -37,7 +37,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def sqlite_engine(url: str) -> Engine:
-    from etl.db import make_engine
+    from etl.storage.engines import make_engine
 
     return make_engine(url)
 
@@ -232,7 +232,7 @@ def test_sqlite_db_upgrade_is_atomic_per_migration(tmp_path: Path) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
-    from etl.db import ROOT
+    from etl.storage.migrate import ROOT
 
     config = Config(str(ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(ROOT / "migrations"))
@@ -291,7 +291,7 @@ def test_a_database_lost_mid_run_is_exit_3_and_the_ledger_says_why_when_it_can(
         pytest.skip("needs a database server whose connections can be cut")
     import sqlalchemy as sa
 
-    from etl.db import make_engine
+    from etl.storage.engines import make_engine
 
     sessions = generate_sessions(40, seed=115)
     hostile_api.set_sessions(sessions)

@@ -14,7 +14,8 @@ from etl.config import Settings
 from etl.errors import AuthError
 from etl.fake_api import FakeSignalWire
 from etl.pipeline import run_ids
-from etl.schema import room_sessions
+from etl.storage import Store
+from etl.storage.schema import room_sessions
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000a"
 
@@ -31,7 +32,7 @@ def test_every_outcome_is_counted(
     api.script(ids[0], "mismatch")
     api.script(ids[1], "badtypes")
     api.script(ids[2], "500", "reset")
-    summary = run_ids([*ids, UNKNOWN], settings, engine)
+    summary = run_ids([*ids, UNKNOWN], settings, Store(engine))
     assert summary.requested == len(ids) + 1
     assert summary.counts == {
         "inserted": len(ids) - 2,
@@ -52,9 +53,9 @@ def test_rerun_is_idempotent_and_retries_what_failed(
 ) -> None:
     ids = [s["id"] for s in sessions]
     api.script(ids[5], *["503"] * 5)
-    first = run_ids(ids, make_settings(api, settings.database_url, retries=2), engine)
+    first = run_ids(ids, make_settings(api, settings.database_url, retries=2), Store(engine))
     assert first.counts["failed"] == 1 and first.exit_code == 1
-    second = run_ids(ids, settings, engine)
+    second = run_ids(ids, settings, Store(engine))
     assert second.counts["inserted"] == 1 and second.counts["unchanged"] == len(ids) - 1
     assert second.exit_code == 0
     assert stored_ids(engine) == set(ids)
@@ -67,7 +68,7 @@ def test_in_flight_requests_never_exceed_concurrency(
         settings = make_settings(
             slow_api, migrated_url, project_id="p", api_token="t", concurrency=3, batch_size=7
         )
-        summary = run_ids([s["id"] for s in sessions], settings, engine)
+        summary = run_ids([s["id"] for s in sessions], settings, Store(engine))
     assert summary.counts["inserted"] == len(sessions)
     assert slow_api.max_in_flight == 3
 
@@ -79,7 +80,7 @@ def test_auth_failure_stops_the_run_and_keeps_what_was_stored(
     api.script(ids[10], "401")
     one_at_a_time = make_settings(api, settings.database_url, concurrency=1)
     with pytest.raises(AuthError):
-        run_ids(ids, one_at_a_time, engine)
+        run_ids(ids, one_at_a_time, Store(engine))
     assert stored_ids(engine) == set(ids[:10])
     assert api.total_requests == 11
 
@@ -98,7 +99,7 @@ def _fail_then_store(settings: Settings, engine: Engine, api: FakeSignalWire, **
         await run.fetch_ids(client, [session["id"]])  # fails, and is written to the ledger
         await run.add_rows([parse_session(session, session["id"])])
 
-    return execute("sync", dataclasses.replace(settings, retries=1), engine, body, **how)
+    return execute("sync", dataclasses.replace(settings, retries=1), Store(engine), body, **how)
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
@@ -117,9 +118,9 @@ def test_a_failure_counts_for_its_run_even_if_another_run_fails_the_same_id(
     same id while the first still runs must not erase the first run's failure."""
     from datetime import UTC, datetime
 
-    from etl import ledger
     from etl.pipeline import Run, execute
     from etl.signalwire import SignalWireClient
+    from etl.storage import ledger
 
     session_id = next(iter(api.sessions))
     api.script(session_id, "422")
@@ -130,6 +131,6 @@ def test_a_failure_counts_for_its_run_even_if_another_run_fails_the_same_id(
         with engine.begin() as conn:
             ledger.record_failures(conn, {session_id: "HTTP 422"}, other, datetime.now(UTC))
 
-    summary = execute("backfill", settings, engine, body)
+    summary = execute("backfill", settings, Store(engine), body)
     assert summary.counts["failed"] == 1 and summary.exit_code == 1
     assert summary.to_dict()["failed_ids"] == [session_id]

@@ -18,6 +18,7 @@ from etl.cli import main
 from etl.fake_api import FakeSignalWire
 from etl.pipeline import run_ids
 from etl.progress import ProgressLog, TerminalProgress
+from etl.storage import Store
 
 
 class FakeClock:
@@ -80,7 +81,12 @@ def test_a_run_logs_progress_on_an_injected_clock(
     caplog.set_level(logging.INFO, logger="etl.progress")
     api.script(sessions[3]["id"], "422")
     ids = [s["id"] for s in sessions[:10]]
-    run_ids(ids, make_settings(api, migrated_url), engine, progress=ProgressLog(60, FakeClock(25)))
+    run_ids(
+        ids,
+        make_settings(api, migrated_url),
+        Store(engine),
+        progress=ProgressLog(60, FakeClock(25)),
+    )
     lines = [r for r in caplog.records if r.name == "etl.progress"]
     assert lines, "25 s a tick and a 60 s interval: some lines"
     last = lines[-1]

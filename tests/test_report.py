@@ -23,18 +23,13 @@ from sqlalchemy.engine import Engine
 
 from etl.cli import main
 from etl.config import GROUPINGS
-from etl.db import downgrade, make_engine, upgrade
 from etl.fake_api import generate_sessions
 from etl.records import parse_session
-from etl.report import (
-    JSON_KEYS,
-    check_range,
-    display_width,
-    parse_bound,
-    render_table,
-    report_rows,
-)
-from etl.store import write_batch
+from etl.report import check_range, display_width, parse_bound, render_table
+from etl.storage.engines import make_engine
+from etl.storage.migrate import downgrade, upgrade
+from etl.storage.reporting import JSON_KEYS, report_rows
+from etl.storage.sessions import write_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 VIEWS = {"room_sessions_daily", "room_sessions_by_room", "room_sessions_by_status"}
@@ -618,7 +613,7 @@ def test_report_has_help_and_is_documented() -> None:
     assert result.exit_code == 0
     for option in ("--since", "--until", "--by", "--format", "--output", "--database-url"):
         assert option in result.stdout
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    reporting = readme[readme.index("## Reporting") :]
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    reporting = (docs / "reporting.md").read_text(encoding="utf-8")
     for name in (*VIEWS, "computed_duration_s", "roomsync report", "--format html -o"):
         assert name in reporting

@@ -24,12 +24,13 @@ import pytest
 from click.testing import CliRunner
 
 from etl.cli import main
-from etl.db import make_engine, upgrade
 from etl.fake_api import generate_sessions
 from etl.records import parse_session
-from etl.report import ReportRow
 from etl.report_html import BAR_COLOUR, PLOT_HEIGHT, render_html
-from etl.store import upsert_sessions
+from etl.storage.engines import make_engine
+from etl.storage.migrate import upgrade
+from etl.storage.reporting import ReportRow
+from etl.storage.sessions import upsert_sessions
 
 XSS = "<script>alert(1)</script>"
 CHROMIUM_TIMEOUT_S = 60

@@ -18,8 +18,8 @@ from click.testing import CliRunner, Result
 from conftest import PROJECT, TOKEN
 
 from etl.cli import main
-from etl.db import current_revision, head_revision
 from etl.records import canonical_uuid
+from etl.storage.migrate import current_revision, head_revision
 
 SID = "51bcd77a-1751-4579-8e4d-c3a3578a60d8"
 

@@ -20,12 +20,13 @@ from conftest import PROJECT, TOKEN, env_for
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
-from etl.db import head_revision, make_engine, upgrade
 from etl.fake_api import FakeSignalWire, generate_sessions
-from etl.lock import run_lock
 from etl.records import parse_session
-from etl.schema import room_sessions, sync_runs
-from etl.store import upsert_sessions
+from etl.storage.engines import make_engine
+from etl.storage.lock import run_lock
+from etl.storage.migrate import head_revision, upgrade
+from etl.storage.schema import room_sessions, sync_runs
+from etl.storage.sessions import upsert_sessions
 
 
 def python_env(**extra: str) -> dict[str, str]:

@@ -25,10 +25,11 @@ from sqlalchemy.engine import Engine, make_url
 from etl.cli import main
 from etl.fake_api import generate_sessions
 from etl.records import parse_session
-from etl.report import COST_TOO_LARGE, render_csv, report_rows
+from etl.report import render_csv
 from etl.safe_text import visible
-from etl.schema import room_sessions, sync_failures, sync_runs
-from etl.store import write_batch
+from etl.storage.reporting import COST_TOO_LARGE, report_rows
+from etl.storage.schema import room_sessions, sync_failures, sync_runs
+from etl.storage.sessions import write_batch
 
 _BASE = generate_sessions(1, seed=13)[0]
 ESCAPES = "\x1b]0;owned\x07\x1b[2J\x1b]8;;http://evil.example/\x07click\x1b]8;;\x07\x9b31m\u202e"
@@ -86,7 +87,7 @@ def test_csv_cells_that_start_a_formula_are_neutralised(engine: Engine, migrated
 
 
 def test_csv_numbers_are_never_quoted() -> None:
-    from etl.report import ReportRow
+    from etl.storage.reporting import ReportRow
 
     row = ReportRow("-1", -3, 0, 0, -60, 1, -0.25)
     lines = render_csv([row]).splitlines()

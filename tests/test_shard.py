@@ -17,12 +17,12 @@ from click.testing import CliRunner
 from conftest import env_for
 
 from etl.cli import main
-from etl.db import make_engine
 from etl.errors import InputError
 from etl.fake_api import LIST_PATH, FakeSignalWire, by_id_view, generate_sessions
 from etl.records import parse_session
-from etl.schema import room_sessions
 from etl.shard import Shard, ShardIds, parse_shard
+from etl.storage.engines import make_engine
+from etl.storage.schema import room_sessions
 
 ROOMSYNC = Path(sys.executable).parent / "roomsync"
 

@@ -17,7 +17,7 @@ from conftest import PROJECT, TOKEN, env_for
 from sqlalchemy.engine import Engine
 
 from etl.fake_api import FakeSignalWire, generate_sessions
-from etl.schema import room_sessions, sync_runs
+from etl.storage.schema import room_sessions, sync_runs
 
 N_SESSIONS = 150
 

@@ -17,8 +17,9 @@ from sqlalchemy.engine import Engine
 from etl.cli import main
 from etl.fake_api import FakeSignalWire
 from etl.outcomes import RunOutcome
-from etl.schema import room_sessions, sync_failures, sync_relist, sync_runs
-from etl.status import parse_duration, read_status
+from etl.status import parse_duration
+from etl.storage.reporting import read_status
+from etl.storage.schema import room_sessions, sync_failures, sync_relist, sync_runs
 
 
 def invoke(args: list[str], env: dict[str, str]) -> Result:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine
 
 from etl.cli import main
 from etl.fake_api import FakeSignalWire, generate_sessions
-from etl.lock import run_lock
-from etl.schema import room_sessions, sync_failures, sync_runs
+from etl.storage.lock import run_lock
+from etl.storage.schema import room_sessions, sync_failures, sync_runs
 
 LIST_PATH = "/api/video/room_sessions"
 

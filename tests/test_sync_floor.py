@@ -18,10 +18,11 @@ from conftest import PROJECT, TOKEN, env_for
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
-from etl.db import downgrade, make_engine, upgrade
 from etl.fake_api import FakeSignalWire, generate_sessions
-from etl.report import report_rows
-from etl.schema import room_sessions, sync_runs
+from etl.storage.engines import make_engine
+from etl.storage.migrate import downgrade, upgrade
+from etl.storage.reporting import report_rows
+from etl.storage.schema import room_sessions, sync_runs
 
 LIST_PATH = "/api/video/room_sessions"
 UNKNOWN = "00000000-0000-4000-8000-000000000000"

@@ -96,7 +96,7 @@ def test_installed_wheel_runs_every_command_from_an_empty_directory(
         [
             str(venv / "bin" / "python"),
             "-c",
-            "import etl, etl.db; print(etl.__file__); print(etl.db.migrations_dir())",
+            "import etl, etl.storage.migrate as m; print(etl.__file__); print(m.migrations_dir())",
         ],
         empty,
         env,

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .data import generate_sessions
+from .data import generate_account, generate_sessions
 from .state import FakeSignalWire
 
 # --------------------------------------------------------------------------- standalone
@@ -31,15 +31,22 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--ids-file", type=Path, help="write the generated ids here first")
     parser.add_argument("--absolute-links", action="store_true")
     parser.add_argument("--shuffle-list", action="store_true")
+    parser.add_argument(
+        "--bill",
+        action="store_true",
+        help="also serve members, recordings, rooms and video logs consistent with the sessions",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print base_url on one line, then serve until SIGTERM or SIGINT."""
     args = _parse_args(argv)
-    sessions = generate_sessions(args.sessions, seed=args.seed)
+    account = generate_account(args.sessions, seed=args.seed) if args.bill else None
+    sessions = generate_sessions(args.sessions, seed=args.seed) if account is None else []
     fake = FakeSignalWire(
         sessions,
+        account=account,
         project_id=args.project_id,
         token=args.token,
         latency=args.latency_ms / 1000,
@@ -53,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     with fake:
         if args.ids_file is not None:
-            args.ids_file.write_text("".join(f"{s['id']}\n" for s in sessions))
+            served = list(fake.sessions.values())
+            args.ids_file.write_text("".join(f"{s['id']}\n" for s in served))
         print(fake.base_url, flush=True)
         while not stopping.wait(0.2):
             pass

@@ -100,3 +100,16 @@ def fault_response(fault: Fault) -> Response:
 
 def _bad_types(view: dict[str, Any]) -> dict[str, Any]:
     return {**view, "duration": "long", "locked": "no", "fps": "fast"}
+
+
+# Fields a "badtypes" fault breaks in an item of each of the other kinds.
+BAD_FIELDS: dict[str, dict[str, Any]] = {
+    "members": {"duration": "long", "join_time": 5},
+    "recordings": {"size_in_bytes": "big", "duration": "long"},
+    "rooms": {"max_members": "many", "record_on_start": "no"},
+    "logs": {"charge": "free", "locked": "no"},
+}
+
+
+def bad_item(kind: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {**item, **BAD_FIELDS[kind]}

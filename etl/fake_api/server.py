@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, cast
 
-from .data import LIST_PATH
+from .data import LIST_PATH, LOGS_PATH, RECORDINGS_PATH, ROOMS_PATH, SESSION_CHILDREN
 from .faults import Response, error_response, fault_response
 
 if TYPE_CHECKING:
@@ -189,15 +189,28 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+COLLECTIONS = (ROOMS_PATH, RECORDINGS_PATH, LOGS_PATH)
+
+
 def _route(path: str) -> str | None:
-    """LIST_PATH for the list, the session id for get-by-id, None for anything else."""
-    if path == LIST_PATH:
-        return LIST_PATH
-    prefix = LIST_PATH + "/"
-    if path.startswith(prefix):
-        session_id = path[len(prefix) :]
-        if session_id and "/" not in session_id:
-            return session_id
+    """The key of a path the stand-in serves (faults are scripted per key), None for others.
+
+    LIST_PATH for the session list, the session id for a session by id, and the path itself for
+    every other endpoint: a session's members and recordings, and rooms, recordings and logs,
+    listed or by id.
+    """
+    if path == LIST_PATH or path in COLLECTIONS:
+        return path
+    for base in (LIST_PATH, *COLLECTIONS):
+        prefix = base + "/"
+        if not path.startswith(prefix):
+            continue
+        parts = path[len(prefix) :].split("/")
+        if len(parts) == 1 and parts[0]:
+            return parts[0] if base == LIST_PATH else path
+        if base == LIST_PATH and len(parts) == 2 and parts[0] and parts[1] in SESSION_CHILDREN:
+            return path
+        return None
     return None
 
 
@@ -206,6 +219,7 @@ class ListQuery:
     page_size: int
     offset: int
     filters: tuple[tuple[str, str], ...]
+    carry: tuple[tuple[str, str], ...] = ()  # query parameters every page link repeats
 
 
 FILTERS: tuple[tuple[str, str], ...] = (

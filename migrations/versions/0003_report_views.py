@@ -1,6 +1,6 @@
 """Reporting views over room_sessions: per UTC day, per room, per status.
 
-Every view exposes the same measures (see README "Reporting"):
+Every view exposes the same measures (see docs/reporting.md):
 - `duration_s`: sum of the API's `duration` where known (NULL when none is known);
 - `computed_duration_s`: for completed sessions whose `duration` is null but whose start and end
   times are both set (end not before start), the sum of whole seconds between them; kept apart

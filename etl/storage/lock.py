@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error, describe_error
-from .errors import DatabaseError
+from ..errors import LockLost
+from .dberrors import describe_error, map_errors
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,6 @@ log = logging.getLogger(__name__)
 ADVISORY_KEY = 0x726F6F6D73796E63  # "roomsync"
 
 LockCheck = Callable[[], None]
-
-
-class LockLost(DatabaseError):
-    """The sync lock is no longer held: the run must stop before writing anything more."""
 
 
 @contextlib.contextmanager
@@ -110,12 +106,10 @@ class _AdvisoryLockCheck:
 
 @contextlib.contextmanager
 def _advisory_lock(engine: Engine) -> Iterator[tuple[bool, sa.Connection]]:
-    try:
+    with map_errors(engine.url, "locking"):
         conn = engine.connect()
         taken = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(ADVISORY_KEY))).scalar())
         conn.commit()
-    except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url, "locking") from None
     try:
         yield taken, conn
     finally:

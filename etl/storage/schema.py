@@ -138,3 +138,104 @@ sync_relist = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index("ix_sync_relist_created_at", "created_at"),
 )
+
+# --------------------------------------------------------------------------- the rest of the bill
+# (migration 0006; the fields of members-recordings-logs.md, the body in `raw`)
+
+
+def _synced_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("raw", json_document(), nullable=False),
+        sa.Column("first_synced_at", UTCDateTime(), nullable=False),
+        sa.Column("last_synced_at", UTCDateTime(), nullable=False),
+    ]
+
+
+# One row per attendance interval (a member item), never per person.
+room_session_members = sa.Table(
+    "room_session_members",
+    metadata,
+    sa.Column("id", uuid_text(), primary_key=True),
+    sa.Column("room_session_id", uuid_text(), nullable=False),
+    sa.Column("name", sa.Text(), nullable=True),
+    sa.Column("join_time", UTCDateTime(), nullable=True),
+    sa.Column("leave_time", UTCDateTime(), nullable=True),
+    sa.Column("duration", sa.Integer(), nullable=True),
+    sa.Column("cost_in_dollars", sa.Double(), nullable=True),
+    *_synced_columns(),
+    sa.Index("ix_room_session_members_room_session_id", "room_session_id"),
+    sa.Index("ix_room_session_members_join_time", "join_time"),
+)
+
+# No `uri` column: the temporary signed link is never stored (not in `raw` either).
+room_recordings = sa.Table(
+    "room_recordings",
+    metadata,
+    sa.Column("id", uuid_text(), primary_key=True),
+    sa.Column("room_session_id", uuid_text(), nullable=False),
+    sa.Column("status", sa.Text(), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Column("duration", sa.Integer(), nullable=True),
+    sa.Column("size_in_bytes", sa.BigInteger(), nullable=True),  # 64-bit: files over 2 GiB
+    sa.Column("format", sa.Text(), nullable=True),
+    sa.Column("cost_in_dollars", sa.Double(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    *_synced_columns(),
+    sa.Index("ix_room_recordings_room_session_id", "room_session_id"),
+    sa.Index("ix_room_recordings_created_at", "created_at"),
+)
+
+rooms = sa.Table(
+    "rooms",
+    metadata,
+    sa.Column("id", uuid_text(), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("display_name", sa.Text(), nullable=True),
+    sa.Column("description", sa.Text(), nullable=True),
+    sa.Column("max_members", sa.Integer(), nullable=True),
+    sa.Column("quality", sa.Text(), nullable=True),
+    sa.Column("fps", sa.Double(), nullable=True),
+    sa.Column("join_from", UTCDateTime(), nullable=True),
+    sa.Column("join_until", UTCDateTime(), nullable=True),
+    sa.Column("remove_at", UTCDateTime(), nullable=True),
+    sa.Column("remove_after_seconds_elapsed", sa.Integer(), nullable=True),
+    sa.Column("layout", sa.Text(), nullable=True),
+    sa.Column("record_on_start", sa.Boolean(), nullable=True),
+    sa.Column("tone_on_entry_and_exit", sa.Boolean(), nullable=True),
+    sa.Column("room_join_video_off", sa.Boolean(), nullable=True),
+    sa.Column("user_join_video_off", sa.Boolean(), nullable=True),
+    sa.Column("enable_room_previews", sa.Boolean(), nullable=True),
+    sa.Column("sync_audio_video", sa.Boolean(), nullable=True),
+    sa.Column("prioritize_handraise", sa.Boolean(), nullable=True),
+    sa.Column("meta", json_document(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    *_synced_columns(),
+    sa.Index("ix_rooms_name", "name"),  # sessions whose room_id is null match by name
+)
+
+# Entries of /api/video/logs. An entry first seen deleted has only id, created_at and
+# discarded_at, so every other typed column is nullable.
+video_charges = sa.Table(
+    "video_charges",
+    metadata,
+    sa.Column("id", uuid_text(), primary_key=True),
+    sa.Column("room_session_id", uuid_text(), nullable=True),  # parsed from `url`
+    sa.Column("source", sa.Text(), nullable=True),
+    sa.Column("type", sa.Text(), nullable=True),
+    sa.Column("url", sa.Text(), nullable=True),
+    sa.Column("room_name", sa.Text(), nullable=True),
+    sa.Column("status", sa.Text(), nullable=True),
+    sa.Column("locked", sa.Boolean(), nullable=True),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("ended_at", UTCDateTime(), nullable=True),
+    sa.Column("charge", sa.Double(), nullable=True),
+    sa.Column("charge_details", json_document(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("discarded_at", UTCDateTime(), nullable=True),  # set while the API says deleted
+    *_synced_columns(),
+    sa.Index("ix_video_charges_room_session_id", "room_session_id"),
+    sa.Index("ix_video_charges_created_at", "created_at"),
+)

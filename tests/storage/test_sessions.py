@@ -16,8 +16,8 @@ from etl.errors import DatabaseError
 from etl.fake_api import LIST_ONLY_FIELDS, by_id_view, generate_sessions
 from etl.outcomes import Outcome
 from etl.records import parse_session
-from etl.schema import room_sessions
-from etl.store import upsert_sessions
+from etl.storage.schema import room_sessions
+from etl.storage.sessions import upsert_sessions
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -153,8 +153,8 @@ def test_duplicate_ids_in_one_batch_keep_the_newest(engine: Engine) -> None:
 def test_rows_the_database_refuses_fail_alone_and_the_rest_is_written(engine: Engine) -> None:
     """A safety net behind etl.records' checks: whatever the database still refuses for what a
     row holds costs that row's id (into the failure ledger), never the batch."""
-    from etl.ledger import pending_failures, start_run
-    from etl.store import write_batch
+    from etl.storage.ledger import pending_failures, start_run
+    from etl.storage.sessions import write_batch
 
     payloads = generate_sessions(40, seed=12)
     upsert_sessions(engine, rows_of(payloads[:1]), NOW)
@@ -175,7 +175,7 @@ def test_rows_the_database_refuses_fail_alone_and_the_rest_is_written(engine: En
 
 
 def test_a_database_that_is_gone_is_a_database_error(tmp_path: Path) -> None:
-    from etl.db import make_engine
+    from etl.storage.engines import make_engine
 
     url = f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}"
     engine = make_engine(url)
@@ -221,7 +221,7 @@ def _writer(url: str, payloads: list[dict[str, Any]], rounds: int, seed: int) ->
     """One of two competing processes: upserts every version of every payload, shuffled."""
     import random
 
-    from etl.db import make_engine
+    from etl.storage.engines import make_engine
 
     engine = make_engine(url)
     rng = random.Random(seed)
@@ -258,8 +258,8 @@ def test_a_batch_of_many_failures_is_recorded_whole(engine: Engine) -> None:
     """More failures than one statement's parameters allow (PostgreSQL: 65,535)."""
     import uuid
 
-    from etl.ledger import pending_failures, start_run
-    from etl.store import write_batch
+    from etl.storage.ledger import pending_failures, start_run
+    from etl.storage.sessions import write_batch
 
     run_id = start_run(engine, "test")
     failures = {str(uuid.UUID(int=n + 1)): "HTTP 500" for n in range(17_000)}

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl import ledger
 from etl.outcomes import RunOutcome
-from etl.schema import sync_failures, sync_relist, sync_runs
+from etl.storage import ledger
+from etl.storage.schema import sync_failures, sync_relist, sync_runs
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 A = "00000000-0000-4000-8000-00000000000a"

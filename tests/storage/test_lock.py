@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from etl.lock import run_lock
+from etl.storage.lock import run_lock
 
 
 def test_the_lock_is_exclusive_and_released(engine: Engine) -> None:

@@ -11,18 +11,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from .db import read_rows
-from .records import FINAL_STATUSES
+from ..records import FINAL_STATUSES
 from .schema import room_sessions
-
-_CHUNK = 500
+from .sql import chunked, read_rows
 
 
 @dataclass(frozen=True)
@@ -73,22 +71,9 @@ def exact_ids(engine: Engine, session_ids: Sequence[str]) -> set[str]:
     """Those of `session_ids` stored final with their final cost (and not deleted)."""
     t = room_sessions
     found: set[str] = set()
-    for start in range(0, len(session_ids), _CHUNK):
-        chunk = session_ids[start : start + _CHUNK]
+    for chunk in chunked(session_ids):
         query = sa.select(t.c.id).where(
             t.c.id.in_(chunk), _is_final(), t.c.cost_final, t.c.deleted_at.is_(None)
         )
         found.update(str(row[0]) for row in read_rows(engine, query))
     return found
-
-
-def chunked(ids: Iterable[str], size: int = _CHUNK) -> Iterator[list[str]]:
-    """`ids` in lists of at most `size`, in order (so a streamed file stays streamed)."""
-    chunk: list[str] = []
-    for session_id in ids:
-        chunk.append(session_id)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

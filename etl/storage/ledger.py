@@ -4,7 +4,7 @@ sessions waiting in `sync_relist` to be listed again for their final cost.
 A run's row is written as `running` when it starts and completed when it ends; a run killed
 outright leaves it `running`, and the next run that can tell it is dead marks it `killed`.
 The failure and relist writes take the caller's connection: they belong to the transaction that
-writes the batch's rows (`etl.store.write_batch`), so a ledger entry never disagrees with a row.
+writes the batch's rows (`sessions.write_batch`), so a ledger entry never disagrees with a row.
 """
 
 from __future__ import annotations
@@ -12,35 +12,24 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from .db import database_error, insert_for, read_rows
-from .outcomes import COUNTED, RunOutcome
+from ..outcomes import COUNTED, RunOutcome
 from .schema import sync_failures, sync_relist, sync_runs
+from .sql import chunked, insert_for, read_rows, write
 
 COUNT_COLUMNS = ("requested", *COUNTED)
 ERROR_MAX_CHARS = 2000
 
 
-def _execute(engine: Engine, statement: Any) -> list[Any]:
-    """Run one write in its own transaction; return the rows it returns, if any."""
-    try:
-        with engine.begin() as conn:
-            result = conn.execute(statement)
-            return list(result.scalars()) if result.returns_rows else []
-    except SQLAlchemyError as exc:
-        raise database_error(exc, engine.url, "writing to") from None
-
-
 def start_run(engine: Engine, command: str) -> int:
     """Record a run as started and return its id."""
-    (run_id,) = _execute(
+    (run_id,) = write(
         engine,
         sa.insert(sync_runs)
         .values(
@@ -66,7 +55,7 @@ def finish_run(
     full_pass: bool | None = None,
 ) -> None:
     values: dict[str, Any] = {k: counts.get(k, 0) for k in COUNT_COLUMNS}
-    _execute(
+    write(
         engine,
         sa.update(sync_runs)
         .where(sync_runs.c.id == run_id)
@@ -111,7 +100,7 @@ def mark_dead_runs(engine: Engine, *, all_of_command: str | None = None) -> int:
         or (host == here and pid is not None and pid != os.getpid() and not _alive(pid))
     ]
     if dead:
-        _execute(
+        write(
             engine,
             sa.update(sync_runs)
             .where(sync_runs.c.id.in_(dead), sync_runs.c.outcome == RunOutcome.RUNNING)
@@ -148,15 +137,6 @@ def last_watermark(engine: Engine) -> datetime | None:
 
 # Writes that share the batch's transaction (the caller's connection).
 
-_CHUNK = 500
-T = TypeVar("T")
-
-
-def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
-    """Slices small enough for any driver's parameter limit."""
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
-
 
 def record_failures(
     conn: sa.Connection, failures: Mapping[str, str], run_id: int, now: datetime
@@ -171,8 +151,8 @@ def record_failures(
         }
         for session_id, error in sorted(failures.items())
     ]
-    for chunk in _chunks(values):
-        stmt = insert_for(conn.dialect.name, sync_failures).values(list(chunk))
+    for chunk in chunked(values):
+        stmt = insert_for(conn.dialect.name, sync_failures).values(chunk)
         conn.execute(
             stmt.on_conflict_do_update(
                 index_elements=[sync_failures.c.session_id],
@@ -204,7 +184,7 @@ def unqueue_relist(conn: sa.Connection, session_ids: Sequence[str]) -> None:
 
 
 def _delete_ids(conn: sa.Connection, table: sa.Table, session_ids: Sequence[str]) -> None:
-    for chunk in _chunks(session_ids):
+    for chunk in chunked(session_ids):
         conn.execute(sa.delete(table).where(table.c.session_id.in_(chunk)))
 
 

@@ -7,7 +7,7 @@ One `INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE` statement per batch, in a 
   and in `raw`.
 Rows are written in id order so that concurrent writers lock rows in the same order and cannot
 deadlock each other. The same transaction keeps the failure ledger and the relist queue in step
-with the rows (see `write_batch`); the ledger's own statements live in `etl.ledger`.
+with the rows (see `write_batch`); the ledger's own statements live in `ledger.py`.
 
 A stored `updated_at` later than the write's clock plus `CLOCK_SKEW` came from a broken upstream
 clock: newest-wins cannot trust it, so any fetch may replace that row.
@@ -32,12 +32,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..config import CLOCK_SKEW
+from ..outcomes import Outcome
+from ..records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
 from . import ledger
-from .config import CLOCK_SKEW
-from .db import database_error, describe_error, insert_for
-from .outcomes import Outcome
-from .records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
+from .dberrors import database_error, describe_error, map_errors
 from .schema import UTCDateTime, room_sessions
+from .sql import chunked, insert_for
 
 TABLE = room_sessions.name
 _NEVER_UPDATED = ("id", "first_synced_at")
@@ -267,14 +268,12 @@ def write_batch(
     except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
         if not _in_the_data(exc):
             raise database_error(exc, target, "writing to") from None
-    try:
+    with map_errors(target, "writing to"):
         outcomes, refused = _isolate(engine, batch, now, listed, dry_run)
         with _transaction(engine, commit=not dry_run) as conn:
             cleared = [i for i in outcomes if i not in refused]
             _write_ledger(conn, {**(failures or {}), **refused}, [*cleared, *resolved], run_id, now)
             mark_deleted(conn, list(gone), now)
-    except SQLAlchemyError as exc:
-        raise database_error(exc, target, "writing to") from None
     return BatchResult({**outcomes, **dict.fromkeys(refused, Outcome.FAILED)}, refused)
 
 
@@ -326,8 +325,7 @@ def _cost_stored(conn: sa.Connection, session_ids: Sequence[str]) -> list[str]:
     """Those of the ids whose row now holds its final cost: only those are done with the list."""
     t = room_sessions
     found: list[str] = []
-    for start in range(0, len(session_ids), 500):
-        chunk = session_ids[start : start + 500]
+    for chunk in chunked(session_ids):
         query = sa.select(t.c.id).where(t.c.id.in_(chunk), t.c.cost_final)
         found.extend(str(i) for i in conn.execute(query).scalars())
     return found
@@ -385,8 +383,7 @@ def mark_deleted(conn: sa.Connection, session_ids: Sequence[str], now: datetime)
     """Stored sessions that answered 404 by id: deleted upstream since `now` (the first time
     only), out of the relist queue. The rows stay, for history."""
     t = room_sessions
-    for start in range(0, len(session_ids), 500):
-        chunk = session_ids[start : start + 500]
+    for chunk in chunked(session_ids):
         conn.execute(
             sa.update(t).where(t.c.id.in_(chunk), t.c.deleted_at.is_(None)).values(deleted_at=now)
         )

@@ -1,0 +1,429 @@
+"""The SQL behind `roomsync report` and `roomsync status` (and the metrics file), and the read
+models they return: report rows grouped by period, room or status, and the ledger's figures.
+
+A session belongs to the period of its `start_time`, or of its `created_at` where `start_time` is
+null; periods are UTC days, ISO weeks (labelled by their Monday) and months. Sums cover the
+values that are known: a group where no session has a duration (or a final cost) reports null,
+not 0, so that "unknown" never reads as "free" or "no minutes". Only final costs count (a listed
+completed session's; see sessions.cost_is_final); `cost_pending` says how many completed
+sessions still wait for theirs. Sessions deleted upstream are counted as `deleted`, never as
+completed or in progress (by status they form the group `deleted`).
+
+The status figures are read in one read transaction, after the one revision check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from ..config import GROUPINGS, TIME_GROUPINGS
+from ..outcomes import RunOutcome
+from ..records import FINAL_STATUSES
+from .dberrors import map_errors
+from .ledger import COUNT_COLUMNS
+from .migrate import require_head, revision_of
+from .schema import room_sessions, sync_failures, sync_runs
+
+LIVE_STATUS = "in-progress"
+NO_ROOM = "(no room)"
+NO_STATUS = "(none)"
+JSON_KEYS = (
+    "group",
+    "sessions",
+    "completed",
+    "in_progress",
+    "duration_s",
+    "avg_duration_s",
+    "cost_usd",
+    "sessions_with_cost",
+    "cost_pending",
+    "deleted",
+    "note",
+)
+# A sum beyond what a double holds (two costs of 1e308): reported for its row, not as Infinity.
+COST_TOO_LARGE = "cost_usd does not fit a double (over 1.8e308): shown as unknown"
+DELETED = "deleted"  # by status: sessions deleted upstream, whatever status they were stored with
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One group of sessions: a period, a room or a status."""
+
+    group: str
+    sessions: int
+    completed: int
+    in_progress: int
+    duration_s: int | None  # sum of known API durations; None when none is known
+    timed_sessions: int  # sessions with a known duration
+    cost_usd: float | None  # sum of final costs; None when none is known
+    name: str | None = None  # by room: the room's name alone, for chart labels
+    note: str | None = None  # why a value of this row is shown as unknown, if it is
+    sessions_with_cost: int = 0  # sessions whose final cost is in cost_usd
+    cost_pending: int = 0  # completed (not deleted) sessions still waiting for their final cost
+    deleted: int = 0  # sessions deleted upstream: counted here, never as completed or live
+
+    @property
+    def avg_duration_s(self) -> float | None:
+        """Mean known duration, rounded half up to 0.1 s as SQL's round() does in the views."""
+        if not self.timed_sessions or self.duration_s is None:
+            return None
+        mean = Decimal(self.duration_s) / self.timed_sessions
+        return float(mean.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+    @property
+    def minutes(self) -> float:
+        """Known minutes, for the chart: an unknown duration counts as no minutes."""
+        return (self.duration_s or 0) / 60
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in JSON_KEYS}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def check_range(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise ValueError(
+            f"--since ({since:%Y-%m-%d %H:%M:%S} UTC) must be before "
+            f"--until ({until:%Y-%m-%d %H:%M:%S} UTC); --until is exclusive"
+        )
+
+
+def _moment() -> sa.ColumnElement[Any]:
+    """When a session happened: its start, or its creation when it never started."""
+    return sa.func.coalesce(room_sessions.c.start_time, room_sessions.c.created_at)
+
+
+def _sqlite_period(by: str, moment: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    # UTC text 'YYYY-MM-DD HH:MM:SS.ffffff', cut as text: SQLite's time functions round fractions
+    # to milliseconds, so they are given whole dates only (as migration 0003's views do).
+    day = sa.func.substr(moment, 1, 10, type_=sa.String)
+    if by == "day":
+        return day
+    if by == "week":
+        return sa.func.date(day, "-6 days", "weekday 1", type_=sa.String)
+    return sa.func.substr(moment, 1, 7, type_=sa.String)
+
+
+def _postgresql_period(by: str, moment: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    utc = sa.func.timezone("UTC", moment)  # never the session's TimeZone setting
+    if by == "day":
+        return sa.func.to_char(utc, "YYYY-MM-DD", type_=sa.String)
+    if by == "week":
+        return sa.func.to_char(sa.func.date_trunc("week", utc), "YYYY-MM-DD", type_=sa.String)
+    return sa.func.to_char(utc, "YYYY-MM", type_=sa.String)
+
+
+def _group_key(by: str, dialect: str) -> sa.ColumnElement[Any]:
+    t = room_sessions
+    if by == "room":
+        return t.c.room_id
+    if by == "status":
+        return sa.case((t.c.deleted_at.is_not(None), DELETED), else_=t.c.status)
+    if dialect == "sqlite":
+        return _sqlite_period(by, _moment())
+    if dialect == "postgresql":
+        return _postgresql_period(by, _moment())
+    raise ValueError(f"reports by {by} are written for SQLite and PostgreSQL, not {dialect}")
+
+
+def _room_name(room_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    """The room's newest display_name (else name), over all its sessions, as the views do."""
+    r = room_sessions.alias("r")
+    return (
+        sa.select(sa.func.coalesce(r.c.display_name, r.c.name))
+        .where(r.c.room_id == room_id)
+        .order_by(
+            r.c.display_name.is_(None),
+            sa.func.coalesce(r.c.start_time, r.c.created_at).desc(),
+            r.c.id.desc(),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def build_query(
+    by: str, dialect: str, since: datetime | None = None, until: datetime | None = None
+) -> sa.Select[Any]:
+    """One row per group: key, [room name,] sessions, completed, in progress, duration sum and
+    count, cost sum. Since is inclusive, until exclusive."""
+    if by not in GROUPINGS:
+        raise ValueError(f"cannot group by {by!r}: choose one of {', '.join(GROUPINGS)}")
+    t = room_sessions
+    filters = []
+    if since is not None:
+        filters.append(_moment() >= since)
+    if until is not None:
+        filters.append(_moment() < until)
+    inner = (
+        sa.select(
+            _group_key(by, dialect).label("grp"),
+            t.c.status,
+            t.c.duration,
+            t.c.cost_in_dollars,
+            t.c.cost_final,
+            t.c.deleted_at.is_not(None).label("deleted"),
+        )
+        .where(*filters)
+        .subquery("s")
+    )
+    kept = sa.not_(inner.c.deleted)
+    final_cost = sa.case((inner.c.cost_final, inner.c.cost_in_dollars))
+    columns: list[Any] = [inner.c.grp]
+    if by == "room":
+        columns.append(_room_name(inner.c.grp))
+    columns += [
+        sa.func.count(),
+        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "completed"), 1), else_=0)),
+        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "in-progress"), 1), else_=0)),
+        sa.func.sum(inner.c.duration),
+        sa.func.count(inner.c.duration),
+        sa.func.sum(_summable_cost(final_cost, dialect)),
+        sa.func.count(final_cost),
+        sa.func.sum(
+            sa.case(
+                (
+                    sa.and_(kept, inner.c.status == "completed", sa.not_(inner.c.cost_final)),
+                    1,
+                ),
+                else_=0,
+            )
+        ),
+        sa.func.sum(sa.case((inner.c.deleted, 1), else_=0)),
+    ]
+    return sa.select(*columns).group_by(inner.c.grp)
+
+
+def _summable_cost(cost: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
+    """PostgreSQL's sum of doubles fails the whole query on overflow ("value out of range");
+    summed as numeric it cannot overflow, and the row that does not fit is told in Python.
+    SQLite's sum gives Infinity instead, which is told the same way."""
+    return sa.cast(cost, sa.Numeric()) if dialect == "postgresql" else cost
+
+
+def finite_cost(value: Any) -> tuple[float | None, str | None]:
+    """(cost, note): the rounded sum, or None and why when it is beyond a double."""
+    if value is None:
+        return None, None
+    cost = float(value)  # a numeric beyond a double comes back as inf, not an error
+    if not math.isfinite(cost):
+        return None, COST_TOO_LARGE
+    return round(cost, 6), None
+
+
+def _label(by: str, key: Any, room_name: str | None) -> str:
+    if by == "room":
+        if key is None:
+            return NO_ROOM
+        return f"{room_name} ({key})" if room_name else str(key)
+    if by == "status":
+        return NO_STATUS if key is None else str(key)
+    return str(key)
+
+
+def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
+    key, *rest = values
+    room_name = rest.pop(0) if by == "room" else None
+    sessions, completed, in_progress, duration, timed, cost, with_cost, pending, deleted = rest
+    cost_usd, note = finite_cost(cost)
+    return ReportRow(
+        group=_label(by, key, room_name),
+        sessions=int(sessions),
+        completed=int(completed),
+        in_progress=int(in_progress),
+        duration_s=None if duration is None else int(duration),
+        timed_sessions=int(timed),
+        cost_usd=cost_usd,
+        name=room_name,
+        note=note,
+        sessions_with_cost=int(with_cost),
+        cost_pending=int(pending or 0),
+        deleted=int(deleted or 0),
+    )
+
+
+def report_rows(
+    engine: Engine,
+    by: str = "day",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    url: str = "",
+) -> list[ReportRow]:
+    """Sessions grouped `by` period, room or status, in [since, until).
+
+    Periods come in time order; rooms and statuses by sessions, most first.
+    """
+    check_range(since, until)
+    query = build_query(by, engine.dialect.name, since, until)
+    with map_errors(url or engine.url, "reading"), engine.connect() as conn:
+        rows = [_to_row(by, values) for values in conn.execute(query)]
+    if by in TIME_GROUPINGS:
+        return sorted(rows, key=lambda row: row.group)
+    return sorted(rows, key=lambda row: (-row.sessions, row.group))
+
+
+# --------------------------------------------------------------------------- status
+
+
+def live_condition() -> sa.ColumnElement[bool]:
+    """Sessions still live upstream: in progress and not deleted there (a session that
+    answered 404 by id keeps its last status, for history, but is not live)."""
+    return sa.and_(room_sessions.c.status == LIVE_STATUS, room_sessions.c.deleted_at.is_(None))
+
+
+def awaiting_final_cost_query() -> sa.Select[Any]:
+    """How many sessions wait for their final cost: completed, not deleted, and the stored
+    cost not final (`cost_pending` in the report and the views)."""
+    t = room_sessions
+    return sa.select(sa.func.count()).where(
+        t.c.status.in_(FINAL_STATUSES), sa.not_(t.c.cost_final), t.c.deleted_at.is_(None)
+    )
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One row of `sync_runs`."""
+
+    id: int
+    command: str
+    outcome: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, int]
+    error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "outcome": self.outcome,
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            **self.counts,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Status:
+    sessions: int
+    live: int
+    failing_ids: int
+    awaiting_final_cost: int
+    newest_session: dict[str, Any] | None
+    runs: dict[str, RunInfo]
+    last_success: dict[str, RunInfo]
+    revision: str | None
+    head: str
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def last_successful_sync(self) -> RunInfo | None:
+        return self.last_success.get("sync")
+
+    def sync_age(self) -> timedelta | None:
+        """Time since the last successful sync finished; None when none ever did."""
+        run = self.last_successful_sync
+        if run is None or run.finished_at is None:
+            return None
+        return self.now - run.finished_at
+
+    def fresh(self, max_age: timedelta) -> bool:
+        """A sync succeeded within `max_age`."""
+        age = self.sync_age()
+        return age is not None and age <= max_age
+
+    def to_dict(self) -> dict[str, Any]:
+        sync_ok = self.last_successful_sync
+        age = self.sync_age()
+        return {
+            "sessions": self.sessions,
+            "live": self.live,
+            "failing_ids": self.failing_ids,
+            "awaiting_final_cost": self.awaiting_final_cost,
+            "newest_session": self.newest_session,
+            "runs": {
+                command: {
+                    **run.to_dict(),
+                    "last_success_at": _finished(self.last_success.get(command)),
+                }
+                for command, run in sorted(self.runs.items())
+            },
+            "last_successful_sync": None if sync_ok is None else sync_ok.to_dict(),
+            "last_successful_sync_age_s": None if age is None else round(age.total_seconds(), 3),
+            "schema": {
+                "revision": self.revision,
+                "head": self.head,
+                "at_head": self.revision == self.head,
+            },
+            "now": iso(self.now),
+        }
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _finished(run: RunInfo | None) -> str | None:
+    return None if run is None else iso(run.finished_at)
+
+
+def _run_info(row: Any) -> RunInfo:
+    m = row._mapping
+    return RunInfo(
+        id=int(m["id"]),
+        command=str(m["command"]),
+        outcome=str(m["outcome"]),
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        counts={name: int(m[name]) for name in COUNT_COLUMNS},
+        error=m["error"],
+    )
+
+
+def _latest_per_command(conn: sa.Connection, *where: Any) -> dict[str, RunInfo]:
+    latest = sa.select(sa.func.max(sync_runs.c.id)).where(*where).group_by(sync_runs.c.command)
+    rows = conn.execute(sa.select(sync_runs).where(sync_runs.c.id.in_(latest.scalar_subquery())))
+    return {info.command: info for info in map(_run_info, rows)}
+
+
+def _count(conn: sa.Connection, query: Any) -> int:
+    return int(conn.execute(query).scalar_one())
+
+
+def read_status(engine: Engine, now: datetime | None = None, url: str = "") -> Status:
+    """Read every figure of `roomsync status` in one read transaction, refusing a database that
+    is not at the newest migration."""
+    t = room_sessions
+    with map_errors(url or engine.url, "reading"), engine.connect() as conn:
+        revision = revision_of(conn)
+        head = require_head(revision, url or engine.url)
+        count = sa.select(sa.func.count())
+        newest = conn.execute(
+            sa.select(t.c.id, t.c.created_at).order_by(t.c.created_at.desc()).limit(1)
+        ).first()
+        status = Status(
+            sessions=_count(conn, count.select_from(t)),
+            live=_count(conn, count.select_from(t).where(live_condition())),
+            failing_ids=_count(conn, count.select_from(sync_failures)),
+            awaiting_final_cost=_count(conn, awaiting_final_cost_query()),
+            newest_session=None
+            if newest is None
+            else {"id": str(newest.id), "created_at": iso(newest.created_at)},
+            runs=_latest_per_command(conn),
+            last_success=_latest_per_command(conn, sync_runs.c.outcome == RunOutcome.OK),
+            revision=revision,
+            head=head,
+        )
+    if now is not None:
+        status.now = now
+    return status

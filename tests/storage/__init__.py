@@ -1,0 +1,1 @@
+"""Tests of etl/storage/, one file per module."""
