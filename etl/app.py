@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .check import Check, run_checks
 from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings, mask_url
@@ -30,6 +30,9 @@ from .shard import Shard
 from .signalwire import ClientStats
 from .storage import ReportRow, Status, Store, current_revision, head_revision
 from .sync import SyncResult, run_sync, run_via_list
+
+if TYPE_CHECKING:
+    from .fake_api import FakeSignalWire
 
 log = logging.getLogger("etl.app")
 
@@ -562,28 +565,50 @@ def _schema(url: str, moved: bool = False) -> SchemaResult:
 
 @dataclass(frozen=True)
 class DemoResult:
-    """`roomsync demo`: the backfill's and the sync's results, and the closing lines."""
+    """`roomsync demo`: the backfill's and the sync's results, and the closing lines; with
+    `--serve`, the settings that point the other commands at the stand-in."""
 
     backfill: RunResult
     sync: RunResult
     lines: list[str] = field(default_factory=list)
+    environment: dict[str, str] | None = None
+    command: str = "roomsync"
     run_id: None = None
     skipped: bool = False
     exit_code: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"backfill": self.backfill.to_dict(), "sync": self.sync.to_dict()}
+        result = {"backfill": self.backfill.to_dict(), "sync": self.sync.to_dict()}
+        if self.environment is not None:
+            result["environment"] = dict(self.environment)
+        return result
 
     def to_text(self) -> str:
-        return "".join(f"{line}\n" for line in self.lines)
+        lines = list(self.lines)
+        if self.environment is not None:
+            import shlex
+
+            lines += ["", "The stand-in API stays up until Ctrl-C. In another shell:"]
+            lines += [f"  export {k}={shlex.quote(v)}" for k, v in self.environment.items()]
+            c = self.command
+            lines.append(f"  {c} check && {c} sync && {c} report --by status")
+        return "".join(f"{line}\n" for line in lines)
 
 
-def demo(sessions: int, url: str, command: str = "roomsync") -> DemoResult:
+def demo(
+    sessions: int, url: str, command: str = "roomsync", api: FakeSignalWire | None = None
+) -> DemoResult:
     """The whole job against the stand-in; `command` is how the closing lines spell roomsync
-    (the way that works where the user stands: etl.demo.how_to_run)."""
-    from .demo import run_demo
+    (the way that works where the user stands: etl.demo.how_to_run). With `api` (a stand-in
+    from etl.demo.serving, kept up by the caller), the result also carries the settings that
+    point every other command at it."""
+    from .demo import demo_environment, run_demo
 
-    backfill_summary, synced, lines = run_demo(sessions, url, command)
+    backfill_summary, synced, lines = run_demo(sessions, url, api, command)
     return DemoResult(
-        RunResult("backfill", backfill_summary), RunResult("sync", synced.summary, synced), lines
+        RunResult("backfill", backfill_summary),
+        RunResult("sync", synced.summary, synced),
+        lines,
+        None if api is None else demo_environment(api, url),
+        command,
     )

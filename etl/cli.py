@@ -10,46 +10,48 @@ database. With `--json`, such an error is also one JSON object on stdout (`error
 
 from __future__ import annotations
 
+import logging
 import sys
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import click
 
-from . import __version__, app
+from . import app
 from .cli_options import (
+    EXIT_RUN,
+    EXIT_SIMPLE,
     NO_HTTP_VERBOSE,
     Env,
     api_settings_options,
     database_option,
     emit,
+    epilog,
     json_option,
+    parse_duration,
+    parsed,
+    print_version,
+    report_bound,
     run_options,
     setup,
+    url_of,
 )
 from .cli_types import OneLineGroup, confirm_or_refuse, option_type
-from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS, database_url
+from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS
 from .safe_text import visible
 
-
-def _epilog(example: str, codes: str) -> str:
-    """The end of a command's --help: an example and its exit codes (kept as written)."""
-    return f"\b\nExample:\n  {example}\n\n\b\nExit codes:\n{codes}"
-
-
-EXIT_RUN = (
-    "  0    every id stored or confirmed not found\n"
-    "  1    some ids failed (re-run to retry them)\n"
-    "  2    usage error or bad input\n"
-    "  3    configuration, credentials or database problem\n"
-    "  130  stopped by SIGINT, 143 by SIGTERM"
-)
-EXIT_SIMPLE = "  0    done\n  2    usage error\n  3    configuration or database problem"
+log = logging.getLogger("etl.cli")
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="roomsync")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=print_version,
+    help="Show the version and the schema revision it expects, and exit.",
+)
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
 
@@ -60,7 +62,7 @@ def main() -> None:
 
 
 @main.command(
-    epilog=_epilog("roomsync fetch 3f2a9b1c-0d4e-4f5a-8b6c-7d8e9f0a1b2c --dry-run", EXIT_RUN)
+    epilog=epilog("roomsync fetch 3f2a9b1c-0d4e-4f5a-8b6c-7d8e9f0a1b2c --dry-run", EXIT_RUN)
 )
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid ids instead of stopping.")
@@ -74,7 +76,7 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, run: app.RunOptions, **rest:
     return emit(app.fetch(chosen, run), rest["as_json"])
 
 
-@main.command(epilog=_epilog("roomsync backfill ids.txt --json --concurrency 20", EXIT_RUN))
+@main.command(epilog=epilog("roomsync backfill ids.txt --json --concurrency 20", EXIT_RUN))
 @click.argument("file", metavar="FILE", required=False)
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid lines instead of stopping.")
 @click.option(
@@ -153,7 +155,7 @@ def backfill(
 
 
 @main.command(
-    epilog=_epilog(
+    epilog=epilog(
         "roomsync sync --metrics-file /var/lib/node_exporter/roomsync.prom",
         EXIT_RUN.replace("some ids failed", "some ids, or the list, failed")
         + "\n  (another sync running: skipped, exit 0)",
@@ -187,29 +189,8 @@ def sync(full: bool, overlap: float, page_size: int, run: app.RunOptions, **rest
     return emit(app.sync(how, run), rest["as_json"])
 
 
-def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback: the option's text through `parse`; its ValueError is the option's
-    usage error."""
-
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-    return callback
-
-
-def _parse_duration(text: str) -> timedelta:
-    from .status import parse_duration
-
-    return parse_duration(text)
-
-
 @main.command(
-    epilog=_epilog(
+    epilog=epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
         "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees\n"
@@ -220,7 +201,7 @@ def _parse_duration(text: str) -> timedelta:
 @click.option(
     "--max-age",
     metavar="DURATION",
-    callback=_parsed(_parse_duration),
+    callback=parsed(parse_duration),
     help="Health check: exit 1 unless a sync succeeded within DURATION (90s, 15m, 2h, 1d).",
 )
 @json_option
@@ -233,15 +214,11 @@ def status(max_age: timedelta | None, as_json: bool, database_url: str | None, e
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
-    return emit(app.status(_url(database_url, env), max_age), as_json)
-
-
-def _url(flag: str | None, env: Env) -> str:
-    return database_url({"database_url": flag}, env)
+    return emit(app.status(url_of(database_url, env), max_age), as_json)
 
 
 @main.command(
-    epilog=_epilog(
+    epilog=epilog(
         "roomsync check && roomsync sync",
         "  0    settings complete, database at the newest migration, credentials accepted\n"
         "  2    usage error\n"
@@ -273,17 +250,17 @@ def db() -> None:
     """Create, upgrade or inspect the database schema (Alembic migrations)."""
 
 
-@db.command("upgrade", epilog=_epilog("roomsync db upgrade", EXIT_SIMPLE))
+@db.command("upgrade", epilog=epilog("roomsync db upgrade", EXIT_SIMPLE))
 @click.argument("revision", default="head")
 @json_option
 @database_option
 @setup(NO_HTTP_VERBOSE)
 def db_upgrade(revision: str, as_json: bool, database_url: str | None, env: Env) -> int:
     """Upgrade the schema to REVISION (default: head)."""
-    return emit(app.db_upgrade(_url(database_url, env), revision), as_json)
+    return emit(app.db_upgrade(url_of(database_url, env), revision), as_json)
 
 
-@db.command("downgrade", epilog=_epilog("roomsync db downgrade base", EXIT_SIMPLE))
+@db.command("downgrade", epilog=epilog("roomsync db downgrade base", EXIT_SIMPLE))
 @click.argument("revision")
 @click.option("--yes", is_flag=True, help="Do it without asking (needed when not on a terminal).")
 @json_option
@@ -301,19 +278,24 @@ def db_downgrade(
         f"downgrade the schema to {visible(revision)}? Tables and the data in them are dropped",
         "db downgrade drops tables and their data: add --yes to confirm",
     )
-    return emit(app.db_downgrade(_url(database_url, env), revision), as_json)
+    return emit(app.db_downgrade(url_of(database_url, env), revision), as_json)
 
 
-@db.command("current", epilog=_epilog("roomsync db current", EXIT_SIMPLE))
+@db.command("current", epilog=epilog("roomsync db current", EXIT_SIMPLE))
 @json_option
 @database_option
 @setup(NO_HTTP_VERBOSE)
 def db_current(as_json: bool, database_url: str | None, env: Env) -> int:
     """Print the schema revision the database is at (`base` when empty)."""
-    return emit(app.db_current(_url(database_url, env)), as_json)
+    return emit(app.db_current(url_of(database_url, env)), as_json)
 
 
-@main.command(epilog=_epilog("roomsync demo --sessions 500", EXIT_SIMPLE))
+@main.command(
+    epilog=epilog(
+        "roomsync demo --serve --port 8080",
+        EXIT_SIMPLE + "\n  (--serve: 0 after Ctrl-C or SIGTERM)",
+    )
+)
 @click.option(
     "--sessions",
     type=click.IntRange(1, 100_000),
@@ -327,31 +309,59 @@ def db_current(as_json: bool, database_url: str | None, env: Env) -> int:
     show_default=True,
     help="Where the demo writes (its own file, not DATABASE_URL).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then keep the stand-in API up on loopback and print the settings that point every "
+    "other command at it, until Ctrl-C or SIGTERM.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="With --serve: the loopback port (0: any free one).",
+)
 @json_option
 @setup("Also log each HTTP request to the stand-in.", env_file=False)
-def demo(sessions: int, database_url: str, as_json: bool, env: Env) -> int:
-    """Run the whole job against a local stand-in API: migrate, backfill, summarise."""
+def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool, env: Env) -> int:
+    """Run the whole job against a local stand-in API: migrate, backfill, summarise.
+
+    With --serve the stand-in stays up afterwards, so that `check`, `sync`, `fetch`, `status`
+    and `report` can be tried by hand against it (it prints the four variables to export).
+    """
     import shutil
 
-    from .demo import how_to_run
+    from .demo import StopSignals, how_to_run, serving
 
     command = how_to_run(sys.argv[0], shutil.which("roomsync"), sys.executable)
-    return emit(app.demo(sessions, database_url, command), as_json)
+    if not serve:
+        if port:
+            raise click.UsageError("--port goes with --serve")
+        return emit(app.demo(sessions, database_url, command), as_json)
+    with serving(sessions, port) as api:
+        result = app.demo(sessions, database_url, command, api)
+        with StopSignals() as stop:
+            emit(result, as_json)
+            sys.stdout.flush()
+            stopped_by = stop.wait()
+    log.info("stand-in API stopped (%s)", stopped_by)
+    return 0
 
 
 @main.command(
-    epilog=_epilog("roomsync report --by week --since 2026-10-01 --format csv", EXIT_SIMPLE)
+    epilog=epilog("roomsync report --by week --since 2026-10-01 --format csv", EXIT_SIMPLE)
 )
 @click.option(
     "--since",
     metavar="DATE",
-    callback=_parsed(lambda text: _report_bound(text)),
+    callback=parsed(report_bound),
     help="From this moment, inclusive: YYYY-MM-DD or an ISO datetime (UTC unless an offset).",
 )
 @click.option(
     "--until",
     metavar="DATE",
-    callback=_parsed(lambda text: _report_bound(text)),
+    callback=parsed(report_bound),
     help="Up to this moment, exclusive.",
 )
 @click.option(
@@ -387,11 +397,40 @@ def report(database_url: str | None, env: Env, **options: Any) -> int:
         raise click.UsageError(str(exc)) from None
     if how.fmt == "html" and how.output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    return emit(app.report(_url(database_url, env), how), False)
+    return emit(app.report(url_of(database_url, env), how), False)
 
 
-def _report_bound(text: str) -> Any:
-    """--since/--until: a date or ISO datetime, UTC unless it says otherwise."""
-    from .report import parse_bound
+@main.command(
+    epilog=epilog(
+        "roomsync deploy systemd --output /opt/roomsync/cron",
+        "  0    printed or written\n  2    usage error, or a file is there already (--force)",
+    )
+)
+@click.argument("kind", type=click.Choice(["systemd", "cron", "kubernetes"]), metavar="KIND")
+@click.option(
+    "-o",
+    "--output",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write the files into DIR (made if missing) instead of printing them.",
+)
+@click.option("--force", is_flag=True, help="Replace files already in DIR.")
+@setup(NO_HTTP_VERBOSE, env_file=False)
+def deploy(kind: str, output: str | None, force: bool, env: Env) -> int:
+    """Print (or write into DIR) the deployment files for systemd, cron or Kubernetes.
 
-    return parse_bound(text)
+    They ship inside roomsync, so a pipx or container install has them. The files name this
+    roomsync's executable, and, written with --output, DIR as the cron wrapper's place
+    (/opt/roomsync/cron when printed).
+    """
+    from pathlib import Path
+
+    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
+
+    if output is None:
+        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
+        return 0
+    directory = Path(output).absolute()
+    for path in write(deploy_files(kind, str(directory)), directory, force):
+        click.echo(str(path))
+    return 0

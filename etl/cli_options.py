@@ -6,6 +6,8 @@ place where errors become messages and exit codes (`handle_errors`, applied by `
 - `run_options`: the options of fetch, backfill and sync, turned into one `app.RunOptions`.
 - `database_option`, `json_option`, `api_settings_options`.
 - `emit`: a result on stdout (a human summary, or one JSON object with --json); its exit code.
+- the --help epilogs (an example and the exit codes), --version, and the click callbacks that
+  parse option values (`parsed`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import click
@@ -27,6 +30,7 @@ from .config import (
     MIB,
     MIN_RATE_LIMIT,
     Settings,
+    database_url,
     environment,
     load_settings,
 )
@@ -283,3 +287,63 @@ def _progress(every: float, as_json: bool) -> app.ClosingProgress | None:
     if sys.stderr.isatty():
         return None if as_json or logs.quiet() else TerminalProgress(sys.stderr)
     return ProgressLog(every) if every > 0 else None
+
+
+# --------------------------------------------------------------------------- help, callbacks
+
+
+def epilog(example: str, codes: str) -> str:
+    """The end of a command's --help: an example and its exit codes (kept as written)."""
+    return f"\b\nExample:\n  {example}\n\n\b\nExit codes:\n{codes}"
+
+
+EXIT_RUN = (
+    "  0    every id stored or confirmed not found\n"
+    "  1    some ids failed (re-run to retry them)\n"
+    "  2    usage error or bad input\n"
+    "  3    configuration, credentials or database problem\n"
+    "  130  stopped by SIGINT, 143 by SIGTERM"
+)
+EXIT_SIMPLE = "  0    done\n  2    usage error\n  3    configuration or database problem"
+
+
+def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: the version and the schema revision it expects (read without Alembic)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .version import version_text
+
+    click.echo(version_text())
+    ctx.exit()
+
+
+def parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback: the option's text through `parse`; its ValueError is the option's
+    usage error."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
+
+def parse_duration(text: str) -> timedelta:
+    from .status import parse_duration
+
+    return parse_duration(text)
+
+
+def url_of(flag: str | None, env: Env) -> str:
+    return database_url({"database_url": flag}, env)
+
+
+def report_bound(text: str) -> Any:
+    """--since/--until: a date or ISO datetime, UTC unless it says otherwise."""
+    from .report import parse_bound
+
+    return parse_bound(text)

@@ -62,7 +62,8 @@ def test_rerun_is_idempotent_and_retries_what_failed(
 def test_in_flight_requests_never_exceed_concurrency(
     sessions: list[dict[str, Any]], migrated_url: str, engine: Engine
 ) -> None:
-    with FakeSignalWire(sessions, project_id="p", token="t", latency=0.05) as slow_api:
+    # 0.2 s a reply: long enough that three requests overlap on a loaded machine too
+    with FakeSignalWire(sessions, project_id="p", token="t", latency=0.2) as slow_api:
         settings = make_settings(
             slow_api, migrated_url, project_id="p", api_token="t", concurrency=3, batch_size=7
         )

@@ -105,8 +105,10 @@ def test_retries_give_up_after_the_attempts(api: FakeSignalWire, sessions: list[
 
 def test_slow_response_times_out_and_is_retried(api: FakeSignalWire, sessions: list[dict]) -> None:
     session = sessions[4]
-    api.script(session["id"], "slow:2")
-    assert get(api, session["id"], timeout=0.3)["id"] == session["id"]
+    # The first answer comes after 30 s, far past the 1.5 s timeout; the retry's normal answer
+    # has 1.5 s, which only a broken stand-in needs (no race with a loaded machine).
+    api.script(session["id"], "slow:30")
+    assert get(api, session["id"], timeout=1.5)["id"] == session["id"]
     assert api.requests[path(session["id"])] == 2
 
 

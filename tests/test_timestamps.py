@@ -25,7 +25,7 @@ def test_lower_case_and_leap_second_timestamps_are_stored_exactly(
     unstorable.update(end_time="9999-12-31T23:00:00-01:00")
     with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN) as server:
         summary = api.backfill(
-            [s["id"] for s in sessions], make_settings(server, migrated_url, retries=0)
+            [s["id"] for s in sessions], make_settings(server, migrated_url, retries=1)
         )
     assert summary["inserted"] == 2 and summary["failed_ids"] == [unstorable["id"]]
     with engine.connect() as conn:

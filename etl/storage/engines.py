@@ -59,6 +59,25 @@ def parse_url(url: str) -> URL:
         ) from None
 
 
+def shareable_url(url: str) -> str:
+    """`url` as another shell or directory can use it: a SQLite file named relative to the
+    working directory made absolute; a password masked (never shown; the user puts it back)."""
+    parsed = parse_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and _relative_file(database):
+        parsed = parsed.set(database=os.path.abspath(str(database)))
+    if parsed.password is not None:
+        return mask_url(parsed)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _relative_file(database: str | None) -> bool:
+    """A SQLite database that is a file named relative to the working directory."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return False
+    return not os.path.isabs(database)
+
+
 def is_valid_url(url: str) -> bool:
     """Whether `url` parses as a database URL (`roomsync check` lists it as a problem)."""
     try:
