@@ -18,7 +18,7 @@ from conftest import PROJECT, TOKEN
 
 from etl.fake_api import FakeSignalWire
 
-CRON = Path(__file__).resolve().parent.parent / "cron"
+CRON = Path(__file__).resolve().parents[2] / "cron"
 # Tests of the wrapper's own behaviour (lock, output) need one database, not each backend.
 WRAPPER_ONLY = pytest.mark.parametrize("backend", ["sqlite"])
 WRAPPER = CRON / "roomsync-cron.sh"
