@@ -32,7 +32,12 @@ from etl.storage.reporting import JSON_KEYS, report_rows
 from etl.storage.sessions import write_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-VIEWS = {"room_sessions_daily", "room_sessions_by_room", "room_sessions_by_status"}
+VIEWS = {
+    "room_sessions_daily",
+    "room_sessions_by_room",
+    "room_sessions_by_status",
+    *("session_costs", "daily_usage", "concurrency_peaks", "room_peaks"),  # 0007
+}
 EDGE_ROOM = "7d1c2b3a-0000-4000-8000-000000000001"
 _BASE = generate_sessions(1, seed=99)[0]
 
