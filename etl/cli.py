@@ -34,6 +34,7 @@ from .config import (
     MIB,
     TEXT_FORMATS,
     Settings,
+    parse_budget,
 )
 from .errors import InputError, RoomsyncError
 from .outcomes import COUNTED
@@ -534,7 +535,8 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     epilog=_epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever\n"
+        "  1    with --max-age: no sync succeeded within it, or ever; with a budget:\n"
+        "       this UTC month's spend is over it\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -545,11 +547,17 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     callback=lambda ctx, param, value: _duration(ctx, param, value),
     help="Health check: exit 1 unless a sync succeeded within DURATION (90s, 15m, 2h, 1d).",
 )
+@click.option(
+    "--budget",
+    metavar="DOLLARS",
+    callback=lambda ctx, param, value: _parsed(parse_budget, ctx, param, value),
+    help="Exit 1 when this UTC month's spend is over DOLLARS [env ROOMSYNC_MONTHLY_BUDGET].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @database_option
 @log_options
 @handle_errors
-def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
+def status(max_age: Any, budget: float | None, as_json: bool, database_url: str | None) -> None:
     """What the database holds and how the last runs went; reads, never writes.
 
     Sessions stored, live and waiting for their final cost, failing ids, the newest session,
@@ -557,13 +565,13 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     SQLite file is an error, never created.
     """
     from .config import database_url as resolve_url
-    from .config import mask_url
-    from .status import render_text
+    from .config import mask_url, monthly_budget
+    from .status import over_budget_message, render_text
     from .storage import Store
 
     url = resolve_url({"database_url": database_url})
     with Store.open(url, readonly=True, at_head=False) as store:  # read_status checks it
-        current = store.read_status()
+        current = store.read_status(budget=monthly_budget(budget))
     result = current.to_dict()
     healthy = True
     if max_age is not None:
@@ -578,6 +586,9 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
         age = current.sync_age()
         last = "no sync has ever succeeded" if age is None else f"the last ok sync ended {age} ago"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
+    if current.spend is not None and current.spend.over:
+        log.error("%s", over_budget_message(current.spend), extra={"over_budget": True})
+    if not healthy or (current.spend is not None and current.spend.over):
         sys.exit(1)
 
 

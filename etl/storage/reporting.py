@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -313,6 +313,74 @@ class RunInfo:
         }
 
 
+def month_bounds(now: datetime) -> tuple[date, date]:
+    """The UTC calendar month of `now`: its first day, and the first day of the next."""
+    first = now.astimezone(UTC).date().replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following
+
+
+@dataclass(frozen=True)
+class MonthSpend:
+    """Month-to-date spend: the sum of `daily_usage.cost` over the UTC calendar month so far
+    (per session the log charge where known, else final session cost plus recordings')."""
+
+    month: str  # YYYY-MM, UTC
+    spend_usd: float | None  # None: nothing known yet, or a sum beyond a double (see note)
+    cost_pending: int  # sessions of the month whose cost is not final yet
+    budget_usd: float | None = None
+    note: str | None = None
+
+    @property
+    def used(self) -> float | None:
+        """Share of the budget spent (1.0 = all of it); None without a budget or a spend."""
+        if self.budget_usd is None or self.spend_usd is None:
+            return None
+        if self.budget_usd == 0:
+            return math.inf if self.spend_usd > 0 else 0.0
+        return self.spend_usd / self.budget_usd
+
+    @property
+    def over(self) -> bool:
+        """Spend beyond the budget (an unknown spend is not over; an overflowing one is)."""
+        if self.budget_usd is None:
+            return False
+        if self.note == COST_TOO_LARGE:
+            return True
+        return self.spend_usd is not None and self.spend_usd > self.budget_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        used = self.used
+        return {
+            "month": self.month,
+            "spend_usd": self.spend_usd,
+            "cost_pending": self.cost_pending,
+            "budget_usd": self.budget_usd,
+            "used": None if used is None or not math.isfinite(used) else round(used, 6),
+            "over": self.over,
+            "note": self.note,
+        }
+
+
+_MONTH_USAGE = sa.text(
+    "SELECT cost, cost_pending FROM daily_usage WHERE day >= :first AND day < :following"
+).bindparams(sa.bindparam("first", type_=sa.Date), sa.bindparam("following", type_=sa.Date))
+
+
+def read_month_spend(conn: sa.Connection, now: datetime, budget: float | None) -> MonthSpend:
+    first, following = month_bounds(now)
+    rows = conn.execute(_MONTH_USAGE, {"first": first, "following": following}).all()
+    costs = [float(cost) for cost, _ in rows if cost is not None]
+    spend, note = finite_cost(math.fsum(costs)) if costs else (None, None)
+    return MonthSpend(
+        month=f"{first:%Y-%m}",
+        spend_usd=spend,
+        cost_pending=sum(int(pending or 0) for _, pending in rows),
+        budget_usd=budget,
+        note=note,
+    )
+
+
 @dataclass
 class Status:
     sessions: int
@@ -325,6 +393,7 @@ class Status:
     revision: str | None
     head: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    spend: MonthSpend | None = None  # month to date, against the budget if one is given
 
     @property
     def last_successful_sync(self) -> RunInfo | None:
@@ -366,6 +435,7 @@ class Status:
                 "at_head": self.revision == self.head,
             },
             "now": iso(self.now),
+            "month_to_date": None if self.spend is None else self.spend.to_dict(),
         }
 
 
@@ -400,9 +470,11 @@ def _count(conn: sa.Connection, query: Any) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def read_status(engine: Engine, now: datetime | None = None, url: str = "") -> Status:
+def read_status(
+    engine: Engine, now: datetime | None = None, url: str = "", budget: float | None = None
+) -> Status:
     """Read every figure of `roomsync status` in one read transaction, refusing a database that
-    is not at the newest migration."""
+    is not at the newest migration; the month-to-date spend is for the UTC month of `now`."""
     t = room_sessions
     with map_errors(url or engine.url, "reading"), engine.connect() as conn:
         revision = revision_of(conn)
@@ -424,6 +496,7 @@ def read_status(engine: Engine, now: datetime | None = None, url: str = "") -> S
             revision=revision,
             head=head,
         )
-    if now is not None:
-        status.now = now
+        if now is not None:
+            status.now = now
+        status.spend = read_month_spend(conn, status.now, budget)
     return status

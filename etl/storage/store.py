@@ -153,5 +153,5 @@ class Store:
     ) -> list[ReportRow]:
         return reporting.report_rows(self.engine, by, since, until, url=self.url)
 
-    def read_status(self, now: datetime | None = None) -> Status:
-        return reporting.read_status(self.engine, now, url=self.url)
+    def read_status(self, now: datetime | None = None, budget: float | None = None) -> Status:
+        return reporting.read_status(self.engine, now, url=self.url, budget=budget)
