@@ -786,7 +786,7 @@ def _write_report(text: str, output: str | None) -> None:
     type=click.Choice(GROUPINGS),
     default="day",
     show_default=True,
-    help="Group by UTC day, ISO week (labelled by its Monday), month, room or status.",
+    help="Group by UTC day, ISO week (labelled by its Monday), month, room, session or status.",
 )
 @click.option(
     "--format",
@@ -803,7 +803,8 @@ def _write_report(text: str, output: str | None) -> None:
 def report(
     since: Any, until: Any, by: str, fmt: str, output: str | None, database_url: str | None
 ) -> None:
-    """Sessions, minutes and cost per day, week, month, room or status.
+    """Sessions, minutes, participant-minutes, cost by source and peaks per day, week, month,
+    room, session or status.
 
     A session counts in the period of its start time, or of its creation time when it never
     started. Sums cover the known values: a group with no known duration or cost shows none.
@@ -819,10 +820,11 @@ def report(
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
     with Store.open(resolve_url({"database_url": database_url}), readonly=True) as store:
-        rows = store.report_rows(by, since, until)
-    if fmt == "html":
-        from .report_html import render_html
+        if fmt == "html":
+            from .config import monthly_budget
+            from .report_html import html_report
 
-        _write_report(render_html(rows, by, since, until), output)
-    else:
-        _write_report(render_text(rows, fmt, by), output)
+            _write_report(html_report(store, by, since, until, monthly_budget()), output)
+            return
+        rows = store.report_rows(by, since, until)
+    _write_report(render_text(rows, fmt, by), output)

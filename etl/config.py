@@ -46,7 +46,7 @@ DEFAULT_OVERLAP = timedelta(hours=1)
 MAX_PAGE_SIZE = 1000
 
 # report: groupings and output formats.
-GROUPINGS = ("day", "week", "month", "room", "status")
+GROUPINGS = ("day", "week", "month", "room", "session", "status")
 TIME_GROUPINGS = ("day", "week", "month")
 TEXT_FORMATS = ("table", "csv", "json")
 

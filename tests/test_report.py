@@ -180,6 +180,9 @@ def bucket(p: Payload, by: str, payloads: list[Payload]) -> str:
         return at.strftime("%Y-%m")
     if by == "status":
         return p["status"] if p["status"] is not None else "(none)"
+    if by == "session":
+        name = p["display_name"] or p["name"]
+        return f"{name} ({p['id']})" if name else p["id"]
     if p["room_id"] is None:
         return "(no room)"
     return f"{room_name(payloads, p['room_id'])} ({p['room_id']})"
@@ -230,6 +233,9 @@ def expected_report(
     ]
     if by in ("day", "week", "month"):
         return sorted(rows, key=lambda r: r["group"])
+    if by == "session":  # in time order
+        at = {bucket(p, by, payloads): moment(p) for p in payloads}
+        return sorted(rows, key=lambda r: (at[r["group"]], r["group"]))
     return sorted(rows, key=lambda r: (-r["sessions"], r["group"]))
 
 
@@ -568,6 +574,13 @@ def _typed_csv(text: str) -> Iterable[dict[str, Any]]:
         "sessions_with_cost": int,
         "cost_pending": int,
         "deleted": int,
+        "participant_minutes": float,
+        "member_cost_usd": float,
+        "recording_cost_usd": float,
+        "charge_usd": float,
+        "peak_sessions": int,
+        "peak_members": int,
+        "max_members": int,
     }
     for row in csv.DictReader(io.StringIO(text)):
         yield {k: None if v == "" else types[k](v) for k, v in row.items()}
