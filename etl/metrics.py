@@ -160,7 +160,7 @@ def write_metrics(
     """Write the file at `path` for every command; `current` is the run that just ended.
     `budget`: the monthly budget, else ROOMSYNC_MONTHLY_BUDGET's (through etl.config)."""
     traffic = previous_traffic(path)
-    status = store.read_status(budget=monthly_budget(budget))
+    status = store.read_status(budget=monthly_budget(budget), spend=True)
     if current is not None and current.command in status.runs:
         newest = status.runs[current.command].id
         if current.run_id is None or current.run_id == newest:

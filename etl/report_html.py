@@ -385,7 +385,7 @@ def html_report(
     sync, this month's spend against `budget`)."""
     rows = store.report_rows(by, since, until)
     daily = rows if by == "day" else store.report_rows("day", since, until)
-    status = store.read_status(budget=budget)
+    status = store.read_status(budget=budget, spend=True)
     sync_ok = status.last_successful_sync
     overview = Overview(
         live_now=status.live,

@@ -126,7 +126,10 @@ def test_status_budget_text_json_and_exit(migrated_url: str, engine: Engine) -> 
 
     no_budget = invoke(["status", "--json"], env)
     assert no_budget.exit_code == 0
-    assert json.loads(no_budget.stdout)["month_to_date"]["budget_usd"] is None
+    assert json.loads(no_budget.stdout)["month_to_date"] is None  # not read without a budget
+    assert "month spend" not in invoke(["status"], env).stdout
+    zero = invoke(["status", "--json", "--budget", "0"], env)
+    assert zero.exit_code == 1 and json.loads(zero.stdout)["month_to_date"]["used"] is None
 
 
 def test_bad_budget_is_one_line(migrated_url: str) -> None:

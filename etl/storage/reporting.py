@@ -618,10 +618,16 @@ def _count(conn: sa.Connection, query: Any) -> int:
 
 
 def read_status(
-    engine: Engine, now: datetime | None = None, url: str = "", budget: float | None = None
+    engine: Engine,
+    now: datetime | None = None,
+    url: str = "",
+    budget: float | None = None,
+    spend: bool | None = None,
 ) -> Status:
     """Read every figure of `roomsync status` in one read transaction, refusing a database that
-    is not at the newest migration; the month-to-date spend is for the UTC month of `now`."""
+    is not at the newest migration. The month-to-date spend (for the UTC month of `now`) is
+    read when `spend` is true, by default only with a budget: it scans the month's sessions and
+    their detail, which a health probe polling `status` every few seconds need not pay for."""
     t = room_sessions
     with map_errors(url or engine.url, "reading"), engine.connect() as conn:
         revision = revision_of(conn)
@@ -645,5 +651,6 @@ def read_status(
         )
         if now is not None:
             status.now = now
-        status.spend = read_month_spend(conn, status.now, budget)
+        if spend or (spend is None and budget is not None):
+            status.spend = read_month_spend(conn, status.now, budget)
     return status
