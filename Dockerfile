@@ -9,9 +9,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY etl/ etl/
 COPY migrations/ migrations/
+COPY cron/ cron/
+COPY deploy/ deploy/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
     && python -m venv /opt/roomsync \
     && /opt/roomsync/bin/pip install --no-cache-dir /wheels/roomsync-*.whl \

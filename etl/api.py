@@ -27,7 +27,14 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from .config import DEFAULT_OVERLAP, Settings, database_url, load_settings
+from .config import (
+    DEFAULT_OVERLAP,
+    MAX_PAGE_SIZE,
+    Settings,
+    check_bound,
+    database_url,
+    load_settings,
+)
 from .errors import RunFailed
 from .shard import Shard, parse_shard
 
@@ -43,7 +50,8 @@ __all__ = [
 def settings_from_env(**overrides: Any) -> Settings:
     """Settings from the environment, as the command line builds them; keyword overrides take
     the place of its flags (space, project_id, database_url, concurrency, timeout, retries,
-    backoff, rate_limit, batch_size). Missing credentials raise ConfigError."""
+    backoff, rate_limit, batch_size). Missing credentials raise ConfigError; a value outside
+    its bound (etl.config.BOUNDS, the command line's too) raises InputError."""
     return load_settings(overrides)
 
 
@@ -69,6 +77,7 @@ def backfill(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """Fetch and store these ids, as `roomsync backfill` does with a file of them.
 
@@ -76,18 +85,28 @@ def backfill(
     `skip_invalid`); duplicates are fetched once. `shard` ("K/N", "index/N" or a Shard) keeps
     only that shard of the ids, `retry_failed` also retries the ids of the failure ledger.
     Ids stored final with their final cost are counted `skipped` unless `refresh`.
-    The ids are held in memory: for a file of millions, use `backfill_file`.
+    No id at all (an empty iterable, or only invalid ones skipped) raises InputError unless
+    `allow_empty`, or `retry_failed` (`backfill([], retry_failed=True)` is the retry-only run,
+    as `roomsync backfill --retry-failed` without FILE). The ids are held in memory: for a file
+    of millions, use `backfill_file`.
     """
-    from .idfiles import read_ids
+    from .idfiles import IdSource, require_ids
 
-    return _backfill(
-        read_ids(ids, skip_invalid=skip_invalid, label="id"),
-        settings,
-        shard=shard,
-        retry_failed=retry_failed,
-        refresh=refresh,
-        raise_on_failure=raise_on_failure,
-    )
+    source = IdSource(ids, skip_invalid=skip_invalid, label="id")
+    try:
+        source.name = "the ids given"
+        if not (allow_empty or retry_failed):
+            require_ids(source, "allow_empty=True")
+        return _backfill(
+            source,
+            settings,
+            shard=shard,
+            retry_failed=retry_failed,
+            refresh=refresh,
+            raise_on_failure=raise_on_failure,
+        )
+    finally:
+        source.close()
 
 
 def backfill_file(
@@ -99,13 +118,17 @@ def backfill_file(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    allow_empty: bool = False,
 ) -> dict[str, Any]:
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
-    line streams it, so the file's size does not matter."""
-    from .idfiles import IdSource
+    line streams it, so the file's size does not matter. A file without ids raises
+    InputError unless `allow_empty`."""
+    from .idfiles import IdSource, require_ids
 
     source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid)
     try:
+        if not (allow_empty or retry_failed):
+            require_ids(source, "allow_empty=True")
         return _backfill(
             source,
             settings,
@@ -123,7 +146,7 @@ def sync(
     *,
     full: bool = False,
     overlap_hours: float = DEFAULT_OVERLAP.total_seconds() / 3600,
-    page_size: int = 1000,
+    page_size: int = MAX_PAGE_SIZE,
     raise_on_failure: bool = False,
 ) -> dict[str, Any]:
     """One `roomsync sync`: the list first, then by id only what the list could not settle
@@ -134,10 +157,8 @@ def sync(
     from .storage import Store
     from .sync import run_sync
 
-    if not 1 <= page_size <= 1000 or overlap_hours < 0:
-        from .errors import InputError
-
-        raise InputError("page_size must be 1 to 1000 and overlap_hours at least 0")
+    check_bound("page_size", page_size)
+    check_bound("overlap_hours", overlap_hours)
     settings = settings if settings is not None else settings_from_env()
     with Store.open(settings.database_url) as store:
         result = run_sync(

@@ -10,28 +10,22 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import shlex
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import click
 
-from . import __version__, logs
-from .cli_types import (
-    MAX_CONCURRENCY,
-    MAX_OVERLAP_HOURS,
-    MAX_SECONDS,
-    MIN_RATE_LIMIT,
-    FiniteFloatRange,
-    OneLineGroup,
-    confirm_or_refuse,
-)
+from . import logs
+from .cli_types import OneLineGroup, confirm_or_refuse, option_type
 from .config import (
     DEFAULT_MAX_BODY_MIB,
     DEFAULT_OVERLAP,
     GROUPINGS,
     MAX_PAGE_SIZE,
     MIB,
+    MIN_RATE_LIMIT,
     TEXT_FORMATS,
     Settings,
     parse_budget,
@@ -138,49 +132,49 @@ def run_options(func: F) -> F:
         database_option,
         click.option(
             "--concurrency",
-            type=click.IntRange(1, MAX_CONCURRENCY),
+            type=option_type("concurrency"),
             default=Settings.concurrency,
             show_default=True,
             help="Most requests in flight at once.",
         ),
         click.option(
             "--timeout",
-            type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
+            type=option_type("timeout"),
             default=Settings.timeout,
             show_default=True,
             help="Seconds for one whole HTTP request, from connect to the last byte.",
         ),
         click.option(
             "--retries",
-            type=click.IntRange(min=1),
+            type=option_type("retries"),
             default=Settings.retries,
             show_default=True,
             help="Attempts per id, the first included (1: no retry).",
         ),
         click.option(
             "--backoff",
-            type=FiniteFloatRange(min=0, max=MAX_SECONDS),
+            type=option_type("backoff"),
             default=Settings.backoff,
             show_default=True,
             help="First retry wait in seconds; doubles per attempt, with jitter.",
         ),
         click.option(
             "--rate-limit",
-            type=FiniteFloatRange(min=MIN_RATE_LIMIT),
+            type=option_type("rate_limit"),
             default=None,
             metavar="R",
             help=f"At most R requests per second, at least {MIN_RATE_LIMIT} (default: no limit).",
         ),
         click.option(
             "--batch-size",
-            type=click.IntRange(1, 1000),
+            type=option_type("batch_size"),
             default=Settings.batch_size,
             show_default=True,
             help="Sessions written per statement; a batch is committed as a whole.",
         ),
         click.option(
             "--max-body",
-            type=click.IntRange(1, 1024),
+            type=option_type("max_body_mib"),
             default=DEFAULT_MAX_BODY_MIB,
             show_default=True,
             metavar="MIB",
@@ -188,7 +182,7 @@ def run_options(func: F) -> F:
         ),
         click.option(
             "--max-pages",
-            type=click.IntRange(min=1),
+            type=option_type("max_pages"),
             default=Settings.max_pages,
             show_default=True,
             help="Most list pages one walk follows; more ends the walk as an error.",
@@ -221,8 +215,25 @@ def run_options(func: F) -> F:
     return func
 
 
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """--version: the version and the schema revision it expects (read without Alembic)."""
+    if not value or ctx.resilient_parsing:
+        return
+    from .version import version_text
+
+    click.echo(version_text())
+    ctx.exit()
+
+
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="roomsync")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version and the schema revision it expects, and exit.",
+)
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
 
@@ -436,6 +447,12 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
     "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
 )
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Exit 0 when FILE holds no id (by default that is an error, exit 2: a producer "
+    "that failed writes nothing).",
+)
 @run_options
 @log_options
 @handle_errors
@@ -446,6 +463,7 @@ def backfill(
     shard: str | None,
     refresh: bool,
     via_list: bool,
+    allow_empty: bool,
     **options: Any,
 ) -> None:
     """Fetch every id in FILE (one per line; `-` reads stdin) and upsert them.
@@ -462,7 +480,7 @@ def backfill(
         raise click.UsageError(
             "--via-list needs FILE and goes with neither --retry-failed nor --shard"
         )
-    from .idfiles import IdSource
+    from .idfiles import IdSource, require_ids
     from .shard import parse_shard
 
     options["shard"] = parse_shard(shard) if shard is not None else None
@@ -470,6 +488,8 @@ def backfill(
     if file is not None:
         source = IdSource.from_path(file, skip_invalid=skip_invalid)
         click.get_current_context().call_on_close(source.close)
+        if not allow_empty:
+            require_ids(source, "--allow-empty")
         ids = source
     extra = {"retry_failed": retry_failed, "refresh": refresh, "via_list": via_list}
     _run(ids, {**options, **extra}, "backfill")
@@ -485,7 +505,7 @@ def backfill(
 @click.option("--full", is_flag=True, help="Walk every page of the list, whatever the watermark.")
 @click.option(
     "--overlap",
-    type=FiniteFloatRange(min=0, max=MAX_OVERLAP_HOURS),
+    type=option_type("overlap_hours"),
     default=DEFAULT_OVERLAP.total_seconds() / 3600,
     show_default=True,
     metavar="HOURS",
@@ -493,7 +513,7 @@ def backfill(
 )
 @click.option(
     "--page-size",
-    type=click.IntRange(1, MAX_PAGE_SIZE),
+    type=option_type("page_size"),
     default=MAX_PAGE_SIZE,
     show_default=True,
     help="Sessions per list page (the API allows at most 1000).",
@@ -535,8 +555,8 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     epilog=_epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever; with a budget:\n"
-        "       this UTC month's spend is over it\n"
+        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees;\n"
+        "       with a budget: this UTC month's spend is over it\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -564,9 +584,11 @@ def status(max_age: Any, budget: float | None, as_json: bool, database_url: str 
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
+    from datetime import timedelta
+
     from .config import database_url as resolve_url
     from .config import mask_url, monthly_budget
-    from .status import over_budget_message, render_text
+    from .status import clock_problem, over_budget_message, render_text
     from .storage import Store
 
     url = resolve_url({"database_url": database_url})
@@ -585,6 +607,8 @@ def status(max_age: Any, budget: float | None, as_json: bool, database_url: str 
     if not healthy:
         age = current.sync_age()
         last = "no sync has ever succeeded" if age is None else f"the last ok sync ended {age} ago"
+        if age is not None and age < timedelta(0):
+            last = clock_problem(current) or f"the last ok sync ended {-age} in the future"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
     if current.spend is not None and current.spend.over:
         log.error("%s", over_budget_message(current.spend), extra={"over_budget": True})
@@ -720,7 +744,12 @@ def db_current(database_url: str | None) -> None:
     click.echo(f"{revision or 'base'}{suffix}")
 
 
-@main.command(epilog=_epilog("roomsync demo --sessions 500", EXIT_SIMPLE))
+@main.command(
+    epilog=_epilog(
+        "roomsync demo --serve --port 8080",
+        EXIT_SIMPLE + "\n  (--serve: 0 after Ctrl-C or SIGTERM)",
+    )
+)
 @click.option(
     "--sessions",
     type=click.IntRange(1, 100_000),
@@ -734,14 +763,52 @@ def db_current(database_url: str | None) -> None:
     show_default=True,
     help="Where the demo writes (its own file, not DATABASE_URL).",
 )
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="Then keep the stand-in API up on loopback and print the settings that point every "
+    "other command at it, until Ctrl-C or SIGTERM.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="With --serve: the loopback port (0: any free one).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object on stdout.")
 @log_options
 @handle_errors
-def demo(sessions: int, database_url: str, as_json: bool) -> None:
-    """Run the whole job against a local stand-in API: migrate, backfill, summarise."""
-    from .demo import run_demo
+def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool) -> None:
+    """Run the whole job against a local stand-in API: migrate, backfill, summarise.
 
-    result = run_demo(sessions, database_url)
+    With --serve the stand-in stays up afterwards, so that `check`, `sync`, `fetch`, `status`
+    and `report` can be tried by hand against it (it prints the four variables to export).
+    """
+    from .demo import StopSignals, demo_environment, run_demo, serving
+
+    if not serve:
+        if port:
+            raise click.UsageError("--port goes with --serve")
+        _print_demo(run_demo(sessions, database_url), as_json)
+        return
+    with serving(sessions, port) as api:
+        result = run_demo(sessions, database_url, api)
+        result["environment"] = demo_environment(api, database_url)
+        with StopSignals() as stop:
+            _print_demo(result, as_json)
+            if not as_json:
+                click.echo("")
+                click.echo("The stand-in API stays up until Ctrl-C. In another shell:")
+                for name, value in result["environment"].items():
+                    click.echo(f"  export {name}={shlex.quote(value)}")
+                click.echo("  roomsync check && roomsync sync && roomsync report --by status")
+            sys.stdout.flush()
+            stopped_by = stop.wait()
+    log.info("stand-in API stopped (%s)", stopped_by)
+
+
+def _print_demo(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -828,3 +895,39 @@ def report(
             return
         rows = store.report_rows(by, since, until)
     _write_report(render_text(rows, fmt, by), output)
+
+
+@main.command(
+    epilog=_epilog(
+        "roomsync deploy systemd --output /opt/roomsync/cron",
+        "  0    printed or written\n  2    usage error, or a file is there already (--force)",
+    )
+)
+@click.argument("kind", type=click.Choice(["systemd", "cron", "kubernetes"]))
+@click.option(
+    "-o",
+    "--output",
+    metavar="DIR",
+    type=click.Path(file_okay=False),
+    help="Write the files into DIR (made if missing) instead of printing them.",
+)
+@click.option("--force", is_flag=True, help="Replace files already in DIR.")
+@log_options
+@handle_errors
+def deploy(kind: str, output: str | None, force: bool) -> None:
+    """Print (or write into DIR) the deployment files for systemd, cron or Kubernetes.
+
+    They ship inside roomsync, so a pipx or container install has them. The files name this
+    roomsync's executable, and, written with --output, DIR as the cron wrapper's place
+    (/opt/roomsync/cron when printed).
+    """
+    from pathlib import Path
+
+    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
+
+    if output is None:
+        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
+        return
+    directory = Path(output).absolute()
+    for path in write(deploy_files(kind, str(directory)), directory, force):
+        click.echo(str(path))

@@ -3,43 +3,103 @@
 The stand-in serves generated sessions on a free loopback port, with a few scripted faults so
 that the retries show; a couple of unknown ids show `not_found`. After the backfill by id, one
 `sync` picks up what only the list carries (the cost) and re-fetches the live sessions.
+
+`roomsync demo --serve` then keeps the stand-in up (`serving`, `StopSignals`) so that every
+command can be tried by hand against it, with the settings `demo_environment` gives.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .config import Settings, mask_url
 from .fake_api import FakeSignalWire, generate_sessions
 from .pipeline import Summary, run_ids
-from .storage import Store, current_revision, upgrade
+from .storage import Store, current_revision, shareable_url, upgrade
 from .sync import run_sync
 
 DEMO_PROJECT = "demo-project"
 DEMO_TOKEN = "demo-token"
 
 
-def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
-    """Serve `n_sessions` fake sessions, migrate `database_url`, backfill, sync, summarise."""
+@contextmanager
+def serving(n_sessions: int, port: int = 0) -> Iterator[FakeSignalWire]:
+    """The stand-in API with the demo's sessions on 127.0.0.1:`port` (0: a free one); stopped
+    (its port released, open connections hung up) when the block ends."""
     sessions = generate_sessions(n_sessions, seed=7)
-    ids = [s["id"] for s in sessions]
+    with FakeSignalWire(sessions, project_id=DEMO_PROJECT, token=DEMO_TOKEN, port=port) as api:
+        yield api
+
+
+def demo_environment(api: FakeSignalWire, database_url: str) -> dict[str, str]:
+    """The settings that point the other commands at the stand-in and the demo's database (as
+    `shareable_url` shows it: usable from any directory, a password masked)."""
+    return {
+        "SIGNALWIRE_SPACE": api.base_url,
+        "SIGNALWIRE_PROJECT_ID": DEMO_PROJECT,
+        "SIGNALWIRE_API_TOKEN": DEMO_TOKEN,
+        "DATABASE_URL": shareable_url(database_url),
+    }
+
+
+class StopSignals:
+    """SIGINT and SIGTERM caught from the moment it is entered (so that one sent as soon as the
+    settings are printed is not missed) until it is left (the earlier handlers are put back);
+    `wait()` blocks until one arrives and returns its name."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._received: list[str] = []
+        self._previous: dict[signal.Signals, Any] = {}
+
+    def _handler(self, signum: int, _frame: Any) -> None:
+        self._received.append(signal.Signals(signum).name)
+        self._stop.set()
+
+    def __enter__(self) -> StopSignals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._previous.items():
+            signal.signal(sig, old)
+
+    def wait(self) -> str:
+        while not self._stop.wait(0.5):
+            pass
+        return self._received[0]
+
+
+def run_demo(
+    n_sessions: int, database_url: str, api: FakeSignalWire | None = None
+) -> dict[str, Any]:
+    """Serve `n_sessions` fake sessions, migrate `database_url`, backfill, sync, summarise.
+    With `api` (from `serving`), use that stand-in and leave it running."""
+    if api is None:
+        with serving(n_sessions) as own:
+            return run_demo(n_sessions, database_url, own)
+    ids = list(api.sessions)
     unknown = [str(uuid.UUID(int=n)) for n in (1, 2)]
-    with FakeSignalWire(sessions, project_id=DEMO_PROJECT, token=DEMO_TOKEN) as api:
-        api.script(ids[0], "503", "429")
-        api.script(ids[-1], "reset")
-        upgrade(database_url)
-        settings = Settings(
-            base_url=api.base_url,
-            project_id=DEMO_PROJECT,
-            api_token=DEMO_TOKEN,
-            database_url=database_url,
-            backoff=0.2,
-        )
-        with Store.open(database_url, at_head=False) as store:  # just upgraded
-            backfill = run_ids([*ids, *unknown], settings, store)
-            synced = run_sync(settings, store)
-            totals = store.report_rows("status")
+    api.script(ids[0], "503", "429")
+    api.script(ids[-1], "reset")
+    upgrade(database_url)
+    settings = Settings(
+        base_url=api.base_url,
+        project_id=DEMO_PROJECT,
+        api_token=DEMO_TOKEN,
+        database_url=database_url,
+        backoff=0.2,
+    )
+    with Store.open(database_url, at_head=False) as store:  # just upgraded
+        backfill = run_ids([*ids, *unknown], settings, store)
+        synced = run_sync(settings, store)
+        totals = store.report_rows("status")
     sync_result = synced.to_dict()
     by_status = ", ".join(f"{t.group}: {t.sessions} ({t.minutes:,.0f} min)" for t in totals)
     lines = [

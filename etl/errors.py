@@ -36,6 +36,11 @@ class DatabaseError(RoomsyncError):
     exit_code = 3
 
 
+class DatabaseReplaced(DatabaseError):
+    """The SQLite file's path names another file than the one this process opened (a backup
+    restored, a deploy that swapped it): nothing more is read or written through it."""
+
+
 class LockLost(DatabaseError):
     """The sync lock is no longer held: the run must stop before writing anything more."""
 
@@ -62,8 +67,37 @@ class TransientError(ApiError):
         self.retry_after = retry_after
 
 
+class BodyTooLargeError(ApiError):
+    """The body is larger than the limit: retrying would read it again, so the id fails."""
+
+
+class StoppedError(ApiError):
+    """The run is stopping (a signal): the retry this id was waiting for is not sent."""
+
+
+class WalkError(ApiError):
+    """A list walk that cannot end as it should: endless or empty pages, more than `max_pages`,
+    or a `links.next` that loops back or is not a string. The walk ends as a run-level error:
+    a short list is never taken for the whole one."""
+
+
+class UnreachableError(ConfigError):
+    """No request has ever been answered: the space is wrong or down, so nothing can succeed."""
+
+
+class SilentServerError(TransientError):
+    """A request timed out before any byte of a response (connect, TLS handshake or headers)
+    while no request of the run had been answered yet: after its retries, the run stops as
+    unreachable instead of trying every id against a server that never answers."""
+
+
 class PayloadError(RoomsyncError):
     """A 200 body that does not describe the session asked for, or has fields of the wrong type."""
+
+
+class TimestampRangeError(ValueError):
+    """A well-formed timestamp whose moment, in UTC, lies outside years 1-9999: no column can
+    hold it (Python's datetime and both backends' timestamp types stop there)."""
 
 
 class RunFailed(RoomsyncError):

@@ -9,11 +9,18 @@ millions of ids never sits in memory as strings (only a 128-bit integer per dist
 
 Bounds: a line longer than MAX_LINE_CHARS or an input larger than MAX_INPUT_BYTES is refused
 (exit 2) instead of being read into memory. A UTF-8 byte order mark at the start is ignored.
+
+An input that yields no id -- nothing at all, only blank lines and `#` comments, or only invalid
+lines left out by --skip-invalid -- is an error (`require_ids`) unless the caller allows it: a
+producer that failed (`roomsync backfill <(query)`, `query | roomsync backfill -`) writes
+nothing, and a run that fetched nothing must not look like a run that fetched everything.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import stat
 import sys
 import tempfile
 import uuid
@@ -42,6 +49,9 @@ class IdSource:
         self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="ascii")  # noqa: SIM115
         self.count = 0
         self.invalid = 0
+        self.lines = 0  # every line read, blank and comment lines included
+        self.name = "the input"
+        self.piped = False  # read from a pipe or socket: its producer may have failed
         try:
             bad = self._check_and_spool(lines, max_shown)
         except BaseException:
@@ -59,7 +69,7 @@ class IdSource:
     def _check_and_spool(self, lines: Iterable[str], max_shown: int) -> list[tuple[int, str]]:
         seen: set[int] = set()
         bad: list[tuple[int, str]] = []
-        for number, text in _numbered_values(lines):
+        for number, text in _numbered_values(self._counted(lines)):
             try:
                 canonical = canonical_uuid(text)
             except ValueError:
@@ -74,6 +84,11 @@ class IdSource:
                 self._spool.write(canonical + "\n")
         self._spool.flush()
         return bad
+
+    def _counted(self, lines: Iterable[str]) -> Iterator[str]:
+        for line in lines:
+            self.lines += 1
+            yield line
 
     def __len__(self) -> int:
         return self.count
@@ -90,16 +105,46 @@ class IdSource:
             if path == "-":  # as UTF-8 whatever the locale, like the files
                 stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline=None)
                 try:
-                    return cls(_bounded_lines(stdin, path), skip_invalid=skip_invalid)
+                    source = cls(_bounded_lines(stdin, path), skip_invalid=skip_invalid)
+                    source.piped = _is_pipe(stdin)
                 finally:
                     stdin.detach()
-            with open(path, encoding="utf-8", newline=None) as handle:
-                return cls(_bounded_lines(handle, path), skip_invalid=skip_invalid)
+            else:
+                with open(path, encoding="utf-8", newline=None) as handle:
+                    source = cls(_bounded_lines(handle, path), skip_invalid=skip_invalid)
+                    source.piped = _is_pipe(handle)
         except (OSError, UnicodeError) as exc:
             raise InputError(f"cannot read {path}: {exc}") from None
+        source.name = "stdin" if path == "-" else path
+        return source
 
     def close(self) -> None:
         self._spool.close()
+
+
+def _is_pipe(handle: IO[str]) -> bool:
+    """A FIFO or socket: `<(...)` process substitution, `cmd | roomsync backfill -`, a named
+    pipe. (Not a terminal, a regular file, /dev/null, or a stream without a descriptor.)"""
+    try:
+        mode = os.fstat(handle.fileno()).st_mode
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def require_ids(source: IdSource, allow_hint: str) -> None:
+    """Raise InputError (exit 2) when `source` yielded no id; `allow_hint` names the switch that
+    accepts an empty input (`--allow-empty` on the command line)."""
+    if source.count:
+        return
+    if source.invalid:
+        what = f"no id: all {source.invalid} id line(s) of {source.name} were invalid and skipped"
+    elif source.lines:
+        what = f"the input was empty: {source.name} holds only blank lines and # comments"
+    else:
+        what = f"the input was empty: nothing was read from {source.name}"
+    producer = " (a pipe: the command writing it may have failed)" if source.piped else ""
+    raise InputError(f"{what}{producer}; {allow_hint} accepts an input without ids")
 
 
 def _bounded_lines(handle: IO[str], name: str) -> Iterator[str]:

@@ -1,9 +1,14 @@
 """Progress of a run, two ways (both implement `etl.pipeline.Progress`):
 
-- `TerminalProgress`: one line redrawn in place on a terminal (done/total, rate, failures); log
-  lines are written above it, never over it (it registers itself with `etl.logs`).
+- `TerminalProgress`: one line redrawn in place on a terminal (done/total, rate, failures,
+  elapsed time and ETA); log lines are written above it, never over it (it registers itself
+  with `etl.logs`).
 - `ProgressLog`: when stderr is not a terminal (cron, systemd, a container), one INFO log line
-  every `every` seconds with `done`, `total`, `rate` and `failures` (fields in JSON logs).
+  every `every` seconds with `done`, `total`, `rate`, `failures`, `elapsed_s` and `eta_s`
+  (fields in JSON logs).
+
+The ETA is the ids left at the average rate since the start; it is unknown (None, `ETA ?`)
+until an id is done, and when the total is unknown (ids streamed from a pipe).
 
 Both take the clock as a parameter, so that tests can move time without sleeping.
 """
@@ -46,6 +51,30 @@ class _Counts:
         elapsed = now - self.started
         return self.done / elapsed if elapsed > 0 else 0.0
 
+    def elapsed(self, now: float) -> float:
+        return max(0.0, now - self.started)
+
+    def eta(self, now: float) -> float | None:
+        """Seconds left at the average rate so far; None while it cannot be known."""
+        rate = self.rate(now)
+        if self.total is None or rate <= 0:
+            return None
+        return max(0, self.total - self.done) / rate
+
+
+def duration(seconds: float | None) -> str:
+    """42s, 3m05s, 2h07m; `?` for None."""
+    if seconds is None:
+        return "?"
+    whole = int(round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
 
 class ProgressLog:
     """A progress log line every `every` seconds of the run (checked as ids finish)."""
@@ -69,14 +98,26 @@ class ProgressLog:
     def _emit(self, now: float) -> None:
         c = self._counts
         rate = round(c.rate(now), 2)
+        elapsed = round(c.elapsed(now), 1)
+        eta = c.eta(now)
+        eta_s = None if eta is None else round(eta, 1)
         of = f"/{c.total}" if c.total is not None else ""
         log.info(
-            "progress: %d%s ids done, %.1f ids/s, %d failed",
+            "progress: %d%s ids done, %.1f ids/s, %d failed, %s elapsed, ETA %s",
             c.done,
             of,
             rate,
             c.failures,
-            extra={"done": c.done, "total": c.total, "rate": rate, "failures": c.failures},
+            duration(elapsed),
+            duration(eta),
+            extra={
+                "done": c.done,
+                "total": c.total,
+                "rate": rate,
+                "failures": c.failures,
+                "elapsed_s": elapsed,
+                "eta_s": eta_s,
+            },
         )
 
     def close(self) -> None:
@@ -84,8 +125,8 @@ class ProgressLog:
 
 
 class TerminalProgress:
-    """`fetching [#######-----] 120/1000 12% 34.5 ids/s 2 failed`, redrawn at most every
-    `interval` seconds."""
+    """`fetching [#######-----] 120/1000 12% 34.5 ids/s 2 failed 3s ETA 26s`, redrawn at most
+    every `interval` seconds."""
 
     def __init__(
         self,
@@ -126,6 +167,9 @@ class TerminalProgress:
             parts.append(f"{c.done}/{'?' if c.total is None else c.total}")
         parts.append(f"{c.rate(now):.1f} ids/s")
         parts.append(f"{c.failures} failed")
+        parts.append(duration(c.elapsed(now)))
+        if c.total is not None:
+            parts.append(f"ETA {duration(c.eta(now))}")
         return " ".join(parts)
 
     def clear(self) -> None:

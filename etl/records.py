@@ -18,12 +18,11 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, cast
 
-from .errors import PayloadError
+from .errors import PayloadError, TimestampRangeError
 
-UUID_FIELDS = ("room_id",)
 STRING_FIELDS = ("name", "display_name", "quality", "layout", "status", "preview_url")
 INTEGER_FIELDS = ("max_members", "remove_after_seconds_elapsed", "duration")
 NUMBER_FIELDS = ("fps",)
@@ -46,7 +45,6 @@ LIST_ONLY_KINDS = {
     "locked_cover": "string",
 }
 
-FINAL_STATUSES = frozenset({"completed"})
 _ALIASES = {"sync_audio_video": "audio_video_sync"}  # older material's name for the same field
 
 
@@ -108,12 +106,76 @@ def canonical_uuid(value: object) -> str:
     return str(uuid.UUID(match["urn"] or match["braced"] or match["plain"]))
 
 
+# RFC 3339's date-time (section 5.6): `T` and `Z` in either case (section 5.6's notes; a space
+# for the `T` too), any number of fractional digits, second 60 for a leap second, an offset `Z`
+# or +hh:mm / -hh:mm.
+_RFC3339 = re.compile(
+    r"(?P<year>\d{4})-(?P<month>\d{2})-(?P<day>\d{2})[Tt ]"
+    r"(?P<hour>\d{2}):(?P<minute>\d{2}):(?P<second>\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?:(?P<zulu>[Zz])|(?P<sign>[+-])(?P<off_hour>\d{2}):(?P<off_minute>\d{2}))",
+    re.ASCII,
+)
+_CYCLE_YEARS = 400  # the Gregorian calendar repeats every 400 years (146,097 days, whole weeks)
+
+
 def parse_timestamp(value: str) -> datetime:
-    """ISO 8601 text -> aware UTC datetime; text without an offset is taken as UTC."""
+    """Timestamp text -> aware UTC datetime.
+
+    RFC 3339 date-times in every form its grammar allows are read exactly: lower-case `t`/`z`,
+    any number of fractional digits (truncated to microseconds), `-00:00` (RFC 3339 section 4.3:
+    the moment is known in UTC, the local offset is not -- the same instant as `Z`), year 0000
+    when the offset brings it into year 1, and a leap second `23:59:60Z`, which becomes the next
+    day's 00:00:00 as PostgreSQL stores it. Other ISO 8601 forms that `datetime.fromisoformat`
+    reads are still accepted as before; text without an offset is taken as UTC.
+
+    Raises TimestampRangeError when the moment in UTC falls outside years 1-9999, ValueError
+    for anything else that is not a timestamp.
+    """
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        return _parse_iso8601(value)
+    year, second = int(match["year"]), int(match["second"])
+    shift = _CYCLE_YEARS if year == 0 else 0  # year 0000 is valid RFC 3339; datetime starts at 1
+    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+    local = datetime(
+        year + shift,
+        int(match["month"]),
+        int(match["day"]),
+        int(match["hour"]),
+        int(match["minute"]),
+        min(second, 59),
+        int(fraction),
+    )  # ValueError for a day, hour or minute out of range
+    if second > 60:
+        raise ValueError(f"second {second} is out of range")
+    offset = timedelta(0)
+    if match["sign"] is not None:
+        off_hour, off_minute = int(match["off_hour"]), int(match["off_minute"])
+        if off_hour > 23 or off_minute > 59:
+            raise ValueError("the offset is out of range")
+        offset = timedelta(hours=off_hour, minutes=off_minute)
+        offset = -offset if match["sign"] == "-" else offset
+    try:
+        utc = local - offset
+        if second == 60:
+            if (utc.hour, utc.minute) != (23, 59):
+                raise ValueError("a leap second other than at 23:59:60 UTC")
+            utc += timedelta(seconds=1)
+    except OverflowError:
+        raise TimestampRangeError(value) from None
+    if not 1 <= utc.year - shift <= 9999:
+        raise TimestampRangeError(value)
+    return utc.replace(year=utc.year - shift, tzinfo=UTC)
+
+
+def _parse_iso8601(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise TimestampRangeError(value) from None
 
 
 INT32 = 2**31 - 1  # the integer columns are 32-bit on both backends
@@ -151,11 +213,16 @@ def _check_boolean(value: Any) -> bool:
 
 def _check_timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise TypeError("an ISO 8601 timestamp")
+        raise TypeError("an RFC 3339 timestamp")
     try:
         return parse_timestamp(value)
-    except (ValueError, OverflowError):
-        raise TypeError("an ISO 8601 timestamp") from None
+    except TimestampRangeError:
+        raise TypeError(
+            "a moment within years 1-9999 in UTC (this one cannot be stored: no timestamp "
+            "column reaches it)"
+        ) from None
+    except ValueError:
+        raise TypeError("an RFC 3339 timestamp") from None
 
 
 def _check_uuid(value: Any) -> str:

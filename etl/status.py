@@ -6,6 +6,11 @@ Sessions stored and live, ids failing, sessions waiting for their final cost, th
 the last run of each command, the last successful run of each, the schema revision, and the
 month-to-date spend (daily_usage's cost over the UTC calendar month) against `--budget`. The same
 read model feeds the metrics file (etl.metrics), so both report the same counts.
+
+Time: ages are measured with this machine's clock. A ledger time more than CLOCK_SKEW ahead of it
+(the clock jumped back, or another host's clock runs ahead) means the clocks disagree: `status`
+says so, and a success recorded "in the future" is not fresh -- otherwise a clock set back by
+two days would keep `--max-age` green for two days while every sync fails.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+from .config import CLOCK_SKEW
 from .storage.reporting import MonthSpend, Status, iso
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
@@ -27,15 +33,32 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
-def _ago(delta: timedelta) -> str:
+def _span(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     if seconds < 120:
-        return f"{seconds}s ago"
+        return f"{seconds}s"
     if seconds < 7200:
-        return f"{seconds // 60}m ago"
+        return f"{seconds // 60}m"
     if seconds < 172800:
-        return f"{seconds // 3600}h {seconds % 3600 // 60}m ago"
-    return f"{seconds // 86400}d ago"
+        return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+    return f"{seconds // 86400}d"
+
+
+def _ago(delta: timedelta) -> str:
+    if delta < -CLOCK_SKEW:
+        return f"{_span(-delta)} ahead of this clock"
+    return f"{_span(max(delta, timedelta(0)))} ago"
+
+
+def clock_problem(status: Status) -> str | None:
+    """One sentence when the ledger's times lie ahead of this machine's clock, else None."""
+    ahead = status.ledger_ahead()
+    if ahead is None:
+        return None
+    return (
+        f"the clock disagrees: the ledger records times up to {_span(ahead)} ahead of this "
+        f"machine's clock ({iso(status.now)}); it jumped back, or another host's runs ahead"
+    )
 
 
 def render_text(status: Status, database: str) -> str:
@@ -57,6 +80,9 @@ def render_text(status: Status, database: str) -> str:
         lines.append("last sync ok: never")
     else:
         lines.append(f"last sync ok: {iso(sync_ok.finished_at)} ({_ago(age)}, run {sync_ok.id})")
+    problem = clock_problem(status)
+    if problem is not None:
+        lines.append(f"clock:        {problem}")
     lines.append("last runs:")
     if not status.runs:
         lines.append("  none yet")

@@ -4,8 +4,8 @@ Install roomsync in the workers' environment (`pip install roomsync-*.whl`) and 
 same environment variables as the command line (SIGNALWIRE_SPACE, SIGNALWIRE_PROJECT_ID,
 SIGNALWIRE_API_TOKEN, DATABASE_URL), e.g. from a secrets backend. Written for Airflow 3
 (`airflow.sdk`); on Airflow 2 import `dag` and `task` from `airflow.decorators` instead.
-roomsync's tests do not run this file (Airflow is not installed there); they check that every
-`api.` call in it exists with the keywords used.
+examples/check.sh runs both DAGs for real against the local stand-in API (`airflow dags test`),
+in a virtualenv of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from etl import api
 
@@ -40,16 +40,22 @@ def roomsync_sync() -> None:
     upgrade() >> sync()
 
 
-@dag(schedule=None, start_date=datetime(2026, 1, 1), catchup=False)
+@dag(
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={"ids_file": Param("/data/roomsync/ids.txt", type="string")},
+)
 def roomsync_backfill() -> None:
-    """Trigger by hand: SHARDS mapped tasks, each fetching its own shard of the same file."""
+    """Trigger by hand (the ids file in the run's conf, e.g. `{"ids_file": "/data/ids.txt"}`):
+    SHARDS mapped tasks, each fetching its own shard of the same file."""
 
     @task(retries=2)
     def backfill(ids_file: str, shard: str) -> dict[str, Any]:
         # retry_failed: a retried task also picks up the ids its shard failed before.
         return api.backfill_file(ids_file, shard=shard, retry_failed=True, raise_on_failure=True)
 
-    backfill.partial(ids_file="/data/roomsync/ids.txt").expand(
+    backfill.partial(ids_file="{{ params.ids_file }}").expand(
         shard=[f"{k}/{SHARDS}" for k in range(SHARDS)]
     )
 

@@ -3,12 +3,12 @@
 Install roomsync in the code location's environment (`pip install roomsync-*.whl`) and give it
 the command line's environment variables (SIGNALWIRE_SPACE, SIGNALWIRE_PROJECT_ID,
 SIGNALWIRE_API_TOKEN, DATABASE_URL). For a backfill across N runs, launch the backfill job N
-times with `shard: "0/N"` ... `"N-1/N"` in its run config. roomsync's tests do not run this
-file (Dagster is not installed there); they check that every `api.` call in it exists with the
-keywords used.
-"""
+times with `shard: "0/N"` ... `"N-1/N"` in its run config. examples/check.sh runs both jobs
+for real against the local stand-in API (`dagster job execute`), in a virtualenv of its own.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: Dagster reads the annotations at definition time
+and rejects `context: OpExecutionContext` once it is a string.
+"""
 
 from typing import Any
 

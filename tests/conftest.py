@@ -25,6 +25,20 @@ from etl.storage.migrate import upgrade
 PROJECT = "test-project"
 TOKEN = "tok-3f9a1c7e5b2d4086"  # distinctive, so tests can grep output for it
 
+# A `@pytest.mark.timeout(N)` names how long the test takes at most on an idle two-core machine,
+# with room; it is there to end a hang, never to judge speed. On a loaded machine (CI next to
+# other work, the suite with CPU-bound processes competing) a test of many subprocesses runs
+# several times slower, so every such bound is stretched by this factor (the ini default,
+# pyproject.toml, is already stretched). A hang still ends, only later.
+TIMEOUT_SCALE = 5
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        if marker is not None and marker.args:
+            item.add_marker(pytest.mark.timeout(marker.args[0] * TIMEOUT_SCALE), append=False)
+
 
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:

@@ -114,6 +114,14 @@ class Roomsync:
                 _, status, usage = os.wait4(self.process.pid, 0)
                 self.process.returncode = os.waitstatus_to_exitcode(status)
                 self.max_rss_mb = usage.ru_maxrss / 1024
+        except BaseException:
+            # The test itself was stopped (pytest-timeout, Ctrl-C): end the child here, so that
+            # it is not found still running, as a ResourceWarning, in whichever test runs next.
+            self.process.kill()
+            self.process.wait(timeout=30)
+            self._out.close()
+            self._err.close()
+            raise
         finally:
             timer.cancel()
         self._out.seek(0)

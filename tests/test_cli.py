@@ -18,6 +18,7 @@ from etl import __version__
 from etl.cli import main
 from etl.fake_api import FakeSignalWire
 from etl.storage.engines import make_engine
+from etl.storage.migrate import head_revision
 from etl.storage.schema import room_sessions
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000b"
@@ -241,7 +242,18 @@ def test_python_dash_m_and_version() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "etl", "--version"], capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 0 and done.stdout.strip() == f"roomsync, version {__version__}"
+    expected = f"roomsync, version {__version__} (schema revision {head_revision()})"
+    assert done.returncode == 0 and done.stdout.strip() == expected
+
+
+def test_version_names_no_revision_it_cannot_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast reader agrees with Alembic above; unreadable migrations say so, no traceback."""
+    from etl import version
+
+    monkeypatch.setattr(version, "_versions_dir", lambda: Path("/nonexistent/versions"))
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"roomsync, version {__version__} (schema revision unknown)\n"
 
 
 @pytest.mark.parametrize(
@@ -267,7 +279,9 @@ def test_bad_options_are_usage_errors_before_any_request(
 
 
 def test_every_command_has_help_and_is_in_the_readme() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    root = Path(__file__).resolve().parent.parent
+    # README.md and the guides beside it in docs/ (where README.md points for the details)
+    readme = "\n".join(p.read_text() for p in [root / "README.md", *root.glob("docs/**/*.md")])
     commands = [
         ["fetch"],
         ["backfill"],
@@ -279,6 +293,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
         ["db", "upgrade"],
         ["db", "downgrade"],
         ["db", "current"],
+        ["deploy"],
     ]
     for args in commands:
         result = invoke([*args, "--help"], {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import configparser
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -108,7 +109,11 @@ def test_systemd_units_point_at_the_wrapper_and_run_periodically() -> None:
     assert service["Service"]["ExecStart"].split()[0].endswith("/roomsync-cron.sh")
     timer = configparser.ConfigParser(strict=False, interpolation=None)
     timer.read(CRON / "roomsync-sync.timer")
-    assert timer["Timer"]["OnUnitActiveSec"] and timer["Install"]["WantedBy"] == "timers.target"
+    assert timer["Timer"]["OnCalendar"] and timer["Install"]["WantedBy"] == "timers.target"
+    # Persistent= (catch up a run missed while the machine was off) works only with OnCalendar=
+    # (systemd.timer(5)); a monotonic timer would silently ignore it.
+    assert timer["Timer"]["Persistent"] == "true"
+    assert not {"OnUnitActiveSec", "OnBootSec", "OnActiveSec"} & set(timer["Timer"])
     crontab = [
         line
         for line in (CRON / "roomsync.crontab").read_text().splitlines()
@@ -265,6 +270,25 @@ def systemd_version() -> int:
         [SYSTEMD_ANALYZE, "--version"], capture_output=True, text=True, timeout=30
     ).stdout.split()
     return int(first[1]) if len(first) > 1 and first[1].isdigit() else 0
+
+
+@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="no systemd-analyze")
+def test_the_timer_fires_every_10_minutes() -> None:
+    timer = configparser.ConfigParser(strict=False, interpolation=None)
+    timer.read(CRON / "roomsync-sync.timer")
+    assert SYSTEMD_ANALYZE is not None
+    done = subprocess.run(
+        [SYSTEMD_ANALYZE, "calendar", "--iterations", "4", timer["Timer"]["OnCalendar"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "TZ": "UTC"},
+    )
+    assert done.returncode == 0, done.stderr
+    elapses = re.findall(r"(\d\d):(\d\d):(\d\d) UTC", done.stdout)
+    minutes = [int(h) * 60 + int(m) for h, m, _ in elapses]
+    assert len(minutes) == 4 and all(s == "00" for _, _, s in elapses), done.stdout
+    assert {(b - a) % (24 * 60) for a, b in itertools.pairwise(minutes)} == {10}
 
 
 @pytest.mark.skipif(

@@ -5,6 +5,8 @@ Dockerfile's install steps in a fresh virtualenv instead.)"""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -171,3 +173,79 @@ def test_backfill_is_an_indexed_job_whose_shards_match_its_completions() -> None
 def test_manifests_hold_no_secret_values(path: Path) -> None:
     text = path.read_text()
     assert "kind: Secret" not in text and "stringData" not in text
+
+
+# ---- `roomsync deploy`: the same files, shipped inside the package
+
+
+def deploy(*args: str) -> Any:
+    from click.testing import CliRunner
+
+    return CliRunner().invoke(main, ["deploy", *args], catch_exceptions=False)
+
+
+def test_deploy_kubernetes_prints_the_manifests_as_one_stream_kubectl_reads() -> None:
+    result = deploy("kubernetes")
+    assert result.exit_code == 0, result.output
+    printed = [doc for doc in yaml.safe_load_all(result.stdout) if doc is not None]
+    assert {doc["metadata"]["name"]: doc for doc in printed} == resources()
+    assert printed[0]["metadata"]["name"] == "roomsync-db-upgrade"  # applied first
+
+
+@pytest.mark.parametrize("kind", ["systemd", "cron"])
+def test_deploy_writes_files_naming_this_roomsync_and_the_directory(
+    kind: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "roomsync"
+    result = deploy(kind, "--output", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(out.iterdir()) == sorted(Path(line) for line in result.stdout.split())
+    wrapper = out / "roomsync-cron.sh"
+    assert os.access(wrapper, os.X_OK)
+    assert wrapper.read_bytes() == (ROOT / "cron" / "roomsync-cron.sh").read_bytes()
+    env = (out / "roomsync.env.example").read_text()
+    assert f"ROOMSYNC={BIN / 'roomsync'}\n" in env  # this install's executable
+    every = "".join(path.read_text() for path in out.iterdir())
+    assert "/opt/roomsync" not in every
+    if kind == "cron":
+        (line,) = [x for x in (out / "roomsync.crontab").read_text().splitlines() if x[:1] == "*"]
+        assert line.split()[5] == str(wrapper)
+    else:
+        assert f"ExecStart={wrapper} -\n" in (out / "roomsync-sync.service").read_text()
+        assert "Persistent=true" in (out / "roomsync-sync.timer").read_text()
+    again = deploy(kind, "--output", str(out))
+    assert again.exit_code == 2 and "--force" in again.stderr
+    assert deploy(kind, "--output", str(out), "--force").exit_code == 0
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_written_systemd_units_verify(tmp_path: Path) -> None:
+    assert deploy("systemd", "-o", str(tmp_path)).exit_code == 0
+    units = [str(tmp_path / "roomsync-sync.service"), str(tmp_path / "roomsync-sync.timer")]
+    verify = subprocess.run(
+        ["systemd-analyze", "verify", *units], capture_output=True, text=True, timeout=60
+    )
+    assert verify.returncode == 0 and verify.stderr == "", verify.stderr
+
+
+def test_printed_cron_files_keep_the_documented_paths() -> None:
+    result = deploy("cron")
+    assert result.exit_code == 0
+    headers = [line for line in result.stdout.splitlines() if line.startswith("# ==> ")]
+    assert headers == [
+        "# ==> roomsync.crontab <==",
+        "# ==> roomsync-cron.sh <==",
+        "# ==> roomsync.env.example <==",
+    ]
+    assert "/opt/roomsync/cron/roomsync-cron.sh /etc/roomsync/roomsync.env" in result.stdout
+
+
+def test_every_deploy_file_ships_in_the_package() -> None:
+    """pyproject's package-data patterns must cover every file of cron/ and deploy/kubernetes/
+    (a new file with a new suffix would otherwise be left out of the wheel silently); the
+    wheel itself is checked in tests/test_wheel.py."""
+    from etl.deploy import KINDS
+
+    shipped = {name for files in KINDS.values() for _, name in files}
+    sources = {p.name for p in (ROOT / "cron").iterdir()} | {p.name for p in MANIFESTS}
+    assert shipped == sources

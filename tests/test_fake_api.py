@@ -387,12 +387,12 @@ def test_request_counters(fake: FakeSignalWire, client: httpx.Client) -> None:
 
 
 def test_max_in_flight_and_latency() -> None:
-    with FakeSignalWire(SESSIONS, latency=0.3) as server, make_client(server) as http:
+    with FakeSignalWire(SESSIONS, latency=2.0) as server, make_client(server) as http:
         ids = [s["id"] for s in SESSIONS[:5]]
         with ThreadPoolExecutor(max_workers=5) as pool:
             codes = list(pool.map(lambda i: http.get(session_url(i)).status_code, ids))
         assert codes == [200] * 5
-        assert server.max_in_flight == 5  # the 0.3 s latency held all five in flight at once
+        assert server.max_in_flight == 5  # the 2 s latency held all five in flight at once
         with pytest.raises(httpx.ReadTimeout):
             http.get(session_url(ids[0]), timeout=0.1)
 

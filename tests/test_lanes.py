@@ -37,7 +37,8 @@ def test_at_most_size_in_flight_and_every_lane_comes_back() -> None:
             assert lanes.idle == 3
             return [r.status_code for r in responses]
 
-    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=0.02) as fake:
+    # 0.5 s a reply: three requests overlap even when a loaded machine delays the sends
+    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=0.5) as fake:
         assert asyncio.run(go(fake)) == [200] * 12
         assert fake.max_in_flight == 3
 

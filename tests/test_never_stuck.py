@@ -189,9 +189,11 @@ def test_timeout_bounds_the_whole_request_of_a_dripped_body(
     hostile_api.always(slow["id"], Drip(session_body(slow), interval=0.2))  # ~2 min a body
     env = env_for_url(hostile_api.base_url, migrated_url)
     path = ids_file(tmp_path, [s["id"] for s in sessions])
-    args = ["backfill", path, "--timeout", "1", *FAST, "--retries", "1"]
-    result = roomsync(args, env, timeout=20)
-    assert result.returncode == 1, f"not ended by --timeout 1: {result.stderr[-2000:]}"
+    # --timeout 10: the drip needs ~2 min, the five normal ids get 10 s each even on a busy
+    # machine (a 1 s timeout failed them under load).
+    args = ["backfill", path, "--timeout", "10", *FAST, "--retries", "1"]
+    result = roomsync(args, env, timeout=90)
+    assert result.returncode == 1, f"not ended by --timeout 10: {result.stderr[-2000:]}"
     assert set(failures(engine)) == {slow["id"]}
     assert set(stored(engine)) == {s["id"] for s in sessions} - {slow["id"]}
 
@@ -205,7 +207,7 @@ def test_a_sync_whose_list_page_drips_ends_and_the_next_sync_is_not_skipped(
     page = hostile_api.list_page("page_size=1000")
     hostile_api.queue(LIST, Drip(page, interval=0.2))
     env = env_for_url(hostile_api.base_url, migrated_url)
-    hung = roomsync(["sync", "--timeout", "1", *FAST, "--retries", "1"], env, timeout=20)
+    hung = roomsync(["sync", "--timeout", "10", *FAST, "--retries", "1"], env, timeout=90)
     assert hung.returncode == 1, f"the sync did not end by itself: {hung.stderr[-2000:]}"
     assert runs(engine)[-1]["outcome"] == "failed" and runs(engine)[-1]["error"]
     after = roomsync(["sync", *FAST], env, timeout=30)

@@ -133,3 +133,43 @@ def test_cli_progress_lines_as_json_fields(cli_env: dict[str, str], sessions: li
         main, [*args[:-1], "0"], env=cli_env, input=stdin, catch_exceptions=False
     )
     assert not any("progress" in line for line in off.stderr.splitlines())
+
+
+def test_progress_log_says_elapsed_time_and_eta(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    progress = ProgressLog(60, clock=clock)
+    caplog.set_level(logging.INFO, logger="etl.progress")
+    progress.start(1000)
+    clock.now += 100
+    progress.advance(250)  # 2.5 ids/s: 750 left take 300 s
+    (record,) = caplog.records
+    assert (record.elapsed_s, record.eta_s) == (100.0, 300.0)  # type: ignore[attr-defined]
+    assert record.getMessage().endswith("1m40s elapsed, ETA 5m00s")
+    clock.now += 2 * 3600  # 250 in 7300 s: 750 left take 21900 s
+    progress.advance(0)
+    assert caplog.records[-1].getMessage().endswith("2h01m elapsed, ETA 6h05m")
+
+
+def test_eta_is_unknown_without_a_rate_or_a_total(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeClock()
+    caplog.set_level(logging.INFO, logger="etl.progress")
+    streamed = ProgressLog(10, clock=clock)
+    streamed.start(None)  # ids from a pipe: no total
+    clock.now += 20
+    streamed.advance(40)
+    stalled = ProgressLog(10, clock=clock)
+    stalled.start(100)
+    clock.now += 20
+    stalled.advance(0)  # nothing done yet: no rate
+    assert [r.eta_s for r in caplog.records] == [None, None]  # type: ignore[attr-defined]
+    assert all(r.getMessage().endswith("20s elapsed, ETA ?") for r in caplog.records)
+
+
+def test_terminal_line_shows_elapsed_and_eta() -> None:
+    clock = FakeClock()
+    bar = TerminalProgress(Terminal(), clock=clock)
+    bar.start(100)
+    clock.now += 30
+    bar.advance(60)  # 2 ids/s: 40 left take 20 s
+    assert bar.line().endswith("60/100 60% 2.0 ids/s 0 failed 30s ETA 20s")
+    bar.close()

@@ -188,3 +188,62 @@ def test_bodies_that_can_be_stored_are_kept_verbatim() -> None:
         "extra": {"n": 10**30, "x": 1e308, "nested": json.loads("[" * 30 + "]" * 30)},
     }
     assert parse_session(body, SID)["raw"] == body
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2025-03-11T01:49:51z", datetime(2025, 3, 11, 1, 49, 51, tzinfo=UTC)),
+        ("2025-03-11t01:49:51z", datetime(2025, 3, 11, 1, 49, 51, tzinfo=UTC)),
+        ("2025-03-11t03:49:51+02:00", datetime(2025, 3, 11, 1, 49, 51, tzinfo=UTC)),
+        # -00:00 (RFC 3339 section 4.3): UTC known, local offset unknown -- the same instant
+        ("2025-03-11T01:49:51-00:00", datetime(2025, 3, 11, 1, 49, 51, tzinfo=UTC)),
+        # more than six fractional digits: truncated to the microsecond, never rounded up
+        ("2025-03-11T01:49:51.123456789z", datetime(2025, 3, 11, 1, 49, 51, 123456, tzinfo=UTC)),
+        # a leap second: stored as PostgreSQL stores it, the next day's first instant
+        ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=UTC)),
+        ("2017-01-01T05:29:60.5+05:30", datetime(2017, 1, 1, 0, 0, 0, 500000, tzinfo=UTC)),
+        # year 0000 is valid RFC 3339 text; with this offset the moment is in year 1
+        ("0000-12-31T23:30:00-01:00", datetime(1, 1, 1, 0, 30, tzinfo=UTC)),
+        ("9999-12-31T23:59:59.999999+00:00", datetime(9999, 12, 31, 23, 59, 59, 999999, UTC)),
+    ],
+)
+def test_every_rfc3339_form_is_read_as_its_utc_moment(text: str, moment: datetime) -> None:
+    row = parse_session(reference_example() | {"start_time": text, "updated_at": text}, SID)
+    assert row["start_time"] == row["updated_at"] == moment
+    assert row["raw"]["start_time"] == text  # the body is kept as it came
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "0001-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
+        "9999-12-31T23:59:60Z",
+        "0000-06-01T00:00:00Z",
+        "0000-12-31T23:59:59z",
+    ],
+)
+def test_a_moment_outside_years_1_to_9999_is_refused_as_unstorable(text: str) -> None:
+    with pytest.raises(PayloadError) as info:
+        parse_session(reference_example() | {"end_time": text}, SID)
+    message = str(info.value)
+    assert "'end_time'" in message and "cannot be stored" in message and "1-9999" in message
+    assert "ISO 8601" not in message and "RFC 3339 timestamp" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025-02-29T00:00:00Z",  # no such day
+        "2025-03-11T12:00:60Z",  # second 60 only at a leap second, 23:59:60 UTC
+        "2025-03-11T01:49:61Z",
+        "2025-03-11T01:49:51+24:00",
+        "2025-03-11T01:49:51+01:60",
+        "2025-03-11T01:49:51Zz",
+        "yesterday",
+    ],
+)
+def test_text_that_is_not_a_timestamp_is_refused_as_such(text: str) -> None:
+    with pytest.raises(PayloadError, match="'end_time' should be an RFC 3339 timestamp"):
+        parse_session(reference_example() | {"end_time": text}, SID)

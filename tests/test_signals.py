@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -55,6 +56,24 @@ def wait_for_rows(engine: Engine, process: subprocess.Popen[str], at_least: int)
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the backfill wrote nothing in 30 s"
         time.sleep(0.05)
+
+
+def wait_for_stderr(process: subprocess.Popen[str], text: str, seconds: float) -> str:
+    """Read the process's stderr until `text` shows (at most `seconds`); returns what was read,
+    which communicate() will not return again."""
+    assert process.stderr is not None
+    fd = process.stderr.fileno()
+    os.set_blocking(fd, False)
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while text.encode() not in seen:
+        assert process.poll() is None, seen.decode(errors="replace")
+        assert time.monotonic() < deadline, f"no {text!r} in {seconds} s: {seen!r}"
+        ready, _, _ = select.select([fd], [], [], 0.1)
+        if ready:
+            seen += os.read(fd, 65536)
+    os.set_blocking(fd, True)
+    return seen.decode(errors="replace")
 
 
 @pytest.fixture
@@ -148,9 +167,12 @@ def test_a_second_signal_stops_at_once_without_a_traceback(
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
+        # The second SIGINT only after the first was handled (two pending SIGINTs would merge
+        # into one): its log line is the observable state, not a sleep.
+        said = wait_for_stderr(process, "SIGINT received", 30)
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
+        stderr = said + stderr
     assert process.returncode == 130, stderr
     # The first signal alone would wait for the requests in flight (5 s each) and store them;
     # the second abandoned them: nothing arrived to be stored.

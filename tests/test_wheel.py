@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -26,7 +27,8 @@ from conftest import env_for
 from etl.fake_api import FakeSignalWire
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ["pyproject.toml", "README.md", "etl", "migrations"]  # what the Dockerfile copies
+# What the Dockerfile copies, and all the wheel is built from.
+SOURCES = ["pyproject.toml", "README.md", "LICENSE", "etl", "migrations", "cron", "deploy"]
 
 
 def clean_env() -> dict[str, str]:
@@ -129,3 +131,45 @@ def test_installed_wheel_runs_every_command_from_an_empty_directory(
     synced = json.loads(run([roomsync, "sync", "--json"], empty, api_env).stdout)
     assert (fetched["inserted"], backfilled["inserted"]) == (1, 9)
     assert synced["listed"] == len(ids) and synced["failed"] == 0
+
+
+def test_wheel_ships_types_licence_and_deploy_files(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    names = set(archive.namelist())
+    assert "etl/py.typed" in names  # users' type checkers read roomsync's types
+    for path in sorted((ROOT / "cron").iterdir()):
+        assert f"etl/deploy_files/cron/{path.name}" in names
+    for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml")):
+        assert f"etl/deploy_files/kubernetes/{path.name}" in names
+    (metadata,) = [name for name in names if name.endswith(".dist-info/METADATA")]
+    fields = archive.read(metadata).decode().split("\n\n", 1)[0].splitlines()
+    assert "License-Expression: MIT" in fields
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+
+
+def test_installed_wheel_writes_deploy_files_and_serves_the_demo(
+    venv: Path, tmp_path: Path
+) -> None:
+    """A pipx-like install: the deploy files come out of the package, naming this install's
+    roomsync; `demo --serve` runs from it and stops on SIGTERM."""
+    from test_demo import check_served_demo, port_is_closed, start_serving
+
+    roomsync = str(venv / "bin" / "roomsync")
+    empty = tmp_path / "anywhere"
+    empty.mkdir()
+    env = clean_env()
+    out = empty / "units"
+    run([roomsync, "deploy", "systemd", "--output", str(out)], empty, env)
+    assert f"ROOMSYNC={roomsync}\n" in (out / "roomsync.env.example").read_text()
+    assert f"ExecStart={out / 'roomsync-cron.sh'} -" in (out / "roomsync-sync.service").read_text()
+    assert os.access(out / "roomsync-cron.sh", os.X_OK)
+    printed = run([roomsync, "deploy", "kubernetes"], empty, env).stdout
+    assert printed.count("kind: ") == 3
+
+    served = start_serving([roomsync, "demo", "--serve", "--sessions", "12", "--json"], empty, env)
+    try:
+        check_served_demo(served, [roomsync], empty, env)
+    finally:
+        code, stderr = served.stop(signal.SIGTERM)
+    assert code == 0, stderr
+    assert port_is_closed(served.environment["SIGNALWIRE_SPACE"])

@@ -10,7 +10,7 @@ dberrors (database failures mapped once), sql (chunks, the dialect's INSERT, rea
 from __future__ import annotations
 
 from .backlog import OpenRow
-from .engines import is_valid_url
+from .engines import is_valid_url, shareable_url
 from .lock import LockCheck, no_lock
 from .migrate import current_revision, downgrade, head_revision, upgrade
 from .reporting import ReportRow, RunInfo, Status
@@ -32,5 +32,6 @@ __all__ = [
     "head_revision",
     "is_valid_url",
     "no_lock",
+    "shareable_url",
     "upgrade",
 ]

@@ -4,7 +4,12 @@
 The URL is parsed here once (`parse_url`, after config's normalisation), and a URL that is not
 one is a one-line ConfigError.
 
-Writing: SQLite gets WAL and a busy timeout for concurrent runs, and foreign keys on.
+Writing: SQLite gets WAL and a busy timeout for concurrent runs, and foreign keys on. The file's
+identity (device, inode) is recorded when it is first opened and checked before every new
+connection and every transaction: when the path names another file by then (a backup restored, a
+deploy that swapped the file), DatabaseReplaced stops the run before anything is written through
+state that belongs to the old file -- pooled connections still on the old inode, and its
+write-ahead log, whose `-wal`/`-shm` names the new file would otherwise pair with.
 
 A dry run (`keep_file_as_is`): a SQLite file that does not exist is an error instead of a new
 empty file, and its journal mode is left alone.
@@ -36,7 +41,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..config import mask_url, normalize_database_url
-from ..errors import ConfigError, DatabaseError
+from ..errors import ConfigError, DatabaseError, DatabaseReplaced
 
 SQLITE_BUSY_TIMEOUT_S = 30
 _SQLITE_ARGS = {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}
@@ -52,6 +57,25 @@ def parse_url(url: str) -> URL:
             "DATABASE_URL is not a valid SQLAlchemy URL (check the host, and that the port is a "
             "number)"
         ) from None
+
+
+def shareable_url(url: str) -> str:
+    """`url` as another shell or directory can use it: a SQLite file named relative to the
+    working directory made absolute; a password masked (never shown; the user puts it back)."""
+    parsed = parse_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and _relative_file(database):
+        parsed = parsed.set(database=os.path.abspath(str(database)))
+    if parsed.password is not None:
+        return mask_url(parsed)
+    return parsed.render_as_string(hide_password=False)
+
+
+def _relative_file(database: str | None) -> bool:
+    """A SQLite database that is a file named relative to the working directory."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return False
+    return not os.path.isabs(database)
 
 
 def is_valid_url(url: str) -> bool:
@@ -72,6 +96,11 @@ def make_engine(url: str, *, keep_file_as_is: bool = False) -> Engine:
             _require_sqlite_file(parsed.database)
         engine = sa.create_engine(parsed, connect_args=dict(_SQLITE_ARGS))
         sa.event.listen(engine, "connect", _foreign_keys if keep_file_as_is else _sqlite_pragmas)
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            identity = _FileIdentity(database)
+            sa.event.listen(engine, "connect", identity.on_connect, insert=True)  # first
+            sa.event.listen(engine, "begin", identity.on_begin)
         return engine
     return _server_engine(parsed, url)
 
@@ -100,6 +129,87 @@ def make_migration_engine(url: str) -> Engine:
         sa.event.listen(engine, "connect", _driver_autocommit)
         sa.event.listen(engine, "begin", _explicit_begin)
     return engine
+
+
+class _FileIdentity:
+    """The (device, inode) of the SQLite file an engine opened; see the module's docstring."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(path)
+        self.identity = self._current()  # None until the file exists (`db upgrade` makes it)
+
+    def _current(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def check(self) -> None:
+        now = self._current()
+        if self.identity is None:
+            self.identity = now
+            return
+        if now != self.identity:
+            what = (
+                "is gone since this run opened it"
+                if now is None
+                else "now names another file than the one this run opened"
+            )
+            raise DatabaseReplaced(
+                f"the database file {self.path} {what} (a backup restored, a deploy that "
+                "swapped it?): stopped before writing to it; what this run stored went to the "
+                "file it opened; re-run to work on the one there now"
+            )
+
+    def on_connect(self, _dbapi_connection: Any, _record: Any) -> None:
+        self.check()
+
+    def on_begin(self, conn: sa.Connection) -> None:
+        try:
+            self.check()
+        except DatabaseReplaced:
+            # `conn` passed on_connect: it is on the old file. SQLite will not checkpoint a
+            # moved database on close, so its log would stay under the names the new file
+            # pairs with, and the next opener would read the old file's pages as its own.
+            self._retire_log(conn)
+            raise
+
+    def _retire_log(self, conn: sa.Connection) -> None:
+        """Checkpoint the old file's write-ahead log into the old file (through `conn`, whose
+        descriptor is the old inode), then unlink `-wal` and `-shm` when they are the very
+        files this process has open -- never a log that came with the new file."""
+        try:
+            conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA wal_checkpoint(TRUNCATE)"
+            )
+        except Exception:  # noqa: BLE001 -- best effort; the run stops either way
+            return
+        mine = _open_file_identities()
+        for suffix in ("-wal", "-shm"):
+            path = self.path + suffix
+            try:
+                st = os.stat(path)
+                if (st.st_dev, st.st_ino) in mine:
+                    os.unlink(path)
+            except OSError:
+                continue
+
+
+def _open_file_identities() -> set[tuple[int, int]]:
+    """(device, inode) of every file this process has open (Linux /proc; empty elsewhere)."""
+    found: set[tuple[int, int]] = set()
+    try:
+        names = os.listdir("/proc/self/fd")
+    except OSError:
+        return found
+    for name in names:
+        try:
+            st = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return found
 
 
 def _server_engine(parsed: URL, url: str, connect_args: dict[str, Any] | None = None) -> Engine:

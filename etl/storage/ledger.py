@@ -135,6 +135,16 @@ def last_watermark(engine: Engine) -> datetime | None:
     return values[0] if values else None
 
 
+def latest_recorded(engine: Engine, command: str) -> datetime | None:
+    """The latest start or end recorded for any run of `command`, by time (not by run id)."""
+    t = sync_runs
+    query = sa.select(sa.func.max(t.c.started_at), sa.func.max(t.c.finished_at)).where(
+        t.c.command == command
+    )
+    moments = [m for m in read_rows(engine, query)[0] if m is not None]
+    return max(moments) if moments else None
+
+
 # Writes that share the batch's transaction (the caller's connection).
 
 

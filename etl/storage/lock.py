@@ -1,9 +1,16 @@
 """The lock that keeps two syncs from running at once.
 
 On PostgreSQL a session-level advisory lock, held on its own connection: it works across hosts
-and is released by the server when the process dies, even by SIGKILL. On SQLite an exclusive
-`flock` on a file beside the database (its real path, symlinks resolved, so that two names for
-one file share one lock), which the kernel releases the same way.
+and is released by the server when the process dies, even by SIGKILL. On SQLite exclusive
+`flock`s, which the kernel releases the same way, on two files in the database's directory
+(symlinks resolved): `.roomsync-<device>-<inode>.sync-lock`, named after the database file's
+identity, so that every name of one file -- a symlink, a hard link, a bind mount of its
+directory -- finds the same lock; and `<database>.sync-lock`, the lock of earlier versions, so
+that a sync of an older version running during an upgrade still keeps this one out. (A hard
+link in another directory is not covered: only a lock on the database file itself would be, and
+a descriptor of the database closed by this process would drop SQLite's own POSIX locks.)
+A lock file that cannot be opened (a read-only directory, a directory in its place) is a
+DatabaseError, one line and exit 3.
 
 The advisory lock lives only as long as its connection: when that connection dies (a server
 restart, `pg_terminate_backend`, a network cut), another sync can take the lock. `held_lock`
@@ -23,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..errors import LockLost
+from ..errors import DatabaseError, LockLost
 from .dberrors import describe_error, map_errors
 
 log = logging.getLogger(__name__)
@@ -131,8 +138,34 @@ def _file_lock(database: str | None) -> Iterator[bool]:
         return
     # realpath: a symlink to the database (or to its directory) is the same database, and must
     # find the same lock.
-    path = f"{os.path.realpath(database)}.sync-lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    real = os.path.realpath(database)
+    with contextlib.ExitStack() as held:
+        for path in (f"{real}.sync-lock", _identity_lock_path(real)):
+            if not held.enter_context(_flock(path)):
+                yield False
+                return
+        yield True
+
+
+def _identity_lock_path(real: str) -> str:
+    try:
+        identity = os.stat(real)
+    except OSError as exc:
+        raise DatabaseError(f"cannot take the sync lock: {real}: {exc.strerror or exc}") from None
+    name = f".roomsync-{identity.st_dev:x}-{identity.st_ino:x}.sync-lock"
+    return os.path.join(os.path.dirname(real), name)
+
+
+@contextlib.contextmanager
+def _flock(path: str) -> Iterator[bool]:
+    """An exclusive flock on `path` (created if missing), without waiting: yields whether taken."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise DatabaseError(
+            f"cannot open the sync lock file {path}: {exc.strerror or exc} (it is kept beside "
+            "the database: its directory must be writable, and the name free for a file)"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -24,9 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..config import GROUPINGS, TIME_GROUPINGS
-from ..outcomes import RunOutcome
-from ..records import FINAL_STATUSES
+from ..config import CLOCK_SKEW, GROUPINGS, TIME_GROUPINGS
+from ..outcomes import FINAL_STATUSES, LIVE_UPSTREAM, RunOutcome, SessionStatus
 from .dberrors import map_errors
 from .ledger import COUNT_COLUMNS
 from .migrate import require_head, revision_of
@@ -39,7 +38,7 @@ from .schema import (
     video_charges,
 )
 
-LIVE_STATUS = "in-progress"
+LIVE_STATUS = LIVE_UPSTREAM  # live upstream (see etl.outcomes on the two meanings of live)
 NO_ROOM = "(no room)"
 NO_STATUS = "(none)"
 JSON_KEYS = (
@@ -221,8 +220,12 @@ def build_query(
         columns += [sa.func.max(inner.c.shown_name), sa.func.max(inner.c.moment)]
     columns += [
         sa.func.count(),
-        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "completed"), 1), else_=0)),
-        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "in-progress"), 1), else_=0)),
+        sa.func.sum(
+            sa.case((sa.and_(kept, inner.c.status == SessionStatus.COMPLETED), 1), else_=0)
+        ),
+        sa.func.sum(
+            sa.case((sa.and_(kept, inner.c.status == SessionStatus.IN_PROGRESS), 1), else_=0)
+        ),
         sa.func.sum(inner.c.duration),
         sa.func.count(inner.c.duration),
         sa.func.sum(_summable_cost(final_cost, dialect)),
@@ -230,7 +233,9 @@ def build_query(
         sa.func.sum(
             sa.case(
                 (
-                    sa.and_(kept, inner.c.status == "completed", sa.not_(inner.c.cost_final)),
+                    sa.and_(
+                        kept, inner.c.status == SessionStatus.COMPLETED, sa.not_(inner.c.cost_final)
+                    ),
                     1,
                 ),
                 else_=0,
@@ -554,13 +559,24 @@ class Status:
         return self.now - run.finished_at
 
     def fresh(self, max_age: timedelta) -> bool:
-        """A sync succeeded within `max_age`."""
+        """A sync succeeded within `max_age`, and not later than this clock allows (CLOCK_SKEW):
+        a success recorded "in the future" (the clock was set back) is not fresh."""
         age = self.sync_age()
-        return age is not None and age <= max_age
+        return age is not None and -CLOCK_SKEW <= age <= max_age
+
+    def ledger_ahead(self) -> timedelta | None:
+        """How far the newest time shown from the ledger lies ahead of `now`, when that is more
+        than CLOCK_SKEW (the clocks disagree); None when they agree."""
+        runs = (*self.runs.values(), *self.last_success.values())
+        moments = [t for run in runs for t in (run.started_at, run.finished_at) if t is not None]
+        if not moments:
+            return None
+        ahead = max(moments) - self.now
+        return ahead if ahead > CLOCK_SKEW else None
 
     def to_dict(self) -> dict[str, Any]:
         sync_ok = self.last_successful_sync
-        age = self.sync_age()
+        age, ahead = self.sync_age(), self.ledger_ahead()
         return {
             "sessions": self.sessions,
             "live": self.live,
@@ -576,6 +592,8 @@ class Status:
             },
             "last_successful_sync": None if sync_ok is None else sync_ok.to_dict(),
             "last_successful_sync_age_s": None if age is None else round(age.total_seconds(), 3),
+            "clock_disagrees": ahead is not None,
+            "ledger_ahead_s": None if ahead is None else round(ahead.total_seconds(), 3),
             "schema": {
                 "revision": self.revision,
                 "head": self.head,

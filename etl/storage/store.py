@@ -126,6 +126,9 @@ class Store:
     def last_watermark(self) -> datetime | None:
         return ledger.last_watermark(self.engine)
 
+    def latest_recorded(self, command: str) -> datetime | None:
+        return ledger.latest_recorded(self.engine, command)
+
     # ------------------------------------------------------------------ backlog
 
     def open_rows(self) -> list[OpenRow]:
