@@ -14,10 +14,15 @@ against the stand-in API in another process on 127.0.0.1, with a set latency. Wo
   404s), at 0 ms latency: peak RSS of the whole backfill (or of its first --rss-seconds), and of
   the validation pass alone.
 - version: start-up time of `roomsync --version`.
+- transport (issue 21): CPU per id at 0 ms latency of roomsync on its own transport
+  (etl/transport.py), of roomsync on httpx's transport (bench/roomsync_httpx.py, as before
+  issue 21) and of a bare httpx GET + json() loop with one connection per lane
+  (bench/bare_httpx.py), in interleaved repeats; prints min/median/max and the ratios.
 
     python bench/run.py                          # the default run, a few minutes
     python bench/run.py --only cpu --cpu-ids 20000
     python bench/run.py --only rss --rss --rss-ids 1000000
+    python bench/run.py --only transport --transport-ids 5000 --repeat 3
 
 Results are printed as Markdown tables and saved as JSON under bench/results/.
 """
@@ -52,7 +57,7 @@ from _common import (
 )
 
 CLIENT_TIMEOUT_S = 900.0
-WORKLOADS = ("latency", "cpu", "rate", "version", "rss")
+WORKLOADS = ("latency", "cpu", "rate", "version", "rss", "transport")
 
 
 @dataclass
@@ -148,6 +153,15 @@ def roomsync_cmd(ids_file: Path, concurrency: int, *extra: str) -> list[str]:
     ]
 
 
+def roomsync_httpx_cmd(ids_file: Path, concurrency: int) -> list[str]:
+    cmd = roomsync_cmd(ids_file, concurrency)
+    return [sys.executable, str(BENCH / "roomsync_httpx.py"), *cmd[1:]]
+
+
+def bare_httpx_cmd(ids_file: Path, concurrency: int) -> list[str]:
+    return [sys.executable, str(BENCH / "bare_httpx.py"), str(ids_file), str(concurrency)]
+
+
 def plain_cmd(ids_file: Path, _concurrency: int) -> list[str]:
     return [sys.executable, str(BENCH / "plain_sync.py"), str(ids_file)]
 
@@ -168,6 +182,8 @@ TOOLS = {
     "roomsync": Tool("roomsync", roomsync_cmd, needs_migration=True),
     "plain": Tool("plain script", plain_cmd, needs_migration=False, sequential=True),
     "dlt": Tool("dlt merge", dlt_cmd, needs_migration=False),
+    "roomsync-httpx": Tool("roomsync on httpx's transport", roomsync_httpx_cmd, True),
+    "bare": Tool("bare httpx GET + json()", bare_httpx_cmd, needs_migration=False),
 }
 
 
@@ -318,6 +334,51 @@ def per_server_rows(
             print(markdown(HEADER, [row.cells()]).splitlines()[-1], file=sys.stderr, flush=True)
         rows.append(median_row(runs))
     return rows
+
+
+TRANSPORT_TOOLS = ("roomsync-httpx", "roomsync", "bare")
+
+
+def transport_rows(
+    args: argparse.Namespace, dbs: Databases, workdir: Path, startups: dict[str, float]
+) -> tuple[list[Row], list[str]]:
+    """Issue 21's CPU measure: the three clients in interleaved repeats (a, b, c, a, b, c...),
+    each against a fresh 0 ms stand-in; CPU per id net of each client's start-up."""
+    n = args.transport_ids
+    runs: dict[str, list[Row]] = {key: [] for key in TRANSPORT_TOOLS}
+    for _ in range(args.repeat):
+        for key in TRANSPORT_TOOLS:
+            tool = TOOLS[key]
+            ids_file = workdir / "transport-ids.txt"
+            with api_server(n, 0.0, ids_file) as server:
+                if key not in startups:
+                    startups[key] = startup_cpu(tool, server.base_url, dbs, workdir)
+                row = measure_tool("transport", tool, args, n, 0.0, server, dbs, workdir, startups)
+            row.server = server.stats
+            runs[key].append(row)
+            print(markdown(HEADER, [row.cells()]).splitlines()[-1], file=sys.stderr, flush=True)
+    cpu = {key: [_cpu_ms_per_id(row) for row in rows] for key, rows in runs.items()}
+    lines = [
+        f"transport CPU ms/id (min/median/max of {args.repeat}): "
+        + "; ".join(
+            f"{TOOLS[key].name} {min(v):.3f}/{statistics.median(v):.3f}/{max(v):.3f}"
+            for key, v in cpu.items()
+        )
+    ]
+    med = {key: statistics.median(v) for key, v in cpu.items()}
+    lines.append(
+        "transport ratios of medians: roomsync / roomsync on httpx's transport "
+        f"{med['roomsync'] / med['roomsync-httpx']:.2f}; roomsync / bare httpx "
+        f"{med['roomsync'] / med['bare']:.2f} (target 0.6); roomsync on httpx's transport / "
+        f"bare httpx {med['roomsync-httpx'] / med['bare']:.2f}"
+    )
+    return [median_row(rows) for rows in runs.values()], lines
+
+
+def _cpu_ms_per_id(row: Row) -> float:
+    if row.measured is None:
+        return float("nan")
+    return (row.measured.cpu_s - row.startup_cpu_s) / max(row.ids, 1) * 1000
 
 
 def median_row(runs: list[Row]) -> Row:
@@ -485,6 +546,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the sequential script's share of each workload (it is slow)",
     )
     p.add_argument("--cpu-ids", type=int, default=20000, help="ids in the 0 ms cpu workload")
+    p.add_argument(
+        "--transport-ids", type=int, default=5000, help="ids in the 0 ms transport workload"
+    )
     p.add_argument("--rate-limit", type=float, default=50.0)
     p.add_argument("--rate-seconds", type=float, default=10.0)
     p.add_argument("--rss", action="store_true", help="run the million-id RSS workload")
@@ -503,7 +567,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    only = set(args.only or [w for w in WORKLOADS if w != "rss" or args.rss])
+    default = [w for w in WORKLOADS if (w != "rss" or args.rss) and w != "transport"]
+    only = set(args.only or default)
     tools = [t for t in args.tools.split(",") if t]
     rows: list[Row] = []
     lines: list[str] = []
@@ -524,6 +589,10 @@ def main(argv: list[str] | None = None) -> int:
                 rss, line = rss_rows(args, dbs, workdir, startups)
                 rows += rss
                 lines.append(line)
+            if "transport" in only:
+                transport, transport_lines = transport_rows(args, dbs, workdir, startups)
+                rows += transport
+                lines += transport_lines
             if "version" in only:
                 lines.append(version_line())
         finally:

@@ -903,7 +903,7 @@ def report(
         "  0    printed or written\n  2    usage error, or a file is there already (--force)",
     )
 )
-@click.argument("kind", type=click.Choice(["systemd", "cron", "kubernetes"]))
+@click.argument("kind", type=click.Choice(["systemd", "cron", "kubernetes"]), metavar="KIND")
 @click.option(
     "-o",
     "--output",

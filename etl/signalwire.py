@@ -42,6 +42,7 @@ from .errors import (
     WalkError,
 )
 from .retry import RETRY_STATUSES, Sleep, parse_retry_after, retry_kind, retrying
+from .transport import ONE_READ_DEFAULT, Http11Transport
 
 SESSION_PATH = "/api/video/room_sessions"
 MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a walk
@@ -136,14 +137,13 @@ class LaneTransport(httpx.AsyncBaseTransport):
     CPU per request. A pool of one connection has nothing to walk. At most `size` requests are
     in flight, as with the shared pool's `max_connections`; waiting for a lane is bounded by the
     request's pool timeout (httpx.PoolTimeout), as it was there. The lanes share one TLS context.
+    Each lane is an etl.transport.Http11Transport (issue 21); `one_read` is the largest
+    Content-Length body a lane hands over in one piece (the client passes --max-body).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, one_read: int = ONE_READ_DEFAULT) -> None:
         ssl_context = httpx.create_ssl_context()
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._lanes = [
-            httpx.AsyncHTTPTransport(verify=ssl_context, limits=one) for _ in range(size)
-        ]
+        self._lanes = [Http11Transport(ssl_context, one_read=one_read) for _ in range(size)]
         self._free = list(self._lanes)
         self._slots = asyncio.Semaphore(size)
 
@@ -167,7 +167,7 @@ class LaneTransport(httpx.AsyncBaseTransport):
         response.stream = _ReleasingStream(response.stream, lambda: self._release(lane))
         return response
 
-    def _release(self, lane: httpx.AsyncHTTPTransport) -> None:
+    def _release(self, lane: Http11Transport) -> None:
         self._free.append(lane)
         self._slots.release()
 
@@ -225,7 +225,7 @@ class SignalWireClient:
         self._api_confirmed: bool | None = None
         self.stats = ClientStats() if stats is None else stats
         if transport is None and not proxy_for(settings.base_url):
-            transport = LaneTransport(settings.concurrency)
+            transport = LaneTransport(settings.concurrency, one_read=settings.max_body)
         self._http = httpx.AsyncClient(
             # A transport given here never reads proxy variables; for a loopback space say so
             # outright too (nor .netrc, nor SSL_CERT_* variables).

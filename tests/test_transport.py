@@ -1,0 +1,809 @@
+"""etl/transport.py judged against httpx's own transport: the same hostile servers, both
+transports, the same outcome expected (issue 21).
+
+Every test runs twice, once per transport (`kind`: "httpx" is httpx.AsyncHTTPTransport with one
+connection, as each lane was before; "lean" is etl.transport.Http11Transport). The servers are
+real loopback sockets scripted byte by byte (`ScriptServer`): each accepted connection runs the
+next script queued, so a test says exactly what the server sends, when it hangs up, and how
+(FIN, half-close or RST). Where the two may differ (bytes after a Content-Length body, a head
+just over the size limit), the test says so and asserts each transport's own outcome.
+
+Bounds: every server socket has a timeout, every script waits at most a few seconds, and
+`stop()` hangs up every open connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import socket
+import ssl
+import struct
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import trustme
+from hostile_api import MIB, compression_bomb
+
+from etl.bodies import BodyTooLargeError
+from etl.config import Settings
+from etl.errors import TransientError
+from etl.signalwire import SignalWireClient
+from etl.transport import MAX_HEAD_BYTES, Http11Transport
+
+pytestmark = pytest.mark.timeout(60)
+
+KINDS = ["httpx", "lean"]
+WAIT_S = 5.0  # the longest any script waits for its peer
+BODY = b'{"id": "x", "ok": true}'
+
+
+# --------------------------------------------------------------------------- scripted server
+
+
+class Peer:
+    """The server's side of one connection, for a script."""
+
+    def __init__(self, sock: socket.socket, stopping: threading.Event) -> None:
+        self.sock = sock
+        self.stopping = stopping
+        self._buffer = b""
+
+    def request(self) -> bytes | None:
+        """The next request head (None when the client hung up first)."""
+        while b"\r\n\r\n" not in self._buffer:
+            if len(self._buffer) > 256 * 1024:
+                return None
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self._buffer += chunk
+        head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
+        return head
+
+    def send(self, data: bytes) -> bool:
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            return False
+        return True
+
+    def drip(self, data: bytes, interval: float) -> None:
+        for i in range(len(data)):
+            if self.stopping.wait(interval) or not self.send(data[i : i + 1]):
+                return
+
+    def half_close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def reset(self) -> None:
+        """Hang up with an RST (SO_LINGER 0), not a FIN."""
+        with contextlib.suppress(OSError):
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.sock.close()
+
+    def hold(self, seconds: float = WAIT_S) -> None:
+        """Keep the connection open, silent, until the client hangs up or the test ends."""
+        self.sock.settimeout(0.05)
+        for _ in range(int(seconds / 0.05)):
+            if self.stopping.is_set():
+                return
+            try:
+                if not self.sock.recv(65536):
+                    return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+
+Script = Callable[[Peer], None]
+
+
+class ScriptServer:
+    """A loopback TCP (optionally TLS) server; connection n runs the n-th queued script, or
+    `default` once the queue is empty."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None, default: Script | None = None) -> None:
+        self.tls = tls
+        self.default: Script = default or keep_alive(BODY)
+        self.scripts: deque[Script] = deque()
+        self.connections = 0
+        self.requests = 0
+        self.stopping = threading.Event()
+        self.closed = threading.Event()  # set by scripts that hang up, for tests to wait on
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._listener.getsockname()[1]}/api/x"
+
+    def queue(self, *scripts: Script) -> None:
+        self.scripts.extend(scripts)
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.connections += 1
+                script = self.scripts.popleft() if self.scripts else self.default
+                self._open.add(sock)
+            threading.Thread(target=self._serve, args=(sock, script), daemon=True).start()
+
+    def _serve(self, sock: socket.socket, script: Script) -> None:
+        try:
+            sock.settimeout(WAIT_S)
+            if self.tls is not None:
+                try:
+                    sock = self.tls.wrap_socket(sock, server_side=True)
+                except (OSError, ssl.SSLError):
+                    return
+            script(_CountingPeer(sock, self))
+        finally:
+            with self._lock:
+                self._open.discard(sock)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def __enter__(self) -> ScriptServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stopping.set()
+        self._listener.close()
+        with self._lock:
+            for sock in list(self._open):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(WAIT_S)
+
+
+class _CountingPeer(Peer):
+    def __init__(self, sock: socket.socket, server: ScriptServer) -> None:
+        super().__init__(sock, server.stopping)
+        self.server = server
+
+    def request(self) -> bytes | None:
+        head = super().request()
+        if head is not None:
+            self.server.requests += 1
+        return head
+
+
+def response(
+    body: bytes = BODY,
+    status: bytes = b"200 OK",
+    headers: bytes | None = None,
+    version: bytes = b"HTTP/1.1",
+) -> bytes:
+    if headers is None:
+        headers = b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
+    return version + b" " + status + b"\r\n" + headers + b"\r\n" + body
+
+
+def chunked(*pieces: bytes, end: bytes = b"0\r\n\r\n") -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + end
+
+
+def keep_alive(body: bytes) -> Script:
+    """Answer every request on the connection with `body` until the client hangs up."""
+    return keep_alive_raw(response(body))
+
+
+def keep_alive_raw(data: bytes) -> Script:
+    """Answer every request on the connection with these bytes until the client hangs up."""
+
+    def script(peer: Peer) -> None:
+        while peer.request() is not None:
+            if not peer.send(data):
+                return
+
+    return script
+
+
+def once(data: bytes, then: str = "hold") -> Script:
+    """Read one request, send `data` as is, then: hold, close (FIN), reset, or half-close."""
+
+    def script(peer: Peer) -> None:
+        if peer.request() is None:
+            return
+        peer.send(data)
+        finish(peer, then)
+
+    return script
+
+
+def finish(peer: Peer, how: str) -> None:
+    if how == "reset":
+        peer.reset()
+    elif how == "half-close":
+        peer.half_close()
+        peer.hold()
+    elif how == "hold":
+        peer.hold()
+    # "close": return; the server closes the socket (FIN)
+
+
+# --------------------------------------------------------------------------- clients
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def make_transport(kind: str, ssl_context: ssl.SSLContext | None = None) -> Any:
+    context = ssl_context or httpx.create_ssl_context()
+    if kind == "httpx":
+        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        return httpx.AsyncHTTPTransport(verify=context, limits=one)
+    return Http11Transport(context)
+
+
+Outcome = tuple[int, bytes] | type[BaseException]
+
+
+async def fetch_all(
+    transport: httpx.AsyncBaseTransport,
+    url: str,
+    n: int = 1,
+    timeout: httpx.Timeout | float = WAIT_S,
+    method: str = "GET",
+    between: Callable[[], Any] | None = None,
+) -> list[Outcome]:
+    """`n` requests in turn on one client: (status, body) or the transport error's class."""
+    outcomes: list[Outcome] = []
+    async with httpx.AsyncClient(transport=transport, timeout=timeout) as client:
+        for i in range(n):
+            if i and between is not None:
+                await between()
+            try:
+                reply = await client.request(method, url)
+                outcomes.append((reply.status_code, reply.content))
+            except httpx.TransportError as exc:
+                outcomes.append(type(exc))
+    return outcomes
+
+
+def run(
+    kind: str, server: ScriptServer, n: int = 1, **kwargs: Any
+) -> list[Outcome]:  # one event loop per call
+    ssl_context = kwargs.pop("ssl_context", None)
+    return asyncio.run(fetch_all(make_transport(kind, ssl_context), server.url, n, **kwargs))
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptServer]:
+    with ScriptServer() as s:
+        yield s
+
+
+OK = (200, BODY)
+
+
+# --------------------------------------------------------------------------- plain answers
+
+
+def test_keep_alive_reuses_one_connection(kind: str, server: ScriptServer) -> None:
+    assert run(kind, server, n=5) == [OK] * 5
+    assert (server.connections, server.requests) == (1, 5)
+
+
+def test_status_reason_and_headers_come_through(kind: str, server: ScriptServer) -> None:
+    head = b"Content-Length: 2\r\nX-One: 1\r\nx-two: two words\r\nRetry-After: 7\r\n"
+    server.queue(once(response(b"{}", b"503 Busy Now", head)))
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+            return await client.get(server.url)
+
+    reply = asyncio.run(go())
+    assert (reply.status_code, reply.reason_phrase, reply.http_version) == (
+        503,
+        "Busy Now",
+        "HTTP/1.1",
+    )
+    assert reply.headers["x-two"] == "two words"
+    assert reply.headers["retry-after"] == "7"
+    assert reply.content == b"{}"
+
+
+def test_the_request_carries_method_target_and_headers(kind: str) -> None:
+    heads: list[bytes] = []
+
+    def record(peer: Peer) -> None:
+        head = peer.request()
+        assert head is not None
+        heads.append(head)
+        peer.send(response())
+        peer.hold()
+
+    with ScriptServer(default=record) as server:
+
+        async def go() -> None:
+            async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+                await client.get(server.url + "?a=1&b=%20", headers={"X-Test": "yes"})
+
+        asyncio.run(go())
+    lines = heads[0].split(b"\r\n")
+    assert lines[0] == b"GET /api/x?a=1&b=%20 HTTP/1.1"
+    assert b"X-Test: yes" in lines
+    assert any(line.lower().startswith(b"host: 127.0.0.1:") for line in lines)
+
+
+def test_a_post_body_is_sent_whole(kind: str) -> None:
+    bodies: list[bytes] = []
+
+    def record(peer: Peer) -> None:
+        head = peer.request()
+        assert head is not None
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        data = peer._buffer
+        while len(data) < length:
+            data += peer.sock.recv(65536)
+        bodies.append(data)
+        peer.send(response())
+        peer.hold()
+
+    with ScriptServer(default=record) as server:
+
+        async def go() -> int:
+            async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+                return (await client.post(server.url, content=b"x" * 100_000)).status_code
+
+        assert asyncio.run(go()) == 200
+    assert bodies == [b"x" * 100_000]
+
+
+def test_an_http_1_0_answer_ends_at_close(kind: str, server: ScriptServer) -> None:
+    body = b'{"old": "' + b"y" * 200_000 + b'"}'
+    server.queue(once(response(body, headers=b"", version=b"HTTP/1.0"), then="close"))
+    assert run(kind, server, n=2) == [(200, body), OK]
+    assert server.connections == 2  # a close-delimited answer ends its connection
+
+
+def test_a_head_without_headers_ends_at_close(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"HTTP/1.1 200 OK\r\n\r\n" + BODY, then="close"))
+    assert run(kind, server) == [OK]
+
+
+def test_head_request_reads_no_body_and_keeps_the_connection(kind: str) -> None:
+    def script(peer: Peer) -> None:
+        head = peer.request()
+        assert head is not None and head.startswith(b"HEAD ")
+        peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 12345\r\n\r\n")
+        keep_alive(BODY)(peer)
+
+    with ScriptServer(default=script) as server:
+
+        async def go() -> list[Outcome]:
+            async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+                head = await client.head(server.url)
+                get = await client.get(server.url)
+                return [(head.status_code, head.content), (get.status_code, get.content)]
+
+        assert asyncio.run(go()) == [(200, b""), OK]
+        assert server.connections == 1
+
+
+def test_informational_answers_are_skipped(kind: str, server: ScriptServer) -> None:
+    early = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+    server.queue(once(early + response()))
+    assert run(kind, server) == [OK]
+
+
+def test_chunked_with_trailers(kind: str, server: ScriptServer) -> None:
+    head = b"Transfer-Encoding: chunked\r\n"
+    body = chunked(BODY[:5], BODY[5:], end=b"0\r\nX-Checksum: 1\r\n\r\n")
+    server.queue(keep_alive_raw(response(body, headers=head)))
+    assert run(kind, server, n=2) == [OK, OK]
+    assert server.connections == 1  # the trailer ends the answer; the connection is kept
+
+
+def test_duplicated_equal_content_length_is_one_length(kind: str, server: ScriptServer) -> None:
+    head = b"Content-Length: %d\r\nContent-Length: %d\r\n" % (len(BODY), len(BODY))
+    server.queue(once(response(headers=head)))
+    assert run(kind, server) == [OK]
+
+
+def test_a_large_body_comes_whole(kind: str, server: ScriptServer) -> None:
+    body = bytes(range(256)) * 40_000  # 10 MiB: more than one read, more than one_read
+    server.default = keep_alive(body)
+    assert run(kind, server, n=2) == [(200, body)] * 2
+
+
+# --------------------------------------------------------------------------- broken framing
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        pytest.param(b"HTTX/9.9 lol\r\n\r\n", id="status-line-garbage"),
+        pytest.param(b"\x00\xff\xfe binary \x01\r\n\r\n", id="binary-garbage"),
+        pytest.param(b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", id="four-digit-status"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", id="header-without-colon"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", id="space-in-header-name"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n12345",
+            id="conflicting-content-length",
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", id="negative-length"),
+        pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n", id="float-length"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            id="unsupported-transfer-coding",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+            id="chunk-size-not-hex",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\nabc\r\n",
+            id="chunk-size-overlong",
+        ),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabcXY0\r\n\r\n",
+            id="chunk-without-crlf",
+        ),
+    ],
+)
+def test_malformed_answers_are_protocol_errors(
+    kind: str, server: ScriptServer, head: bytes
+) -> None:
+    server.queue(once(head, then="close"))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+@pytest.mark.parametrize("how", ["close", "half-close"])
+def test_chunked_body_without_its_last_chunk(kind: str, server: ScriptServer, how: str) -> None:
+    head = b"Transfer-Encoding: chunked\r\n"
+    server.queue(once(response(chunked(BODY, end=b""), headers=head), then=how))
+    assert run(kind, server, timeout=httpx.Timeout(WAIT_S, read=1.0)) == [httpx.RemoteProtocolError]
+
+
+@pytest.mark.parametrize("how", ["close", "half-close"])
+def test_content_length_longer_than_the_body(kind: str, server: ScriptServer, how: str) -> None:
+    head = b"Content-Length: %d\r\n" % (len(BODY) + 50)
+    server.queue(once(response(headers=head), then=how))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+def test_content_length_shorter_than_the_body(kind: str, server: ScriptServer) -> None:
+    """The answer is cut at its declared length; the bytes after it are not taken for the
+    next answer (the lean transport drops the connection; httpx's takes them as the start of
+    its next answer, or opens a new connection, depending on when they arrive)."""
+    head = b"Content-Length: 5\r\n"
+    server.queue(once(response(headers=head) + b"HTTP/1.1 200 OK\r\n"))
+    outcomes = run(kind, server, n=2, timeout=httpx.Timeout(WAIT_S, read=1.0))
+    assert outcomes[0] == (200, BODY[:5])
+    if kind == "lean":
+        assert outcomes[1] == OK
+    else:  # the stray bytes, when httpx has read them, start its next answer
+        assert outcomes[1] in (OK, httpx.RemoteProtocolError, httpx.ReadTimeout)
+
+
+@pytest.mark.parametrize("size", [MAX_HEAD_BYTES + 1024, 3 * MAX_HEAD_BYTES])
+def test_a_head_larger_than_the_limit_is_refused(
+    kind: str, server: ScriptServer, size: int
+) -> None:
+    """httpx's limit (h11's) holds only for a head that is still incomplete after a 64 KiB
+    read, so a head just over it may pass there; the lean transport counts the whole head."""
+    big = b"X-Big: " + b"a" * size + b"\r\n"
+    server.queue(once(response(headers=big + b"Content-Length: 0\r\n"), then="close"))
+    outcome = run(kind, server)
+    if kind == "lean" or size > 2 * MAX_HEAD_BYTES:
+        assert outcome == [httpx.RemoteProtocolError]
+    else:
+        assert outcome in ([httpx.RemoteProtocolError], [(200, b"")])
+
+
+def test_too_many_headers_are_refused_by_size(kind: str, server: ScriptServer) -> None:
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(20_000))  # ~200 KiB of tiny headers
+    server.queue(once(response(headers=many + b"Content-Length: 0\r\n"), then="close"))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+def test_many_headers_within_the_limit_are_read(kind: str, server: ScriptServer) -> None:
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(2_000))
+    server.queue(once(response(headers=many + b"Content-Length: %d\r\n" % len(BODY))))
+    assert run(kind, server) == [OK]
+
+
+# --------------------------------------------------------------------------- hang-ups
+
+
+def test_reset_in_the_middle_of_the_head(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"HTTP/1.1 200 OK\r\nContent-Le", then="reset"))
+    assert run(kind, server) == [httpx.ReadError]
+
+
+def test_reset_in_the_middle_of_the_body(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + BODY, then="reset"))
+    assert run(kind, server) == [httpx.ReadError]
+
+
+def test_close_in_the_middle_of_the_head(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"HTTP/1.1 200 OK\r\nContent-Le", then="close"))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+@pytest.mark.parametrize("how", ["close", "half-close", "reset"])
+def test_hang_up_before_answering_a_new_connection(
+    kind: str, server: ScriptServer, how: str
+) -> None:
+    server.queue(once(b"", then=how))
+    expected = httpx.ReadError if how == "reset" else httpx.RemoteProtocolError
+    assert run(kind, server) == [expected]
+    assert server.connections == 1  # a new connection is not tried again
+
+
+def _answer_then(how: str) -> Script:
+    """Answer one request (keep-alive), read the next one, then hang up without answering."""
+
+    def script(peer: Peer) -> None:
+        if peer.request() is None:
+            return
+        peer.send(response())
+        if peer.request() is None:
+            return
+        finish(peer, how)
+
+    return script
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_stale_connection_hung_up_on_the_next_request(
+    kind: str, server: ScriptServer, how: str
+) -> None:
+    """The server drops a kept-alive connection as the next request reaches it: the error
+    httpx gives, not a silent second send (the client's retry policy decides, and counts it),
+    and the request after it goes on a new connection."""
+    server.queue(_answer_then(how))
+    expected = httpx.ReadError if how == "reset" else httpx.RemoteProtocolError
+    assert run(kind, server, n=3) == [OK, expected, OK]
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("how", ["close", "half-close"])
+def test_server_closing_an_idle_connection(kind: str, server: ScriptServer, how: str) -> None:
+    """The server closes a kept-alive connection while it is idle: the next request goes on
+    a new one (both transports notice before reusing it)."""
+
+    def script(peer: Peer) -> None:
+        if peer.request() is None:
+            return
+        peer.send(response())
+        if how == "close":
+            peer.sock.close()
+            server.closed.set()
+        else:
+            peer.half_close()
+            server.closed.set()
+            peer.hold()
+
+    server.queue(script)
+
+    async def closed() -> None:
+        assert await asyncio.to_thread(server.closed.wait, WAIT_S)
+        await asyncio.sleep(0.05)  # let the event loop see the FIN (no assertion on time)
+
+    assert run(kind, server, n=2, between=closed) == [OK, OK]
+    assert server.connections == 2
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+def test_silent_server_is_a_read_timeout(kind: str, server: ScriptServer) -> None:
+    """No byte of answer: ReadTimeout (not ConnectTimeout) -- the 'silent server' signal."""
+    server.queue(once(b"", then="hold"))
+    assert run(kind, server, timeout=httpx.Timeout(WAIT_S, read=0.2)) == [httpx.ReadTimeout]
+
+
+def test_stalled_body_is_a_read_timeout(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", then="hold"))
+    assert run(kind, server, timeout=httpx.Timeout(WAIT_S, read=0.2)) == [httpx.ReadTimeout]
+
+
+def test_tls_handshake_never_answered_is_a_connect_timeout(kind: str) -> None:
+    with ScriptServer(default=lambda peer: peer.hold()) as server:
+        url = server.url.replace("http://", "https://")
+
+        async def go() -> list[Outcome]:
+            return await fetch_all(
+                make_transport(kind), url, timeout=httpx.Timeout(WAIT_S, connect=0.2)
+            )
+
+        assert asyncio.run(go()) == [httpx.ConnectTimeout]
+
+
+def test_connection_refused_is_a_connect_error(kind: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: refused
+        outcomes = asyncio.run(fetch_all(make_transport(kind), f"http://127.0.0.1:{port}/"))
+    assert outcomes == [httpx.ConnectError]
+
+
+def test_unsupported_scheme(kind: str) -> None:
+    outcomes = asyncio.run(fetch_all(make_transport(kind), "ftp://127.0.0.1/x"))
+    assert outcomes == [httpx.UnsupportedProtocol]
+
+
+def test_a_cancelled_request_leaves_a_usable_transport(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{", then="hold"))
+
+    async def go() -> Outcome:
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.2):
+                    await client.get(server.url)
+            reply = await client.get(server.url)
+            return reply.status_code, reply.content
+
+    assert asyncio.run(go()) == OK
+    assert server.connections == 2
+
+
+# --------------------------------------------------------------------------- TLS
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def _tls_server(ca: trustme.CA, *names: str) -> ScriptServer:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return ScriptServer(tls=context)
+
+
+def _trusting(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def test_tls_with_the_ca_is_accepted(kind: str, ca: trustme.CA) -> None:
+    with _tls_server(ca, "127.0.0.1") as server:
+        assert run(kind, server, n=2, ssl_context=_trusting(ca)) == [OK, OK]
+        assert server.connections == 1
+
+
+# httpx's transport (httpcore over anyio) can leave the plain socket of a refused TLS handshake
+# for the garbage collector, which then warns "unclosed transport"; the lean transport may not.
+HTTPX_LEAKS_ON_TLS_REFUSAL = [
+    pytest.param(
+        "httpx",
+        marks=pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    ),
+    "lean",
+]
+
+
+@pytest.mark.parametrize("kind", HTTPX_LEAKS_ON_TLS_REFUSAL)
+def test_tls_without_the_ca_is_refused(kind: str, ca: trustme.CA) -> None:
+    with _tls_server(ca, "127.0.0.1") as server:
+        assert run(kind, server) == [httpx.ConnectError]
+        assert server.requests == 0
+
+
+@pytest.mark.parametrize("kind", HTTPX_LEAKS_ON_TLS_REFUSAL)
+def test_tls_for_another_host_name_is_refused(kind: str, ca: trustme.CA) -> None:
+    with _tls_server(ca, "example.org") as server:
+        assert run(kind, server, ssl_context=_trusting(ca)) == [httpx.ConnectError]
+        assert server.requests == 0
+
+
+# --------------------------------------------------------------------------- through the client
+
+MAX_BODY = 1 * MIB
+
+
+def _client_get(kind: str, server: ScriptServer, timeout: float = WAIT_S) -> Any:
+    """One session fetched by roomsync's own client over `kind`, --max-body 1 MiB, no retry."""
+    settings = Settings(
+        base_url=server.url.rsplit("/api/x", 1)[0],
+        project_id="p",
+        api_token="t",
+        timeout=timeout,
+        retries=1,
+        max_body=MAX_BODY,
+    )
+
+    async def go() -> Any:
+        async with SignalWireClient(settings, transport=make_transport(kind)) as client:
+            return await client.get_room_session("abc")
+
+    return asyncio.run(go())
+
+
+def test_drip_is_bounded_by_the_request_deadline(kind: str, server: ScriptServer) -> None:
+    def drip(peer: Peer) -> None:
+        if peer.request() is not None:
+            peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            peer.drip(b" " * 1000, 0.05)  # each byte well within any read timeout
+
+    server.queue(drip)
+    with pytest.raises(TransientError, match="no complete answer within --timeout"):
+        _client_get(kind, server, timeout=0.5)
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "close"])
+@pytest.mark.parametrize("encoding", ["identity", "gzip", "deflate"])
+def test_body_over_max_body_fails_its_id(
+    kind: str, server: ScriptServer, framing: str, encoding: str
+) -> None:
+    """Over --max-body after decompression, however framed: refused, never held whole."""
+    if encoding == "identity":
+        body = b" " * (4 * MIB) + b"{}"
+    else:
+        body = compression_bomb(b"{}", encoding, 256 * MIB)  # a quarter GiB inflated
+    headers = b"" if encoding == "identity" else b"Content-Encoding: %s\r\n" % encoding.encode()
+    if framing == "content-length":
+        data = response(body, headers=headers + b"Content-Length: %d\r\n" % len(body))
+    elif framing == "chunked":
+        pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+        data = response(chunked(*pieces), headers=headers + b"Transfer-Encoding: chunked\r\n")
+    else:
+        data = response(body, headers=headers, version=b"HTTP/1.0")
+    server.queue(once(data, then="close"))
+    with pytest.raises(BodyTooLargeError):
+        _client_get(kind, server)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_compressed_body_within_max_body_decodes(
+    kind: str, server: ScriptServer, encoding: str
+) -> None:
+    inflated = b" " * (MIB // 2) + b'{"id": "abc"}'
+    body = gzip.compress(inflated) if encoding == "gzip" else zlib.compress(inflated)
+    head = b"Content-Encoding: %s\r\nContent-Length: %d\r\n" % (encoding.encode(), len(body))
+    server.queue(once(response(body, headers=head)))
+    assert _client_get(kind, server) == {"id": "abc"}
+
+
+def test_silent_server_through_the_client_is_transient(kind: str, server: ScriptServer) -> None:
+    server.queue(once(b"", then="hold"))
+    with pytest.raises(TransientError):
+        _client_get(kind, server, timeout=0.3)
+
+
+def test_a_header_with_a_line_break_is_never_sent(kind: str, server: ScriptServer) -> None:
+    """Headers are validated whenever they change (the lean transport reuses the last check
+    only for headers equal to the last request's): no request splitting."""
+
+    async def go() -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            for value in ("fine", "bad\r\nX-Injected: 1", "fine"):
+                try:
+                    reply = await client.get(server.url, headers={"X-Value": value})
+                    outcomes.append((reply.status_code, reply.content))
+                except httpx.TransportError as exc:
+                    outcomes.append(type(exc))
+        return outcomes
+
+    assert asyncio.run(go()) == [OK, httpx.LocalProtocolError, OK]
