@@ -451,6 +451,17 @@ def test_peaks_follow_the_documented_intervals(engine: Engine) -> None:
     assert as_utc(second["peak_members_at"]) == datetime(2026, 10, 2, tzinfo=UTC)
     [room] = rows_of(engine, "room_peaks")
     assert room["room_name"] == "r" and room["peak_members"] == 3
+    assert max(rows) == date(2026, 10, 2)
+
+
+def test_an_end_in_the_far_future_counts_until_now(engine: Engine) -> None:
+    base = generate_sessions(1, seed=5)[0]
+    start = datetime.now(UTC) - timedelta(days=2)
+    far = {**base, "id": str(uuid.uuid4()), "start_time": f"{start:%Y-%m-%dT%H:%M:%SZ}"}
+    store_sessions(engine, [{**far, "end_time": "9999-12-30T00:00:00Z", "duration": None}])
+    days = sorted(date.fromisoformat(str(r["day"])) for r in rows_of(engine, "concurrency_peaks"))
+    assert days[0] == start.date() and days[-1] <= datetime.now(UTC).date()
+    assert len(days) <= 3
 
 
 # --------------------------------------------------------------------------- overflow

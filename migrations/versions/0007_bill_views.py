@@ -20,8 +20,9 @@ an example query).
 - Concurrency: a session is live from `start_time` until `end_time`; a member present from
   `join_time` until `leave_time`, else its session's `end_time`. An interval with no end counts
   until now only while its session is live (in progress, not deleted); otherwise its end is
-  unknown and it is left out. Intervals are half-open: one that ends at the instant another
-  begins does not overlap it.
+  unknown and it is left out. An end later than now counts until now (so that one absurd
+  `end_time` cannot make the day series run to the year 9999). Intervals are half-open: one
+  that ends at the instant another begins does not overlap it.
 
 The 0005 views are dropped and created again with the guarded sums; a downgrade drops the new
 views and restores 0005's own exactly.
@@ -260,7 +261,10 @@ spans AS (
     UNION ALL
     SELECT 'members' AS kind, t0, t1 FROM member_spans
 ),
-valid AS (SELECT kind, t0, t1 FROM spans WHERE t1 IS NOT NULL AND t1 > t0),
+clipped AS (
+    SELECT kind, t0, CASE WHEN t1 > {sql["now"]} THEN {sql["now"]} ELSE t1 END AS t1 FROM spans
+),
+valid AS (SELECT kind, t0, t1 FROM clipped WHERE t1 IS NOT NULL AND t1 > t0),
 bounds AS (SELECT min({day("t0")}) AS first_day, max({day("t1")}) AS last_day FROM valid),
 days(day) AS (
     SELECT first_day FROM bounds WHERE first_day IS NOT NULL
