@@ -33,7 +33,7 @@ from hostile_api import MIB, compression_bomb
 
 from etl.bodies import BodyTooLargeError
 from etl.config import Settings
-from etl.errors import TransientError
+from etl.errors import TransientError, UnreachableError
 from etl.signalwire import SignalWireClient
 from etl.transport import MAX_HEAD_BYTES, Http11Transport
 
@@ -785,9 +785,11 @@ def test_compressed_body_within_max_body_decodes(
     assert _client_get(kind, server) == {"id": "abc"}
 
 
-def test_silent_server_through_the_client_is_transient(kind: str, server: ScriptServer) -> None:
+def test_silent_server_through_the_client_is_unreachable(kind: str, server: ScriptServer) -> None:
+    """Nothing has answered yet: a server that never answers is taken for no server at all
+    (issue 22, defect 4), on either transport."""
     server.queue(once(b"", then="hold"))
-    with pytest.raises(TransientError):
+    with pytest.raises(UnreachableError, match="SIGNALWIRE_SPACE"):
         _client_get(kind, server, timeout=0.3)
 
 
