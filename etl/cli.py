@@ -28,6 +28,7 @@ from .config import (
     MIN_RATE_LIMIT,
     TEXT_FORMATS,
     Settings,
+    parse_budget,
 )
 from .errors import InputError, RoomsyncError
 from .outcomes import COUNTED
@@ -554,7 +555,8 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     epilog=_epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees\n"
+        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees;\n"
+        "       with a budget: this UTC month's spend is over it\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -565,11 +567,17 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
     callback=lambda ctx, param, value: _duration(ctx, param, value),
     help="Health check: exit 1 unless a sync succeeded within DURATION (90s, 15m, 2h, 1d).",
 )
+@click.option(
+    "--budget",
+    metavar="DOLLARS",
+    callback=lambda ctx, param, value: _parsed(parse_budget, ctx, param, value),
+    help="Exit 1 when this UTC month's spend is over DOLLARS [env ROOMSYNC_MONTHLY_BUDGET].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @database_option
 @log_options
 @handle_errors
-def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
+def status(max_age: Any, budget: float | None, as_json: bool, database_url: str | None) -> None:
     """What the database holds and how the last runs went; reads, never writes.
 
     Sessions stored, live and waiting for their final cost, failing ids, the newest session,
@@ -579,13 +587,13 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
     from datetime import timedelta
 
     from .config import database_url as resolve_url
-    from .config import mask_url
-    from .status import clock_problem, render_text
+    from .config import mask_url, monthly_budget
+    from .status import clock_problem, over_budget_message, render_text
     from .storage import Store
 
     url = resolve_url({"database_url": database_url})
     with Store.open(url, readonly=True, at_head=False) as store:  # read_status checks it
-        current = store.read_status()
+        current = store.read_status(budget=monthly_budget(budget))
     result = current.to_dict()
     healthy = True
     if max_age is not None:
@@ -602,6 +610,9 @@ def status(max_age: Any, as_json: bool, database_url: str | None) -> None:
         if age is not None and age < timedelta(0):
             last = clock_problem(current) or f"the last ok sync ended {-age} in the future"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
+    if current.spend is not None and current.spend.over:
+        log.error("%s", over_budget_message(current.spend), extra={"over_budget": True})
+    if not healthy or (current.spend is not None and current.spend.over):
         sys.exit(1)
 
 
@@ -842,7 +853,7 @@ def _write_report(text: str, output: str | None) -> None:
     type=click.Choice(GROUPINGS),
     default="day",
     show_default=True,
-    help="Group by UTC day, ISO week (labelled by its Monday), month, room or status.",
+    help="Group by UTC day, ISO week (labelled by its Monday), month, room, session or status.",
 )
 @click.option(
     "--format",
@@ -859,7 +870,8 @@ def _write_report(text: str, output: str | None) -> None:
 def report(
     since: Any, until: Any, by: str, fmt: str, output: str | None, database_url: str | None
 ) -> None:
-    """Sessions, minutes and cost per day, week, month, room or status.
+    """Sessions, minutes, participant-minutes, cost by source and peaks per day, week, month,
+    room, session or status.
 
     A session counts in the period of its start time, or of its creation time when it never
     started. Sums cover the known values: a group with no known duration or cost shows none.
@@ -875,13 +887,14 @@ def report(
     if fmt == "html" and output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
     with Store.open(resolve_url({"database_url": database_url}), readonly=True) as store:
-        rows = store.report_rows(by, since, until)
-    if fmt == "html":
-        from .report_html import render_html
+        if fmt == "html":
+            from .config import monthly_budget
+            from .report_html import html_report
 
-        _write_report(render_html(rows, by, since, until), output)
-    else:
-        _write_report(render_text(rows, fmt, by), output)
+            _write_report(html_report(store, by, since, until, monthly_budget()), output)
+            return
+        rows = store.report_rows(by, since, until)
+    _write_report(render_text(rows, fmt, by), output)
 
 
 @main.command(
