@@ -392,8 +392,12 @@ class StatusResult:
         return self.max_age is None or self.status.fresh(self.max_age)
 
     @property
+    def over_budget(self) -> bool:
+        return self.status.spend is not None and self.status.spend.over
+
+    @property
     def exit_code(self) -> int:
-        return 0 if self.healthy else 1
+        return 0 if self.healthy and not self.over_budget else 1
 
     def to_dict(self) -> dict[str, Any]:
         result = self.status.to_dict()
@@ -408,10 +412,11 @@ class StatusResult:
         return render_text(self.status, self.database)
 
 
-def status(url: str, max_age: timedelta | None = None) -> StatusResult:
-    """Read the ledger (read-only, never creating a file); a stale one is logged as an error."""
+def status(url: str, max_age: timedelta | None = None, budget: float | None = None) -> StatusResult:
+    """Read the ledger (read-only, never creating a file); with `budget`, this UTC month's
+    spend against it. A stale ledger, or a spend over the budget, is logged as an error."""
     with Store.open(url, readonly=True, at_head=False) as store:  # read_status checks it
-        result = StatusResult(store.read_status(), mask_url(url), max_age)
+        result = StatusResult(store.read_status(budget=budget), mask_url(url), max_age)
     if not result.healthy:
         age = result.status.sync_age()
         last = "no sync has ever succeeded" if age is None else f"the last ok sync ended {age} ago"
@@ -420,6 +425,10 @@ def status(url: str, max_age: timedelta | None = None) -> StatusResult:
 
             last = clock_problem(result.status) or f"the last ok sync ended {-age} in the future"
         log.error("stale: %s (--max-age %s)", last, max_age, extra={"healthy": False})
+    if result.over_budget and result.status.spend is not None:
+        from .status import over_budget_message
+
+        log.error("%s", over_budget_message(result.status.spend), extra={"over_budget": True})
     return result
 
 
@@ -488,18 +497,19 @@ class ReportOptions:
     output: str | None = None  # None or "-": stdout
 
 
-def report(url: str, how: ReportOptions) -> ReportResult:
-    """Read the rows (read-only) and render them; write them to `how.output` if given."""
+def report(url: str, how: ReportOptions, budget: float | None = None) -> ReportResult:
+    """Read the rows (read-only) and render them; write them to `how.output` if given. The
+    HTML page also shows this month's spend against `budget`."""
     from .report import render_text
 
     with Store.open(url, readonly=True) as store:
         rows = store.report_rows(how.by, how.since, how.until)
-    if how.fmt == "html":
-        from .report_html import render_html
+        if how.fmt == "html":
+            from .report_html import html_report
 
-        text = render_html(rows, how.by, how.since, how.until)
-    else:
-        text = render_text(rows, how.fmt, how.by)
+            text = html_report(store, how.by, how.since, how.until, budget)
+        else:
+            text = render_text(rows, how.fmt, how.by)
     output = None if how.output in (None, "-") else how.output
     if output is not None:
         try:

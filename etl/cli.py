@@ -3,9 +3,8 @@ application layer (etl.app) and prints the result: a human summary on stdout, or
 the same facts as one JSON object. Logs go to stderr.
 
 Errors are mapped in one place (etl/cli_options.py `handle_errors`): a one-line message on
-stderr and its exit code: 0 done, 1 some ids failed, 2 usage or bad input, 3 configuration, auth or
-database. With `--json`, such an error is also one JSON object on stdout (`error`,
-`exit_code`).
+stderr and its exit code (0 done, 1 some ids failed, 2 usage or bad input, 3 configuration,
+auth or database); with `--json`, also one JSON object on stdout (`error`, `exit_code`).
 """
 
 from __future__ import annotations
@@ -30,28 +29,28 @@ from .cli_options import (
     json_option,
     parse_duration,
     parsed,
-    print_version,
     report_bound,
     run_options,
     setup,
     url_of,
+    version_option,
 )
 from .cli_types import OneLineGroup, confirm_or_refuse, option_type
-from .config import DEFAULT_OVERLAP, GROUPINGS, MAX_PAGE_SIZE, TEXT_FORMATS
+from .config import (
+    DEFAULT_OVERLAP,
+    GROUPINGS,
+    MAX_PAGE_SIZE,
+    TEXT_FORMATS,
+    monthly_budget,
+    parse_budget,
+)
 from .safe_text import visible
 
 log = logging.getLogger("etl.cli")
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--version",
-    is_flag=True,
-    expose_value=False,
-    is_eager=True,
-    callback=print_version,
-    help="Show the version and the schema revision it expects, and exit.",
-)
+@version_option
 def main() -> None:
     """Copy SignalWire Video room sessions into a SQL database.
 
@@ -193,7 +192,8 @@ def sync(full: bool, overlap: float, page_size: int, run: app.RunOptions, **rest
     epilog=epilog(
         "roomsync status --max-age 30m   # exit 1 when no sync succeeded in 30 minutes",
         "  0    read (with --max-age: a sync succeeded within it)\n"
-        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees\n"
+        "  1    with --max-age: no sync succeeded within it, or ever, or the clock disagrees;\n"
+        "       with a budget: this UTC month's spend is over it\n"
         "  2    usage error\n"
         "  3    configuration or database problem (missing file, not migrated)",
     )
@@ -204,17 +204,24 @@ def sync(full: bool, overlap: float, page_size: int, run: app.RunOptions, **rest
     callback=parsed(parse_duration),
     help="Health check: exit 1 unless a sync succeeded within DURATION (90s, 15m, 2h, 1d).",
 )
+@click.option(
+    "--budget",
+    metavar="DOLLARS",
+    callback=parsed(parse_budget),
+    help="Exit 1 when this UTC month's spend is over DOLLARS [env ROOMSYNC_MONTHLY_BUDGET].",
+)
 @json_option
 @database_option
 @setup(NO_HTTP_VERBOSE)
-def status(max_age: timedelta | None, as_json: bool, database_url: str | None, env: Env) -> int:
+def status(max_age: timedelta | None, budget: float | None, env: Env, **rest: Any) -> int:
     """What the database holds and how the last runs went; reads, never writes.
 
     Sessions stored, live and waiting for their final cost, failing ids, the newest session,
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
-    return emit(app.status(url_of(database_url, env), max_age), as_json)
+    url, chosen = url_of(rest["database_url"], env), monthly_budget(budget, env)
+    return emit(app.status(url, max_age, chosen), rest["as_json"])
 
 
 @main.command(
@@ -369,7 +376,7 @@ def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool
     type=click.Choice(GROUPINGS),
     default="day",
     show_default=True,
-    help="Group by UTC day, ISO week (labelled by its Monday), month, room or status.",
+    help="Group by UTC day, ISO week (labelled by its Monday), month, room, session or status.",
 )
 @click.option(
     "--format",
@@ -383,7 +390,8 @@ def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool
 @database_option
 @setup(NO_HTTP_VERBOSE)
 def report(database_url: str | None, env: Env, **options: Any) -> int:
-    """Sessions, minutes and cost per day, week, month, room or status.
+    """Sessions, minutes, participant-minutes, cost by source and peaks per day, week, month,
+    room, session or status.
 
     A session counts in the period of its start time, or of its creation time when it never
     started. Sums cover the known values: a group with no known duration or cost shows none.
@@ -397,7 +405,8 @@ def report(database_url: str | None, env: Env, **options: Any) -> int:
         raise click.UsageError(str(exc)) from None
     if how.fmt == "html" and how.output is None:
         raise click.UsageError("--format html writes a page: give -o/--output FILE")
-    return emit(app.report(url_of(database_url, env), how), False)
+    budget = monthly_budget(None, env) if how.fmt == "html" else None
+    return emit(app.report(url_of(database_url, env), how, budget), False)
 
 
 @main.command(

@@ -347,3 +347,13 @@ def report_bound(text: str) -> Any:
     from .report import parse_bound
 
     return parse_bound(text)
+
+
+version_option = click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=print_version,
+    help="Show the version and the schema revision it expects, and exit.",
+)

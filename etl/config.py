@@ -28,6 +28,7 @@ ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
 ENV_SHARD_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
+ENV_BUDGET = "ROOMSYNC_MONTHLY_BUDGET"  # dollars a UTC calendar month may spend (status, metrics)
 ENV_LOG_FORMAT = "ROOMSYNC_LOG_FORMAT"
 LOG_FORMATS = ("text", "json")
 
@@ -116,7 +117,7 @@ def check_bound(name: str, value: object) -> None:
 
 
 # report: groupings and output formats.
-GROUPINGS = ("day", "week", "month", "room", "status")
+GROUPINGS = ("day", "week", "month", "room", "session", "status")
 TIME_GROUPINGS = ("day", "week", "month")
 TEXT_FORMATS = ("table", "csv", "json")
 
@@ -379,6 +380,36 @@ def normalize_database_url(url: str) -> str:
     if sep and dialect.lower() == "postgres":
         return f"postgresql{plus}{driver}{sep}{rest}"
     return url
+
+
+def parse_budget(text: str) -> float:
+    """A monthly budget in dollars: a finite number, not negative (`500`, `1250.50`)."""
+    try:
+        value = float(text.strip().removeprefix("$"))
+    except ValueError:
+        raise ValueError(
+            f"{visible(text)!r} is not an amount of dollars like 500 or 1250.50"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{visible(text)!r} is not an amount of dollars like 500 or 1250.50")
+    return value
+
+
+def monthly_budget(
+    override: float | None = None, env: Mapping[str, str] | None = None
+) -> float | None:
+    """The monthly budget: --budget, else ROOMSYNC_MONTHLY_BUDGET, else none. A bad value in
+    the environment is a configuration error (exit 3), never silently no budget."""
+    if override is not None:
+        return override
+    env = os.environ if env is None else env
+    text = env.get(ENV_BUDGET, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_budget(text)
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_BUDGET}: {exc}") from None
 
 
 def load_settings(

@@ -8,7 +8,9 @@ not in the ledger: the run writing the file gives its own, and the other command
 over from the file as it was, as long as they belong to the run the ledger still names as that
 command's last (`roomsync_last_run_id`); otherwise they are left out rather than shown stale.
 
-Every name starts with `roomsync_`; the `outcome` label uses the words of etl.outcomes.
+The month-to-date spend and the monthly budget (`--budget`'s environment variable,
+ROOMSYNC_MONTHLY_BUDGET) are gauges in dollars, each absent while unknown. Every name starts
+with `roomsync_`; the `outcome` label uses the words of etl.outcomes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
+from .config import monthly_budget
 from .errors import InputError
 from .outcomes import COUNTED, RunOutcome
 from .storage import Status, Store
@@ -112,6 +115,11 @@ def build_registry(status: Status, traffic: Mapping[str, RunTraffic]) -> Collect
         ("command", "status"),
     )
     retries = gauge("last_run_retries", "Requests the last run made again.", ("command",))
+    spend = gauge(
+        "month_to_date_spend_dollars",
+        "Spend this UTC calendar month so far: daily_usage's cost (absent while unknown).",
+    )
+    budget = gauge("monthly_budget_dollars", "The monthly budget (absent without one).")
 
     sessions.set(status.sessions)
     live.set(status.live)
@@ -132,16 +140,27 @@ def build_registry(status: Status, traffic: Mapping[str, RunTraffic]) -> Collect
             for code, n in sorted(seen.requests.items()):
                 requests.labels(command, code).set(n)
             retries.labels(command).set(seen.retries)
+    if status.spend is not None and status.spend.spend_usd is not None:
+        spend.set(status.spend.spend_usd)
+    else:
+        registry.unregister(spend)
+    if status.spend is not None and status.spend.budget_usd is not None:
+        budget.set(status.spend.budget_usd)
+    else:
+        registry.unregister(budget)
     for command, run in status.last_success.items():
         if run.finished_at is not None:
             success.labels(command).set(run.finished_at.timestamp())
     return registry
 
 
-def write_metrics(path: str, store: Store, current: RunTraffic | None = None) -> None:
-    """Write the file at `path` for every command; `current` is the run that just ended."""
+def write_metrics(
+    path: str, store: Store, current: RunTraffic | None = None, budget: float | None = None
+) -> None:
+    """Write the file at `path` for every command; `current` is the run that just ended.
+    `budget`: the monthly budget, else ROOMSYNC_MONTHLY_BUDGET's (through etl.config)."""
     traffic = previous_traffic(path)
-    status = store.read_status()
+    status = store.read_status(budget=monthly_budget(budget), spend=True)
     if current is not None and current.command in status.runs:
         newest = status.runs[current.command].id
         if current.run_id is None or current.run_id == newest:

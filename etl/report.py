@@ -7,8 +7,10 @@ values that are known: a group where no session has a duration (or a final cost)
 not 0, so that "unknown" never reads as "free" or "no minutes". Only final costs count (a listed
 completed session's; see etl.storage.sessions.cost_is_final); `cost_pending` says how many
 completed sessions still wait for theirs. Sessions deleted upstream are counted as `deleted`,
-never as completed or in progress (by status they form the group `deleted`). The HTML page is
-in report_html.py.
+never as completed or in progress (by status they form the group `deleted`). Each row also
+carries participant-minutes and the cost by source (members, recordings, video log charges, as
+the session_costs view sums them) and the peaks (concurrency_peaks per period, room_peaks per
+room). The HTML page is in report_html.py.
 """
 
 from __future__ import annotations
@@ -40,6 +42,12 @@ TABLE_HEADINGS = (
     "avg min",
     "cost USD",
     "cost pending",
+    "part. min",
+    "members USD",
+    "rec. USD",
+    "charges USD",
+    "peak sessions",
+    "peak members",
 )
 
 
@@ -61,13 +69,30 @@ def parse_bound(text: str) -> datetime:
         raise ValueError(f"{text!r} is outside the years 1 to 9999 once taken to UTC") from None
 
 
+def _total_cost(values: Sequence[float | None], overflowed: bool) -> float | None:
+    """A money total: unknown only if every value is, and unknown when a row overflowed (a
+    total without that row would mislead)."""
+    known = [v for v in values if v is not None]
+    if overflowed or not known:
+        return None
+    return finite_cost(math.fsum(known))[0]
+
+
+def _max(values: Sequence[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
 def total_row(rows: Sequence[ReportRow]) -> ReportRow:
-    """The sum of every group, with unknown sums staying unknown only if all are unknown."""
+    """The sum of every group, with unknown sums staying unknown only if all are unknown;
+    peaks are the highest of the groups'."""
     durations = [r.duration_s for r in rows if r.duration_s is not None]
     costs = [r.cost_usd for r in rows if r.cost_usd is not None]
     cost_usd, note = finite_cost(math.fsum(costs)) if costs else (None, None)
-    if any(r.note == COST_TOO_LARGE for r in rows):  # a total without that row would mislead
+    overflowed = any(r.note == COST_TOO_LARGE for r in rows)
+    if overflowed:  # a total without that row would mislead
         cost_usd, note = None, COST_TOO_LARGE
+    participant = [r.participant_minutes for r in rows if r.participant_minutes is not None]
     return ReportRow(
         group="total",
         sessions=sum(r.sessions for r in rows),
@@ -80,6 +105,12 @@ def total_row(rows: Sequence[ReportRow]) -> ReportRow:
         sessions_with_cost=sum(r.sessions_with_cost for r in rows),
         cost_pending=sum(r.cost_pending for r in rows),
         deleted=sum(r.deleted for r in rows),
+        participant_minutes=math.fsum(participant) if participant else None,
+        member_cost_usd=_total_cost([r.member_cost_usd for r in rows], overflowed),
+        recording_cost_usd=_total_cost([r.recording_cost_usd for r in rows], overflowed),
+        charge_usd=_total_cost([r.charge_usd for r in rows], overflowed),
+        peak_sessions=_max([r.peak_sessions for r in rows]),
+        peak_members=_max([r.peak_members for r in rows]),
     )
 
 
@@ -97,7 +128,26 @@ def table_cells(row: ReportRow) -> tuple[str, ...]:
         "-" if avg is None else f"{avg / 60:,.1f}",
         "-" if row.cost_usd is None else f"{row.cost_usd:,.2f}",
         f"{row.cost_pending:,}",
+        "-" if row.participant_minutes is None else f"{row.participant_minutes:,.1f}",
+        _dollars(row.member_cost_usd),
+        _dollars(row.recording_cost_usd),
+        _dollars(row.charge_usd),
+        "-" if row.peak_sessions is None else f"{row.peak_sessions:,}",
+        _peak_members(row),
     )
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _peak_members(row: ReportRow) -> str:
+    """Most members at once; by room, against the room's max_members (`12/20`)."""
+    if row.peak_members is None:
+        return "-"
+    if row.max_members is not None:
+        return f"{row.peak_members:,}/{row.max_members:,}"
+    return f"{row.peak_members:,}"
 
 
 def display_width(text: str) -> int:

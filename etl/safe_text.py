@@ -4,7 +4,7 @@ Room names and error bodies come from a server we do not control. Written raw to
 ESC and the other control characters can clear the screen, set the window title, or hide a
 hyperlink behind innocent text; a CR or newline can forge a log line; bidirectional overrides
 can make text read differently from what it is. `visible()` turns each such character into a
-visible escape (`\\x1b`, `\\n`, `\\u202e`), so what reaches a terminal or a log is plain
+visible escape (`\\x1b`, `\\x0a`, `\\u202e`), so what reaches a terminal or a log is plain
 printable text. The data itself stays verbatim in `room_sessions`; this is for output only.
 """
 

@@ -3,7 +3,8 @@ duration and the human rendering of the figures the storage package reads
 (etl.storage.reporting.read_status).
 
 Sessions stored and live, ids failing, sessions waiting for their final cost, the newest session,
-the last run of each command, the last successful run of each, the schema revision. The same
+the last run of each command, the last successful run of each, the schema revision, and the
+month-to-date spend (daily_usage's cost over the UTC calendar month) against `--budget`. The same
 read model feeds the metrics file (etl.metrics), so both report the same counts.
 
 Time: ages are measured with this machine's clock. A ledger time more than CLOCK_SKEW ahead of it
@@ -18,7 +19,7 @@ import re
 from datetime import timedelta
 
 from .config import CLOCK_SKEW
-from .storage.reporting import Status, iso
+from .storage.reporting import MonthSpend, Status, iso
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -72,6 +73,8 @@ def render_text(status: Status, database: str) -> str:
         f"failing ids:  {status.failing_ids}"
         + (" (`roomsync backfill --retry-failed` retries them)" if status.failing_ids else ""),
     ]
+    if status.spend is not None:
+        lines.append(f"month spend:  {describe_spend(status.spend)}")
     sync_ok, age = status.last_successful_sync, status.sync_age()
     if sync_ok is None or age is None:
         lines.append("last sync ok: never")
@@ -94,3 +97,25 @@ def render_text(status: Status, database: str) -> str:
             line += f"; error: {run.error}"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def describe_spend(spend: MonthSpend) -> str:
+    """Month-to-date spend in words, against the budget when there is one."""
+    amount = "unknown" if spend.spend_usd is None else f"${spend.spend_usd:,.2f}"
+    text = f"{amount} in {spend.month} (UTC month to date)"
+    if spend.budget_usd is not None:
+        used = spend.used
+        share = "" if used is None or used == float("inf") else f", {used:.0%} of it"
+        text += f" of a ${spend.budget_usd:,.2f} budget{share}"
+        if spend.over:
+            text += ": OVER BUDGET"
+    if spend.cost_pending:
+        text += f"; {spend.cost_pending} sessions' cost not final yet"
+    if spend.note:
+        text += f" ({spend.note})"
+    return text
+
+
+def over_budget_message(spend: MonthSpend) -> str:
+    """The one line `status` logs when it exits 1 for the budget."""
+    return f"over budget: {describe_spend(spend)}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import TOKEN
 
 from etl import api
 from etl.cli import main
@@ -144,3 +145,13 @@ def test_whole_number_settings_refuse_fractions_and_booleans() -> None:
     for value in (1.5, 2.0, True):
         with pytest.raises(InputError, match="concurrency must be a whole number"):
             Settings(base_url="https://x.example", project_id="p", api_token="t", concurrency=value)
+
+
+def test_load_settings_never_keeps_a_space_with_userinfo() -> None:
+    env = {
+        "SIGNALWIRE_SPACE": "https://u:pw-in-space@example.signalwire.com",
+        "SIGNALWIRE_PROJECT_ID": "p",
+        "SIGNALWIRE_API_TOKEN": TOKEN,
+    }
+    with pytest.raises(ConfigError):
+        load_settings({}, env)

@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from etl.errors import InputError, PayloadError
+from etl.errors import PayloadError
 from etl.fake_api import by_id_view, generate_sessions
-from etl.idfiles import read_ids
 from etl.records import COLUMN_FIELDS, canonical_uuid, parse_session
 
 SID = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
@@ -153,27 +152,6 @@ def test_every_generated_session_parses_in_both_shapes() -> None:
     for session in generate_sessions(200, seed=3):
         assert parse_session(session, session["id"])["id"] == session["id"]
         assert parse_session(by_id_view(session), session["id"])["cost_in_dollars"] is None
-
-
-def test_read_ids_skips_blanks_comments_and_duplicates() -> None:
-    lines = [
-        "# header",
-        "",
-        SID.upper(),
-        f"  {SID}  # again",
-        "a1b2c3d4-5e6f-7890-abcd-ef1234567890",
-    ]
-    assert read_ids(lines) == [SID, "a1b2c3d4-5e6f-7890-abcd-ef1234567890"]
-
-
-def test_read_ids_names_invalid_lines() -> None:
-    lines = [SID, "not-a-uuid", "", "1234", *["bad"] * 10]
-    with pytest.raises(InputError) as info:
-        read_ids(lines)
-    message = str(info.value)
-    assert "line 2: 'not-a-uuid'" in message and "line 4: '1234'" in message
-    assert "12 invalid" in message and "and 7 more" in message and "\n" not in message
-    assert read_ids(lines, skip_invalid=True) == [SID]
 
 
 def test_canonical_uuid_rejects_near_misses() -> None:

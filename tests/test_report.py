@@ -33,7 +33,12 @@ from etl.storage.reporting import JSON_KEYS, report_rows
 from etl.storage.sessions import write_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-VIEWS = {"room_sessions_daily", "room_sessions_by_room", "room_sessions_by_status"}
+VIEWS = {
+    "room_sessions_daily",
+    "room_sessions_by_room",
+    "room_sessions_by_status",
+    *("session_costs", "daily_usage", "concurrency_peaks", "room_peaks"),  # 0007
+}
 EDGE_ROOM = "7d1c2b3a-0000-4000-8000-000000000001"
 _BASE = generate_sessions(1, seed=99)[0]
 
@@ -176,6 +181,9 @@ def bucket(p: Payload, by: str, payloads: list[Payload]) -> str:
         return at.strftime("%Y-%m")
     if by == "status":
         return p["status"] if p["status"] is not None else "(none)"
+    if by == "session":
+        name = p["display_name"] or p["name"]
+        return f"{name} ({p['id']})" if name else p["id"]
     if p["room_id"] is None:
         return "(no room)"
     return f"{room_name(payloads, p['room_id'])} ({p['room_id']})"
@@ -226,6 +234,9 @@ def expected_report(
     ]
     if by in ("day", "week", "month"):
         return sorted(rows, key=lambda r: r["group"])
+    if by == "session":  # in time order
+        at = {bucket(p, by, payloads): moment(p) for p in payloads}
+        return sorted(rows, key=lambda r: (at[r["group"]], r["group"]))
     return sorted(rows, key=lambda r: (-r["sessions"], r["group"]))
 
 
@@ -566,6 +577,13 @@ def _typed_csv(text: str) -> Iterable[dict[str, Any]]:
         "sessions_with_cost": int,
         "cost_pending": int,
         "deleted": int,
+        "participant_minutes": float,
+        "member_cost_usd": float,
+        "recording_cost_usd": float,
+        "charge_usd": float,
+        "peak_sessions": int,
+        "peak_members": int,
+        "max_members": int,
     }
     for row in csv.DictReader(io.StringIO(text)):
         yield {k: None if v == "" else types[k](v) for k, v in row.items()}

@@ -289,3 +289,167 @@ def test_chromium_screenshot_shows_the_bars(chromium: str, day_page: Path, tmp_p
     area = sum(float(b["width"]) * float(b["height"]) for b in Dom(day_page.read_text()).bars)
     painted = pixels.count(bar)
     assert 0.7 * area <= painted <= 1.05 * area, (painted, area)
+
+
+# --------------------------------------------------------------------------- the bill on the page
+
+
+BILL_SYNC_END = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def account() -> Any:
+    from etl.fake_api import generate_account
+
+    return generate_account(40, seed=31)
+
+
+@pytest.fixture(scope="module")
+def bill_page(tmp_path_factory: pytest.TempPathFactory, account: Any) -> Path:
+    """A page over a whole stand-in account (members, recordings, charges), with a successful
+    sync in the ledger and a monthly budget in the environment."""
+    from bill_data import store_account
+
+    from etl.outcomes import RunOutcome
+    from etl.storage.schema import sync_runs
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('bill') / 'bill.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        store_account(engine, account)
+        with engine.begin() as conn:
+            conn.execute(
+                sync_runs.insert().values(
+                    command="sync",
+                    started_at=BILL_SYNC_END,
+                    finished_at=BILL_SYNC_END,
+                    outcome=str(RunOutcome.OK),
+                )
+            )
+    finally:
+        engine.dispose()
+    path = tmp_path_factory.mktemp("pages") / "bill.html"
+    result = CliRunner().invoke(
+        main,
+        ["report", "--format", "html", "-o", str(path)],
+        env={"DATABASE_URL": url, "ROOMSYNC_MONTHLY_BUDGET": "1000"},
+    )
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def expected_daily_bill(account: Any) -> dict[str, dict[str, float]]:
+    """Per UTC day: final session costs, recordings' cost, participant-minutes."""
+    out: dict[str, dict[str, float]] = defaultdict(
+        lambda: {"sessions": 0.0, "recordings": 0.0, "participant": 0.0}
+    )
+    for p in account.sessions:
+        day = datetime.fromisoformat(p["start_time"] or p["created_at"]).astimezone(UTC)
+        figures = out[day.date().isoformat()]
+        if p["status"] == "completed" and p["cost_in_dollars"] is not None:
+            figures["sessions"] += p["cost_in_dollars"]
+        recordings = account.recordings.get(p["id"], [])
+        figures["recordings"] += sum(r["cost_in_dollars"] or 0 for r in recordings)
+        members = account.members.get(p["id"], [])
+        figures["participant"] += sum(m["duration"] or 0 for m in members) / 60
+    return dict(sorted(out.items()))
+
+
+class BillDom(HTMLParser):
+    """The rects of the daily charts and the headline figures of a rendered page."""
+
+    def __init__(self, markup: str) -> None:
+        super().__init__()
+        self.rects: dict[str, list[dict[str, str]]] = defaultdict(list)
+        self.figures: dict[str, str] = {}
+        self.asof: str | None = None
+        self._figure: str | None = None
+        self._value = False
+        self.feed(markup)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "rect":
+            self.rects[values.get("class", "")].append(values)
+        elif tag == "div" and values.get("class") == "figure":
+            self._figure = values["data-name"]
+        elif tag == "span" and values.get("class") == "value" and self._figure:
+            self._value = True
+        elif tag == "time":
+            self.asof = values.get("datetime")
+
+    def handle_data(self, data: str) -> None:
+        if self._value and self._figure:
+            self.figures[self._figure] = data
+            self._value, self._figure = False, None
+
+
+def test_bill_page_is_still_self_contained(bill_page: Path) -> None:
+    page = bill_page.read_text(encoding="utf-8")
+    for outside in ("<script", "src=", "href=", "url(", "@import", "http:", "https:", "<link"):
+        assert outside not in page, outside
+    assert page.count("<svg") == 3
+
+
+def test_chromium_shows_headline_and_daily_bill_charts(
+    chromium: str, bill_page: Path, account: Any, tmp_path: Path
+) -> None:
+    dom = BillDom(run_chromium(chromium, tmp_path, bill_page, "--dump-dom"))
+    expected = expected_daily_bill(account)
+    sessions = dom.rects["cost-session"]
+    recordings = dom.rects["cost-recording"]
+    participant = dom.rects["participant-bar"]
+    for rects in (sessions, recordings, participant):
+        assert [r["data-group"] for r in rects] == list(expected)
+    want_sessions = [e["sessions"] for e in expected.values()]
+    want_recordings = [e["recordings"] for e in expected.values()]
+    assert [float(r["data-value"]) for r in sessions] == pytest.approx(want_sessions, abs=1e-5)
+    assert [float(r["data-value"]) for r in recordings] == pytest.approx(want_recordings, abs=1e-5)
+    # stacked: a day's recordings sit on its sessions, heights on one scale for both
+    for low, high in zip(sessions, recordings, strict=True):
+        assert float(high["y"]) + float(high["height"]) == pytest.approx(float(low["y"]), abs=0.02)
+    heights = [float(r["height"]) for r in (*sessions, *recordings)]
+    dollars = [*want_sessions, *want_recordings]
+    scale = max(heights) / max(dollars)
+    assert heights == pytest.approx([d * scale for d in dollars], abs=0.05)
+    want_pm = [e["participant"] for e in expected.values()]
+    pm_heights = [float(r["height"]) for r in participant]
+    pm_scale = max(pm_heights) / max(want_pm)
+    assert pm_heights == pytest.approx([m * pm_scale for m in want_pm], abs=0.05)
+    assert PLOT_HEIGHT / 2 <= max(pm_heights) <= PLOT_HEIGHT
+
+    total_pm = sum(want_pm)
+    live = sum(p["status"] == "in-progress" for p in account.sessions)
+    assert dom.figures["sessions"] == f"{len(account.sessions):,}"
+    assert dom.figures["participant-minutes"] == f"{total_pm:,.1f}"
+    assert dom.figures["session cost"] == f"${sum(want_sessions):,.2f}"
+    assert dom.figures["recordings' cost"] == f"${sum(want_recordings):,.2f}"
+    assert dom.figures["sessions live now"] == str(live) and live > 0
+    assert dom.figures["budget used this month"].endswith(f"of $1,000.00 in {_this_month()}")
+    assert dom.asof == "2026-11-01T06:30:00Z"
+
+
+def _this_month() -> str:
+    return f"{datetime.now(UTC):%Y-%m}"
+
+
+def test_chromium_screenshot_paints_the_bill_charts(
+    chromium: str, bill_page: Path, tmp_path: Path
+) -> None:
+    from etl.report_html import PARTICIPANT_COLOUR, RECORDING_COST_COLOUR, SESSION_COST_COLOUR
+
+    shot = tmp_path / "bill.png"
+    run_chromium(chromium, tmp_path, bill_page, f"--screenshot={shot}", "--window-size=1000,1600")
+    width, height, channels, rows = png_rows(shot.read_bytes())
+    assert (width, height) == (1000, 1600)
+    pixels = [row[x : x + 3] for row in rows for x in range(0, len(row), channels)]
+    dom = BillDom(bill_page.read_text(encoding="utf-8"))
+    for css, colour in (
+        ("cost-session", SESSION_COST_COLOUR),
+        ("cost-recording", RECORDING_COST_COLOUR),
+        ("participant-bar", PARTICIPANT_COLOUR),
+    ):
+        area = sum(float(r["width"]) * float(r["height"]) for r in dom.rects[css])
+        painted = pixels.count(bytes.fromhex(colour.removeprefix("#")))
+        assert area > 0 and 0.6 * area <= painted <= 1.05 * area + 200, (css, painted, area)

@@ -6,12 +6,13 @@ import asyncio
 import math
 from typing import Any
 
+import httpx
 import pytest
 from conftest import make_settings
 
 from etl.errors import ApiError, AuthError, NotFoundError, TransientError, WalkError
 from etl.fake_api import FakeSignalWire, by_id_view
-from etl.signalwire import RatePacer, SignalWireClient
+from etl.signalwire import RatePacer, SignalWireClient, _same_origin
 
 
 def get(api: FakeSignalWire, session_id: str, **overrides: Any) -> Any:
@@ -265,3 +266,48 @@ def test_rate_pacer_does_not_wait_when_requests_are_already_slower() -> None:
 
     asyncio.run(go())
     assert clock.waits == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("http://localhost:8080/a", "http://127.0.0.1:8080/", True),
+        ("http://[::1]:8080/a", "http://127.0.0.1:8080/", True),
+        ("http://LOCALHOST:8080/a", "http://[::1]:8080/", True),
+        ("http://127.0.0.2:8080/a", "http://127.0.0.1:8080/", False),
+        ("http://127.1.2.3:8080/a", "http://localhost:8080/", False),
+        ("http://[::ffff:127.0.0.1]:8080/a", "http://127.0.0.1:8080/", False),
+        ("http://127.0.0.1:8081/a", "http://127.0.0.1:8080/", False),
+        ("https://127.0.0.1:8080/a", "http://127.0.0.1:8080/", False),
+    ],
+)
+def test_only_the_same_loopback_host_and_port_is_the_same_origin(
+    a: str, b: str, same: bool
+) -> None:
+    assert _same_origin(httpx.URL(a), httpx.URL(b)) is same
+
+
+def test_a_next_link_to_another_loopback_address_is_not_followed() -> None:
+    """The space on 127.0.0.1; a page pointing at 127.0.0.2 (another server, as far as the
+    credentials go) ends the listing with an error, and nothing is sent there."""
+    hosts: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        nxt = f"http://127.0.0.2:{request.url.port}/api/video/room_sessions?page_token=P2"
+        return httpx.Response(200, json={"links": {"next": nxt}, "data": []})
+
+    class Base:
+        base_url = "http://127.0.0.1:8089"
+
+    settings = make_settings(Base(), "sqlite://")  # type: ignore[arg-type]
+
+    async def go() -> None:
+        transport = httpx.MockTransport(handler)
+        async with SignalWireClient(settings, transport=transport) as client:
+            async for _ in client.list_room_sessions(page_size=2):
+                pass
+
+    with pytest.raises(ApiError, match="outside the space"):
+        asyncio.run(go())
+    assert hosts == ["127.0.0.1"]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -29,7 +29,14 @@ from ..outcomes import FINAL_STATUSES, LIVE_UPSTREAM, RunOutcome, SessionStatus
 from .dberrors import map_errors
 from .ledger import COUNT_COLUMNS
 from .migrate import require_head, revision_of
-from .schema import room_sessions, sync_failures, sync_runs
+from .schema import (
+    room_recordings,
+    room_session_members,
+    room_sessions,
+    sync_failures,
+    sync_runs,
+    video_charges,
+)
 
 LIVE_STATUS = LIVE_UPSTREAM  # live upstream (see etl.outcomes on the two meanings of live)
 NO_ROOM = "(no room)"
@@ -45,6 +52,13 @@ JSON_KEYS = (
     "sessions_with_cost",
     "cost_pending",
     "deleted",
+    "participant_minutes",
+    "member_cost_usd",
+    "recording_cost_usd",
+    "charge_usd",
+    "peak_sessions",
+    "peak_members",
+    "max_members",
     "note",
 )
 # A sum beyond what a double holds (two costs of 1e308): reported for its row, not as Infinity.
@@ -68,6 +82,15 @@ class ReportRow:
     sessions_with_cost: int = 0  # sessions whose final cost is in cost_usd
     cost_pending: int = 0  # completed (not deleted) sessions still waiting for their final cost
     deleted: int = 0  # sessions deleted upstream: counted here, never as completed or live
+    participant_minutes: float | None = None  # members' known durations / 60
+    member_cost_usd: float | None = None  # sum of the members' costs
+    recording_cost_usd: float | None = None  # sum of the recordings' costs
+    charge_usd: float | None = None  # sum of the video log charges not deleted upstream
+    peak_sessions: int | None = None  # by period: most sessions live at one instant
+    peak_members: int | None = None  # by period or room: most members present at one instant
+    max_members: int | None = None  # by room: the room's capacity, to read the peak against
+    key: str | None = None  # by room or session: the room's or session's id
+    moment: datetime | None = None  # by session: its start (or creation), for the order
 
     @property
     def avg_duration_s(self) -> float | None:
@@ -124,8 +147,8 @@ def _postgresql_period(by: str, moment: sa.ColumnElement[Any]) -> sa.ColumnEleme
 
 def _group_key(by: str, dialect: str) -> sa.ColumnElement[Any]:
     t = room_sessions
-    if by == "room":
-        return t.c.room_id
+    if by in ("room", "session"):
+        return t.c.room_id if by == "room" else t.c.id
     if by == "status":
         return sa.case((t.c.deleted_at.is_not(None), DELETED), else_=t.c.status)
     if dialect == "sqlite":
@@ -164,6 +187,7 @@ def build_query(
         filters.append(_moment() >= since)
     if until is not None:
         filters.append(_moment() < until)
+    members, recordings, charges = _detail_sums(dialect)
     inner = (
         sa.select(
             _group_key(by, dialect).label("grp"),
@@ -172,6 +196,17 @@ def build_query(
             t.c.cost_in_dollars,
             t.c.cost_final,
             t.c.deleted_at.is_not(None).label("deleted"),
+            sa.func.coalesce(t.c.display_name, t.c.name).label("shown_name"),
+            _moment().label("moment"),
+            members.c.seconds.label("member_seconds"),
+            members.c.cost.label("member_cost"),
+            recordings.c.cost.label("recording_cost"),
+            charges.c.cost.label("charge"),
+        )
+        .select_from(
+            t.outerjoin(members, members.c.sid == t.c.id)
+            .outerjoin(recordings, recordings.c.sid == t.c.id)
+            .outerjoin(charges, charges.c.sid == t.c.id)
         )
         .where(*filters)
         .subquery("s")
@@ -181,6 +216,8 @@ def build_query(
     columns: list[Any] = [inner.c.grp]
     if by == "room":
         columns.append(_room_name(inner.c.grp))
+    elif by == "session":  # one session per group: its own name and time
+        columns += [sa.func.max(inner.c.shown_name), sa.func.max(inner.c.moment)]
     columns += [
         sa.func.count(),
         sa.func.sum(
@@ -205,8 +242,45 @@ def build_query(
             )
         ),
         sa.func.sum(sa.case((inner.c.deleted, 1), else_=0)),
+        sa.func.sum(inner.c.member_seconds),
+        sa.func.sum(inner.c.member_cost),
+        sa.func.sum(inner.c.recording_cost),
+        sa.func.sum(inner.c.charge),
     ]
     return sa.select(*columns).group_by(inner.c.grp)
+
+
+def _detail_sums(dialect: str) -> tuple[sa.Subquery, sa.Subquery, sa.Subquery]:
+    """Per session: members' seconds and cost, recordings' cost, live log charges (as the
+    session_costs view sums them; money summable without overflow)."""
+    m, r, c = room_session_members, room_recordings, video_charges
+    members = (
+        sa.select(
+            m.c.room_session_id.label("sid"),
+            sa.func.sum(m.c.duration).label("seconds"),
+            sa.func.sum(_summable_cost(m.c.cost_in_dollars, dialect)).label("cost"),
+        )
+        .group_by(m.c.room_session_id)
+        .subquery("m")
+    )
+    recordings = (
+        sa.select(
+            r.c.room_session_id.label("sid"),
+            sa.func.sum(_summable_cost(r.c.cost_in_dollars, dialect)).label("cost"),
+        )
+        .group_by(r.c.room_session_id)
+        .subquery("r")
+    )
+    charges = (
+        sa.select(
+            c.c.room_session_id.label("sid"),
+            sa.func.sum(_summable_cost(c.c.charge, dialect)).label("cost"),
+        )
+        .where(c.c.discarded_at.is_(None), c.c.room_session_id.is_not(None))
+        .group_by(c.c.room_session_id)
+        .subquery("c")
+    )
+    return members, recordings, charges
 
 
 def _summable_cost(cost: sa.ColumnElement[Any], dialect: str) -> sa.ColumnElement[Any]:
@@ -227,7 +301,7 @@ def finite_cost(value: Any) -> tuple[float | None, str | None]:
 
 
 def _label(by: str, key: Any, room_name: str | None) -> str:
-    if by == "room":
+    if by in ("room", "session"):
         if key is None:
             return NO_ROOM
         return f"{room_name} ({key})" if room_name else str(key)
@@ -238,9 +312,13 @@ def _label(by: str, key: Any, room_name: str | None) -> str:
 
 def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
     key, *rest = values
-    room_name = rest.pop(0) if by == "room" else None
-    sessions, completed, in_progress, duration, timed, cost, with_cost, pending, deleted = rest
+    room_name = rest.pop(0) if by in ("room", "session") else None
+    moment = rest.pop(0) if by == "session" else None
+    sessions, completed, in_progress, duration, timed, cost, with_cost, pending, deleted = rest[:9]
+    member_seconds, member_cost, recording_cost, charge = rest[9:]
     cost_usd, note = finite_cost(cost)
+    sources = [finite_cost(value) for value in (member_cost, recording_cost, charge)]
+    note = note or next((why for _, why in sources if why), None)
     return ReportRow(
         group=_label(by, key, room_name),
         sessions=int(sessions),
@@ -254,6 +332,12 @@ def _to_row(by: str, values: Sequence[Any]) -> ReportRow:
         sessions_with_cost=int(with_cost),
         cost_pending=int(pending or 0),
         deleted=int(deleted or 0),
+        participant_minutes=None if member_seconds is None else int(member_seconds) / 60,
+        member_cost_usd=sources[0][0],
+        recording_cost_usd=sources[1][0],
+        charge_usd=sources[2][0],
+        key=None if key is None or by not in ("room", "session") else str(key),
+        moment=moment,
     )
 
 
@@ -272,9 +356,72 @@ def report_rows(
     query = build_query(by, engine.dialect.name, since, until)
     with map_errors(url or engine.url, "reading"), engine.connect() as conn:
         rows = [_to_row(by, values) for values in conn.execute(query)]
+        rows = _with_peaks(conn, by, rows, since, until)
     if by in TIME_GROUPINGS:
         return sorted(rows, key=lambda row: row.group)
+    if by == "session":
+        return sorted(rows, key=lambda row: (row.moment is None, row.moment or _EPOCH, row.group))
     return sorted(rows, key=lambda row: (-row.sessions, row.group))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _period_of(day: date, by: str) -> str:
+    """A UTC day's label in a time grouping, as the report's SQL labels it."""
+    if by == "week":
+        return (day - timedelta(days=day.weekday())).isoformat()
+    return f"{day:%Y-%m}" if by == "month" else day.isoformat()
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _with_peaks(
+    conn: sa.Connection,
+    by: str,
+    rows: list[ReportRow],
+    since: datetime | None,
+    until: datetime | None,
+) -> list[ReportRow]:
+    """Peaks from the views: per period the highest day of concurrency_peaks whose day
+    overlaps [since, until); per room room_peaks' (over all time) with its max_members. Rows by
+    session or status have none."""
+    if by in TIME_GROUPINGS:
+        peaks: dict[str, tuple[int, int]] = {}
+        for day_value, sessions, members in conn.execute(
+            sa.text("SELECT day, peak_sessions, peak_members FROM concurrency_peaks")
+        ):
+            day = _as_date(day_value)
+            if since is not None and day < since.astimezone(UTC).date():
+                continue
+            if until is not None and datetime.combine(day, datetime.min.time(), UTC) >= until:
+                continue
+            key = _period_of(day, by)
+            old = peaks.get(key, (0, 0))
+            peaks[key] = (max(old[0], int(sessions or 0)), max(old[1], int(members or 0)))
+        found = {row.group: peaks.get(row.group, (0, 0)) for row in rows}
+        return [
+            replace(row, peak_sessions=found[row.group][0], peak_members=found[row.group][1])
+            for row in rows
+        ]
+    if by == "room":
+        rooms = {
+            str(room_id): (int(peak), capacity)
+            for room_id, peak, capacity in conn.execute(
+                sa.text(
+                    "SELECT room_id, peak_members, max_members FROM room_peaks "
+                    "WHERE room_id IS NOT NULL"
+                )
+            )
+        }
+        out = []
+        for row in rows:
+            peak, capacity = rooms.get(row.key or "", (None, None))
+            out.append(replace(row, peak_members=peak, max_members=capacity))
+        return out
+    return rows
 
 
 # --------------------------------------------------------------------------- status
@@ -318,6 +465,74 @@ class RunInfo:
         }
 
 
+def month_bounds(now: datetime) -> tuple[date, date]:
+    """The UTC calendar month of `now`: its first day, and the first day of the next."""
+    first = now.astimezone(UTC).date().replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return first, following
+
+
+@dataclass(frozen=True)
+class MonthSpend:
+    """Month-to-date spend: the sum of `daily_usage.cost` over the UTC calendar month so far
+    (per session the log charge where known, else final session cost plus recordings')."""
+
+    month: str  # YYYY-MM, UTC
+    spend_usd: float | None  # None: nothing known yet, or a sum beyond a double (see note)
+    cost_pending: int  # sessions of the month whose cost is not final yet
+    budget_usd: float | None = None
+    note: str | None = None
+
+    @property
+    def used(self) -> float | None:
+        """Share of the budget spent (1.0 = all of it); None without a budget or a spend."""
+        if self.budget_usd is None or self.spend_usd is None:
+            return None
+        if self.budget_usd == 0:
+            return math.inf if self.spend_usd > 0 else 0.0
+        return self.spend_usd / self.budget_usd
+
+    @property
+    def over(self) -> bool:
+        """Spend beyond the budget (an unknown spend is not over; an overflowing one is)."""
+        if self.budget_usd is None:
+            return False
+        if self.note == COST_TOO_LARGE:
+            return True
+        return self.spend_usd is not None and self.spend_usd > self.budget_usd
+
+    def to_dict(self) -> dict[str, Any]:
+        used = self.used
+        return {
+            "month": self.month,
+            "spend_usd": self.spend_usd,
+            "cost_pending": self.cost_pending,
+            "budget_usd": self.budget_usd,
+            "used": None if used is None or not math.isfinite(used) else round(used, 6),
+            "over": self.over,
+            "note": self.note,
+        }
+
+
+_MONTH_USAGE = sa.text(
+    "SELECT cost, cost_pending FROM daily_usage WHERE day >= :first AND day < :following"
+).bindparams(sa.bindparam("first", type_=sa.Date), sa.bindparam("following", type_=sa.Date))
+
+
+def read_month_spend(conn: sa.Connection, now: datetime, budget: float | None) -> MonthSpend:
+    first, following = month_bounds(now)
+    rows = conn.execute(_MONTH_USAGE, {"first": first, "following": following}).all()
+    costs = [float(cost) for cost, _ in rows if cost is not None]
+    spend, note = finite_cost(math.fsum(costs)) if costs else (None, None)
+    return MonthSpend(
+        month=f"{first:%Y-%m}",
+        spend_usd=spend,
+        cost_pending=sum(int(pending or 0) for _, pending in rows),
+        budget_usd=budget,
+        note=note,
+    )
+
+
 @dataclass
 class Status:
     sessions: int
@@ -330,6 +545,7 @@ class Status:
     revision: str | None
     head: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    spend: MonthSpend | None = None  # month to date, against the budget if one is given
 
     @property
     def last_successful_sync(self) -> RunInfo | None:
@@ -384,6 +600,7 @@ class Status:
                 "at_head": self.revision == self.head,
             },
             "now": iso(self.now),
+            "month_to_date": None if self.spend is None else self.spend.to_dict(),
         }
 
 
@@ -418,9 +635,17 @@ def _count(conn: sa.Connection, query: Any) -> int:
     return int(conn.execute(query).scalar_one())
 
 
-def read_status(engine: Engine, now: datetime | None = None, url: str = "") -> Status:
+def read_status(
+    engine: Engine,
+    now: datetime | None = None,
+    url: str = "",
+    budget: float | None = None,
+    spend: bool | None = None,
+) -> Status:
     """Read every figure of `roomsync status` in one read transaction, refusing a database that
-    is not at the newest migration."""
+    is not at the newest migration. The month-to-date spend (for the UTC month of `now`) is
+    read when `spend` is true, by default only with a budget: it scans the month's sessions and
+    their detail, which a health probe polling `status` every few seconds need not pay for."""
     t = room_sessions
     with map_errors(url or engine.url, "reading"), engine.connect() as conn:
         revision = revision_of(conn)
@@ -442,6 +667,8 @@ def read_status(engine: Engine, now: datetime | None = None, url: str = "") -> S
             revision=revision,
             head=head,
         )
-    if now is not None:
-        status.now = now
+        if now is not None:
+            status.now = now
+        if spend or (spend is None and budget is not None):
+            status.spend = read_month_spend(conn, status.now, budget)
     return status

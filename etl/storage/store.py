@@ -156,5 +156,7 @@ class Store:
     ) -> list[ReportRow]:
         return reporting.report_rows(self.engine, by, since, until, url=self.url)
 
-    def read_status(self, now: datetime | None = None) -> Status:
-        return reporting.read_status(self.engine, now, url=self.url)
+    def read_status(
+        self, now: datetime | None = None, budget: float | None = None, spend: bool | None = None
+    ) -> Status:
+        return reporting.read_status(self.engine, now, url=self.url, budget=budget, spend=spend)

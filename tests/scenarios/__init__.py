@@ -1,2 +1,2 @@
-"""End-to-end scenarios: the problems the project once fixed, each run through the real CLI,
-real processes and signals, the stand-ins over loopback and both databases."""
+"""End-to-end scenarios: whole commands, mostly as real processes, against loopback servers and
+real databases. Unit tests of one module live at the top level under that module's name."""

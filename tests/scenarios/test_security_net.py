@@ -1,9 +1,10 @@
 """Issue 13, the network side: credentials never reach a proxy in clear, never sit in the space
-URL, and follow `links.next` only to the same host."""
+URL, and follow `links.next` only to the same host. (The unit tests behind it moved to their
+modules' files: settings refusing a space with userinfo in tests/test_config.py, the client's
+same-origin rule for `links.next` in tests/test_signalwire.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socketserver
 import threading
@@ -13,13 +14,12 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import TOKEN, make_settings
+from conftest import TOKEN
 
 from etl.cli import main
-from etl.config import load_settings, resolve_base_url
-from etl.errors import ApiError, ConfigError
+from etl.config import resolve_base_url
+from etl.errors import ConfigError
 from etl.fake_api import FakeSignalWire
-from etl.signalwire import SignalWireClient, _same_origin
 
 PROXY_VARIABLES = (
     "HTTP_PROXY",
@@ -124,58 +124,3 @@ def test_credentials_in_the_space_are_not_printed_by_verbose_runs(
         assert "s3cr3t-in-space" not in result.output
         assert len(result.stderr.splitlines()) == 1
     assert api.total_requests == 0
-
-
-def test_load_settings_never_keeps_a_space_with_userinfo() -> None:
-    env = {
-        "SIGNALWIRE_SPACE": "https://u:pw-in-space@example.signalwire.com",
-        "SIGNALWIRE_PROJECT_ID": "p",
-        "SIGNALWIRE_API_TOKEN": TOKEN,
-    }
-    with pytest.raises(ConfigError):
-        load_settings({}, env)
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "same"),
-    [
-        ("http://localhost:8080/a", "http://127.0.0.1:8080/", True),
-        ("http://[::1]:8080/a", "http://127.0.0.1:8080/", True),
-        ("http://LOCALHOST:8080/a", "http://[::1]:8080/", True),
-        ("http://127.0.0.2:8080/a", "http://127.0.0.1:8080/", False),
-        ("http://127.1.2.3:8080/a", "http://localhost:8080/", False),
-        ("http://[::ffff:127.0.0.1]:8080/a", "http://127.0.0.1:8080/", False),
-        ("http://127.0.0.1:8081/a", "http://127.0.0.1:8080/", False),
-        ("https://127.0.0.1:8080/a", "http://127.0.0.1:8080/", False),
-    ],
-)
-def test_only_the_same_loopback_host_and_port_is_the_same_origin(
-    a: str, b: str, same: bool
-) -> None:
-    assert _same_origin(httpx.URL(a), httpx.URL(b)) is same
-
-
-def test_a_next_link_to_another_loopback_address_is_not_followed() -> None:
-    """The space on 127.0.0.1; a page pointing at 127.0.0.2 (another server, as far as the
-    credentials go) ends the listing with an error, and nothing is sent there."""
-    hosts: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        hosts.append(request.url.host)
-        nxt = f"http://127.0.0.2:{request.url.port}/api/video/room_sessions?page_token=P2"
-        return httpx.Response(200, json={"links": {"next": nxt}, "data": []})
-
-    class Base:
-        base_url = "http://127.0.0.1:8089"
-
-    settings = make_settings(Base(), "sqlite://")  # type: ignore[arg-type]
-
-    async def go() -> None:
-        transport = httpx.MockTransport(handler)
-        async with SignalWireClient(settings, transport=transport) as client:
-            async for _ in client.list_room_sessions(page_size=2):
-                pass
-
-    with pytest.raises(ApiError, match="outside the space"):
-        asyncio.run(go())
-    assert hosts == ["127.0.0.1"]

@@ -91,7 +91,7 @@ def test_csv_numbers_are_never_quoted() -> None:
 
     row = ReportRow("-1", -3, 0, 0, -60, 1, -0.25)
     lines = render_csv([row]).splitlines()
-    assert lines[1] == "'-1,-3,0,0,-60,-60.0,-0.25,0,0,0,"
+    assert lines[1] == "'-1,-3,0,0,-60,-60.0,-0.25,0,0,0,,,,,,,,"  # unknown bill columns empty
 
 
 # --------------------------------------------------------------------------- terminal escapes

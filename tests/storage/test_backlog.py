@@ -4,7 +4,6 @@ rows waiting for their final cost, exact rows; deleted rows are none of these.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from etl.fake_api import generate_sessions
 from etl.records import parse_session
-from etl.storage import OpenRow, backlog, chunked
+from etl.storage import OpenRow, backlog
 from etl.storage.sessions import write_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -78,17 +77,3 @@ def test_exact_ids_across_many_chunks(engine: Engine, four: dict[str, str]) -> N
 def test_an_empty_table_waits_for_nothing(engine: Engine) -> None:
     assert backlog.open_rows(engine) == []
     assert backlog.live_count(engine) == 0 and backlog.count_since(engine, T0) == 0
-
-
-def test_chunked_keeps_order_and_streams() -> None:
-    taken: list[int] = []
-
-    def numbers() -> Iterator[int]:
-        for n in range(7):
-            taken.append(n)
-            yield n
-
-    chunks = chunked(numbers(), size=3)
-    assert next(chunks) == [0, 1, 2] and taken == [0, 1, 2]  # nothing read ahead
-    assert list(chunks) == [[3, 4, 5], [6]]
-    assert list(chunked([], size=3)) == []

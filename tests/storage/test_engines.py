@@ -1,5 +1,5 @@
-"""Engines (etl/storage/engines.py), errors mapped once (dberrors.py) and `Store.open`: the
-writing, dry-run and read-only engines on both backends; a URL parsed once."""
+"""Engines (etl/storage/engines.py): the writing, dry-run and read-only engines on both backends;
+a URL parsed once. (Errors mapped once: test_dberrors.py; `Store.open`: test_store.py.)"""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import sqlalchemy as sa
 from pgserver import PgServer
 
 from etl.errors import ConfigError, DatabaseError
-from etl.storage import Store, head_revision
-from etl.storage.dberrors import map_errors
 from etl.storage.engines import is_valid_url, make_engine, parse_url, readonly_engine
 from etl.storage.schema import sync_runs
 
@@ -95,29 +93,3 @@ def test_a_postgres_scheme_url_is_read_only_too(pg_server: PgServer) -> None:
             engine.dispose()
     finally:
         pg_server.drop_database(name)
-
-
-def test_store_open_refuses_a_database_not_at_head(db_url: str) -> None:
-    with pytest.raises(DatabaseError) as refused, Store.open(db_url):
-        pass
-    message = str(refused.value)
-    assert "an empty schema" in message and "run `roomsync db upgrade`" in message
-
-
-def test_store_open_knows_its_url_dialect_and_revision(migrated_url: str, backend: str) -> None:
-    with Store.open(migrated_url, readonly=True) as store:
-        assert (store.url, store.dialect) == (migrated_url, backend)
-        assert store.revision() == store.require_head() == head_revision()
-
-
-def test_database_errors_are_mapped_once_without_the_password() -> None:
-    url = "postgresql://roomsync:s3cret-pw@db.internal/app"
-    driver = Exception("FATAL: password authentication failed (password s3cret-pw)\nDETAIL: x")
-    with pytest.raises(DatabaseError) as mapped, map_errors(url, "connecting to"):
-        raise sa.exc.OperationalError("SELECT 1", {}, driver)
-    message = str(mapped.value)
-    assert message == (
-        "connecting to postgresql://roomsync:***@db.internal/app failed: "
-        "FATAL: password authentication failed (password ***)"
-    )
-    assert mapped.value.__cause__ is None and mapped.value.__suppress_context__
