@@ -8,7 +8,7 @@ where a command makes no run), the exit code the command ends with, whether the 
 skipped, `to_dict()` (what `--json` prints) and `to_text()` (the human summary on stdout).
 
 Errors are raised as the exceptions of etl.errors; the CLI maps them to messages and exit
-codes in one place (etl/cli.py `handle_errors`), the Python API lets them through.
+codes in one place (etl/cli_options.py `handle_errors`), the Python API lets them through.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .storage import ReportRow, Status, Store, current_revision, head_revision
 from .sync import SyncResult, run_sync, run_via_list
 
 if TYPE_CHECKING:
-    from .fake_api import FakeSignalWire
+    from .fake_api import FakeSignalWire  # for typing only: the demo starts it (etl.demo)
 
 log = logging.getLogger("etl.app")
 
