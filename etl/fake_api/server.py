@@ -1,6 +1,7 @@
 """The HTTP/1.1 server and request handler: sockets, routing and bytes on the wire.
 
-The handler asks the `FakeSignalWire` state (etl.fake_api.state) what to answer."""
+The handler asks the stand-in's state (`FakeSignalWire` in etl.fake_api.state, seen here through
+the `StandInState` protocol) what to answer."""
 
 from __future__ import annotations
 
@@ -14,13 +15,24 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from .data import LIST_PATH, LOGS_PATH, RECORDINGS_PATH, ROOMS_PATH, SESSION_CHILDREN
-from .faults import Response, error_response, fault_response
+from .faults import Fault, Response, error_response, fault_response
 
-if TYPE_CHECKING:
-    from .state import FakeSignalWire
+
+class StandInState(Protocol):
+    """What the handler asks of the stand-in's state (etl.fake_api.state.FakeSignalWire); a
+    protocol here, so that the state imports the server and never the other way round."""
+
+    latency: float
+
+    def begin_request(self, path: str) -> None: ...
+    def end_request(self) -> None: ...
+    def authorized(self, header: str | None) -> bool: ...
+    def next_fault(self, route: str) -> Fault | None: ...
+    def normal_response(self, route: str, path: str, query: str) -> Response: ...
+    def altered_response(self, route: str, path: str, query: str, fault: Fault) -> Response: ...
 
 
 MAX_DRAINED_BODY = 1 << 20
@@ -32,7 +44,7 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], fake: FakeSignalWire) -> None:
+    def __init__(self, address: tuple[str, int], fake: StandInState) -> None:
         self.fake = fake
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
@@ -68,7 +80,7 @@ class Handler(BaseHTTPRequestHandler):
     error_message_format = '{"error": "%(message)s"}'
 
     @property
-    def fake(self) -> FakeSignalWire:
+    def fake(self) -> StandInState:
         return cast(Server, self.server).fake
 
     def setup(self) -> None:
