@@ -1,9 +1,10 @@
 """The Python API, for Airflow, Dagster, Prefect or any Python scheduler.
 
-Each function does what the command of the same name does, for a caller that is already a
-Python process: it opens the database engine, refuses a schema that is not at the newest
-migration, runs, disposes of the engine and returns the run's summary as a plain dict (the
-object `roomsync ... --json` prints, plus `exit_code`: the code the command would exit with).
+Each function does what the command of the same name does, through the same application layer
+(etl.app), for a caller that is already a Python process: it opens the database, refuses a
+schema that is not at the newest migration, runs, and returns the run's result as a plain dict:
+the object `roomsync ... --json` prints (`exit_code`: the code the command would exit with;
+`run_skipped`: a sync skipped because another held the lock; the counts per outcome).
 
     from etl import api
 
@@ -25,8 +26,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import app
 from .config import (
     DEFAULT_OVERLAP,
     MAX_PAGE_SIZE,
@@ -37,6 +39,9 @@ from .config import (
 )
 from .errors import RunFailed
 from .shard import Shard, parse_shard
+
+if TYPE_CHECKING:
+    from .idfiles import IdSource
 
 __all__ = [
     "backfill",
@@ -50,20 +55,16 @@ __all__ = [
 def settings_from_env(**overrides: Any) -> Settings:
     """Settings from the environment, as the command line builds them; keyword overrides take
     the place of its flags (space, project_id, database_url, concurrency, timeout, retries,
-    backoff, rate_limit, batch_size). Missing credentials raise ConfigError; a value outside
-    its bound (etl.config.BOUNDS, the command line's too) raises InputError."""
+    backoff, rate_limit, batch_size). Missing credentials raise ConfigError (naming every
+    missing one); a value outside its bound (etl.config.BOUNDS, the command line's too) raises
+    InputError."""
     return load_settings(overrides)
 
 
 def upgrade(url: str | None = None) -> str:
     """Migrate the database (`url`, else DATABASE_URL, else the default SQLite file) to the
     newest schema, as `roomsync db upgrade` does; returns the revision it is at."""
-    from .storage import current_revision
-    from .storage import upgrade as upgrade_schema
-
-    target = database_url({"database_url": url})
-    upgrade_schema(target)
-    revision = current_revision(target)
+    revision = app.db_upgrade(database_url({"database_url": url})).revision
     assert revision is not None
     return revision
 
@@ -90,21 +91,13 @@ def backfill(
     as `roomsync backfill --retry-failed` without FILE). The ids are held in memory: for a file
     of millions, use `backfill_file`.
     """
-    from .idfiles import IdSource, require_ids
+    from .idfiles import IdSource
 
-    source = IdSource(ids, skip_invalid=skip_invalid, label="id")
+    how = _backfill_options(shard, retry_failed, refresh)
+    source = IdSource(ids, skip_invalid=skip_invalid, label="id", skip_hint=SKIP_HINT)
     try:
         source.name = "the ids given"
-        if not (allow_empty or retry_failed):
-            require_ids(source, "allow_empty=True")
-        return _backfill(
-            source,
-            settings,
-            shard=shard,
-            retry_failed=retry_failed,
-            refresh=refresh,
-            raise_on_failure=raise_on_failure,
-        )
+        return _backfill(source, how, settings, allow_empty, raise_on_failure)
     finally:
         source.close()
 
@@ -123,22 +116,28 @@ def backfill_file(
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
     line streams it, so the file's size does not matter. A file without ids raises
     InputError unless `allow_empty`."""
-    from .idfiles import IdSource, require_ids
+    from .idfiles import IdSource
 
-    source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid)
+    how = _backfill_options(shard, retry_failed, refresh)
+    source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid, skip_hint=SKIP_HINT)
     try:
-        if not (allow_empty or retry_failed):
-            require_ids(source, "allow_empty=True")
-        return _backfill(
-            source,
-            settings,
-            shard=shard,
-            retry_failed=retry_failed,
-            refresh=refresh,
-            raise_on_failure=raise_on_failure,
-        )
+        return _backfill(source, how, settings, allow_empty, raise_on_failure)
     finally:
         source.close()
+
+
+def _backfill(
+    source: IdSource,
+    how: app.BackfillOptions,
+    settings: Settings | None,
+    allow_empty: bool,
+    raise_on_failure: bool,
+) -> dict[str, Any]:
+    from .idfiles import require_ids
+
+    if not (allow_empty or how.retry_failed):
+        require_ids(source, "allow_empty=True")
+    return _finish(app.backfill(source, how, _run_options(settings)), raise_on_failure)
 
 
 def sync(
@@ -150,58 +149,40 @@ def sync(
     raise_on_failure: bool = False,
 ) -> dict[str, Any]:
     """One `roomsync sync`: the list first, then by id only what the list could not settle
-    (etl/sync.py). When another sync holds the lock, returns `{"skipped": True, ...}` (exit
+    (etl/sync.py). When another sync holds the lock, returns `"run_skipped": True` (exit
     code 0) without doing anything."""
     from datetime import timedelta
 
-    from .storage import Store
-    from .sync import run_sync
-
     check_bound("page_size", page_size)
     check_bound("overlap_hours", overlap_hours)
-    settings = settings if settings is not None else settings_from_env()
-    with Store.open(settings.database_url) as store:
-        result = run_sync(
-            settings, store, full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size
-        )
-    return _finish(result.to_dict(), result.exit_code, "sync", raise_on_failure)
+    how = app.SyncOptions(full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size)
+    return _finish(app.sync(how, _run_options(settings)), raise_on_failure)
 
 
-def _backfill(
-    ids: Iterable[str],
-    settings: Settings | None,
-    *,
-    shard: Shard | str | None,
-    retry_failed: bool,
-    refresh: bool,
-    raise_on_failure: bool,
-) -> dict[str, Any]:
-    from .pipeline import run_ids
-    from .storage import Store
-
-    chosen = parse_shard(shard) if isinstance(shard, str) else shard
-    settings = settings if settings is not None else settings_from_env()
-    with Store.open(settings.database_url) as store:
-        summary = run_ids(
-            ids,
-            settings,
-            store,
-            command="backfill",
-            retry_failed=retry_failed,
-            shard=chosen,
-            skip_exact=not refresh,
-        )
-    return _finish(summary.to_dict(), summary.exit_code, "backfill", raise_on_failure)
+# how the Python API asks for invalid ids to be left out (the CLI says --skip-invalid)
+SKIP_HINT = "pass skip_invalid=True"
 
 
-def _finish(
-    result: dict[str, Any], exit_code: int, command: str, raise_on_failure: bool
-) -> dict[str, Any]:
-    result = {**result, "exit_code": exit_code}
-    if raise_on_failure and exit_code != 0:
-        failed = result.get("failed", 0)
-        errors = "; ".join(result.get("errors", []))
+def _run_options(settings: Settings | None) -> app.RunOptions:
+    """No signal handlers (the host process's business), no progress display."""
+    return app.RunOptions(settings if settings is not None else settings_from_env())
+
+
+def _backfill_options(
+    shard: Shard | str | None, retry_failed: bool, refresh: bool
+) -> app.BackfillOptions:
+    chosen = parse_shard(shard, option="shard") if isinstance(shard, str) else shard
+    return app.BackfillOptions(retry_failed=retry_failed, refresh=refresh, shard=chosen)
+
+
+def _finish(result: app.RunResult, raise_on_failure: bool) -> dict[str, Any]:
+    """The result as the command's --json prints it (`exit_code` included); with
+    `raise_on_failure`, RunFailed unless it is 0."""
+    facts = result.to_dict()
+    if raise_on_failure and result.exit_code != 0:
+        errors = "; ".join(facts["errors"])
         raise RunFailed(
-            f"{command}: {failed} id(s) failed" + (f"; {errors}" if errors else ""), result
+            f"{result.command}: {facts['failed']} id(s) failed" + (f"; {errors}" if errors else ""),
+            facts,
         )
-    return result
+    return facts

@@ -20,6 +20,8 @@ from .config import (
     database_url,
     load_settings,
     mask_url,
+    missing_settings,
+    not_set,
     resolve_base_url,
 )
 from .errors import ConfigError, RoomsyncError
@@ -41,13 +43,13 @@ def settings_problems(
     overrides: Mapping[str, Any], env: Mapping[str, str]
 ) -> tuple[list[str], str | None]:
     """(every problem with the settings, the API's base URL when the space is usable)."""
-    values = api_values(overrides, env)
-    missing = [name for name, value in values.items() if not value]
-    problems = [f"not set: {', '.join(missing)}"] if missing else []
+    missing = missing_settings(overrides, env)
+    problems = [not_set(missing)] if missing else []
+    space = api_values(overrides, env)[ENV_SPACE]
     base_url = None
-    if values[ENV_SPACE]:
+    if space:
         try:
-            base_url = resolve_base_url(str(values[ENV_SPACE]))
+            base_url = resolve_base_url(str(space))
         except ConfigError as exc:
             problems.append(str(exc))
     from .storage import is_valid_url

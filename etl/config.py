@@ -29,6 +29,8 @@ ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
 ENV_SHARD_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 ENV_BUDGET = "ROOMSYNC_MONTHLY_BUDGET"  # dollars a UTC calendar month may spend (status, metrics)
+ENV_LOG_FORMAT = "ROOMSYNC_LOG_FORMAT"
+LOG_FORMATS = ("text", "json")
 
 # bounds on what the API may send: one body after decompression, pages in one list walk
 DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
@@ -340,10 +342,23 @@ def api_values(
     }
 
 
+def missing_settings(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> list[str]:
+    """Every API setting that is neither given (`overrides`) nor in `env`, by its variable
+    name, in a fixed order: every command names them all at once."""
+    return [name for name, value in api_values(overrides, env).items() if not value]
+
+
+def not_set(names: list[str]) -> str:
+    """`X is not set`, or `not set: X, Y` for several."""
+    return f"{names[0]} is not set" if len(names) == 1 else f"not set: {', '.join(names)}"
+
+
 def _required(values: Mapping[str, str | None], name: str) -> str:
     value = values[name]
     if not value:
-        raise ConfigError(f"{name} is not set")
+        raise ConfigError(not_set([name]))
     return value
 
 
@@ -404,6 +419,9 @@ def load_settings(
     env = os.environ if env is None else env
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     values = api_values(overrides, env)
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise ConfigError(not_set(missing))
     base_url = resolve_base_url(_required(values, ENV_SPACE))
     project_id = _required(values, ENV_PROJECT)
     token = _required(values, ENV_TOKEN)
@@ -430,3 +448,86 @@ def load_settings(
         **tunables,
     )
     return settings
+
+
+# --------------------------------------------------------------------------- --env-file
+
+MAX_ENV_FILE_BYTES = 1 << 20  # a settings file, not a data file
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """`KEY=value` lines of an env file, as cron/roomsync-cron.sh (bash) and systemd's
+    `EnvironmentFile=` both read them: blank lines and `#` comments skipped, an optional
+    `export `, a value optionally in matching single or double quotes (taken literally, no
+    `$` expansion). A value with unquoted spaces (or a trailing comment) is refused, since the
+    readers disagree about it. A file that cannot be read is an InputError (exit 2), a line of
+    another shape a ConfigError (exit 3) naming the line by its number, never by its text (it
+    may hold a secret)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_ENV_FILE_BYTES + 1)
+        text = data.decode("utf-8-sig")
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise InputError(f"cannot read env file {visible(path)}: {reason}") from None
+    if len(data) > MAX_ENV_FILE_BYTES:
+        raise InputError(f"env file {visible(path)} is larger than 1 MiB")
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        parsed = _env_line(line)
+        if parsed is None:
+            raise ConfigError(
+                f"env file {visible(path)}, line {number}: not KEY=value "
+                "(quote a value holding spaces; comments go on lines of their own)"
+            )
+        if parsed:
+            values[parsed[0]] = parsed[1]
+    return values
+
+
+def _env_line(line: str) -> tuple[str, str] | tuple[()] | None:
+    """(key, value); () for a blank or comment line; None for a line of another shape."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return ()
+    if text.startswith("export "):
+        text = text[len("export ") :].lstrip()
+    key, sep, value = text.partition("=")
+    if not sep or not _ENV_NAME.fullmatch(key):
+        return None
+    if len(value) >= 2 and value[0] in "'\"" and value[-1] == value[0]:
+        inner = value[1:-1]
+        return None if value[0] in inner else (key, inner)
+    if any(c.isspace() for c in value) or value[:1] in ("'", '"'):
+        return None
+    return key, value
+
+
+def environment(
+    env_file: str | None = None, env: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], list[str]]:
+    """Where settings are read from, and the names `env_file` sets that the environment
+    overrides: the process environment over the values of `env_file`.
+
+    A variable set in the environment wins over the file, as with docker compose's `.env` and
+    python-dotenv (the file gives defaults; `VAR=x roomsync ...` still overrides one); flags win
+    over both. A variable set empty counts as unset, as everywhere in roomsync. Without a file,
+    the environment alone."""
+    env = os.environ if env is None else env
+    if env_file is None:
+        return dict(env), []
+    from_file = read_env_file(env_file)
+    merged = dict(env)
+    merged.update({name: value for name, value in from_file.items() if not env.get(name)})
+    return merged, sorted(name for name in from_file if env.get(name))
+
+
+def log_format(flag: str | None, env: Mapping[str, str]) -> str:
+    """--log-format, else ROOMSYNC_LOG_FORMAT, else text; another value is an InputError."""
+    value = flag or env.get(ENV_LOG_FORMAT) or "text"
+    if value not in LOG_FORMATS:
+        raise InputError(
+            f"{ENV_LOG_FORMAT} must be one of {', '.join(LOG_FORMATS)}, not {visible(value)!r}"
+        )
+    return value

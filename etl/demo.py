@@ -10,18 +10,20 @@ command can be tried by hand against it, with the settings `demo_environment` gi
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from .config import Settings, mask_url
 from .fake_api import FakeSignalWire, generate_sessions
 from .pipeline import Summary, run_ids
 from .storage import Store, current_revision, shareable_url, upgrade
-from .sync import run_sync
+from .sync import SyncResult, run_sync
 
 DEMO_PROJECT = "demo-project"
 DEMO_TOKEN = "demo-token"
@@ -77,13 +79,17 @@ class StopSignals:
 
 
 def run_demo(
-    n_sessions: int, database_url: str, api: FakeSignalWire | None = None
-) -> dict[str, Any]:
-    """Serve `n_sessions` fake sessions, migrate `database_url`, backfill, sync, summarise.
-    With `api` (from `serving`), use that stand-in and leave it running."""
+    n_sessions: int,
+    database_url: str,
+    api: FakeSignalWire | None = None,
+    command: str = "roomsync",
+) -> tuple[Summary, SyncResult, list[str]]:
+    """Serve `n_sessions` fake sessions, migrate `database_url`, backfill, sync; return both
+    runs and the closing lines, which spell roomsync as `command` (see `how_to_run`). With
+    `api` (from `serving`), use that stand-in and leave it running."""
     if api is None:
         with serving(n_sessions) as own:
-            return run_demo(n_sessions, database_url, own)
+            return run_demo(n_sessions, database_url, own, command)
     ids = list(api.sessions)
     unknown = [str(uuid.UUID(int=n)) for n in (1, 2)]
     api.script(ids[0], "503", "429")
@@ -115,9 +121,33 @@ def run_demo(
         f"stored sessions by status: {by_status}",
         "run it again: every id comes back unchanged",
         # masked: the demo may be pointed at a PostgreSQL URL with a password in it
-        f"see the numbers: roomsync report --database-url {mask_url(database_url)} --by status",
+        f"see the numbers: {command} report --database-url {mask_url(database_url)} --by status",
     ]
-    return {"backfill": backfill.to_dict(), "sync": sync_result, "lines": lines}
+    return backfill, synced, lines
+
+
+def how_to_run(argv0: str, on_path: str | None, python: str, cwd: str | None = None) -> str:
+    """How to spell roomsync so that it works where the user stands.
+
+    `argv0` is how this process was started (sys.argv[0]: the script's path, or etl's
+    __main__.py under `python -m etl`), `on_path` what `roomsync` finds on PATH (or None).
+    `roomsync` when that is this very script; else its path, relative to `cwd` when below it
+    (`.venv/bin/roomsync` in the README's flow, where the venv is not activated)."""
+    here = Path(cwd or os.getcwd())
+    if Path(argv0).name == "__main__.py":
+        return f"{_shown(python, here)} -m etl"
+    if on_path is not None and Path(on_path).resolve() == Path(argv0).resolve():
+        return "roomsync"
+    return _shown(argv0, here)
+
+
+def _shown(path: str, here: Path) -> str:
+    absolute = Path(os.path.abspath(path))
+    try:
+        relative = str(absolute.relative_to(here))
+    except ValueError:
+        return str(absolute)
+    return relative if "/" in relative else f"./{relative}"  # a bare name would search PATH
 
 
 def _line(what: str, summary: Summary | None) -> str:

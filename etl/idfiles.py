@@ -45,6 +45,7 @@ class IdSource:
         skip_invalid: bool = False,
         label: str = "line",
         max_shown: int = 5,
+        skip_hint: str = "use --skip-invalid",
     ) -> None:
         self._spool: IO[str] = tempfile.TemporaryFile("w+", encoding="ascii")  # noqa: SIM115
         self.count = 0
@@ -62,8 +63,7 @@ class IdSource:
             shown = ", ".join(f"{label} {n}: {value[:60]!r}" for n, value in bad)
             more = f" and {self.invalid - len(bad)} more" if self.invalid > len(bad) else ""
             raise InputError(
-                f"{self.invalid} invalid id(s): {shown}{more} "
-                "(use --skip-invalid to proceed without them)"
+                f"{self.invalid} invalid id(s): {shown}{more} ({skip_hint} to proceed without them)"
             )
 
     def _check_and_spool(self, lines: Iterable[str], max_shown: int) -> list[tuple[int, str]]:
@@ -99,19 +99,25 @@ class IdSource:
             yield line.rstrip("\n")
 
     @classmethod
-    def from_path(cls, path: str, *, skip_invalid: bool = False) -> IdSource:
+    def from_path(
+        cls, path: str, *, skip_invalid: bool = False, skip_hint: str = "use --skip-invalid"
+    ) -> IdSource:
         """Ids from a file, FIFO or device, or from stdin for `-`. Call `close` when done."""
         try:
             if path == "-":  # as UTF-8 whatever the locale, like the files
                 stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline=None)
                 try:
-                    source = cls(_bounded_lines(stdin, path), skip_invalid=skip_invalid)
+                    source = cls(
+                        _bounded_lines(stdin, path), skip_invalid=skip_invalid, skip_hint=skip_hint
+                    )
                     source.piped = _is_pipe(stdin)
                 finally:
                     stdin.detach()
             else:
                 with open(path, encoding="utf-8", newline=None) as handle:
-                    source = cls(_bounded_lines(handle, path), skip_invalid=skip_invalid)
+                    source = cls(
+                        _bounded_lines(handle, path), skip_invalid=skip_invalid, skip_hint=skip_hint
+                    )
                     source.piped = _is_pipe(handle)
         except (OSError, UnicodeError) as exc:
             raise InputError(f"cannot read {path}: {exc}") from None
@@ -192,9 +198,15 @@ def _numbered_values(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
             yield number, text
 
 
-def read_ids(lines: Iterable[str], *, skip_invalid: bool = False, label: str = "line") -> list[str]:
+def read_ids(
+    lines: Iterable[str],
+    *,
+    skip_invalid: bool = False,
+    label: str = "line",
+    skip_hint: str = "use --skip-invalid",
+) -> list[str]:
     """All valid ids of an in-memory list of lines (see IdSource for the rules)."""
-    source = IdSource(lines, skip_invalid=skip_invalid, label=label)
+    source = IdSource(lines, skip_invalid=skip_invalid, label=label, skip_hint=skip_hint)
     try:
         return list(source)
     finally:

@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol, TextIO
 
+from .config import ENV_LOG_FORMAT as ENV_LOG_FORMAT
+from .config import LOG_FORMATS as FORMATS
 from .safe_text import json_terminal_safe, visible
-
-FORMATS = ("text", "json")
-ENV_LOG_FORMAT = "ROOMSYNC_LOG_FORMAT"
 
 #: Verbosity: -1 errors only (-q), 0 the default, 1 also each request (-v).
 QUIET, NORMAL, VERBOSE = -1, 0, 1
@@ -127,7 +126,9 @@ class _Handler(logging.StreamHandler[TextIO]):
         super().__init__(sys.stderr)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.setStream(sys.stderr)
+        # Assigned, not setStream(): that flushes the old stream, which a test runner that
+        # swapped sys.stderr may have closed since (emit runs under the handler's lock).
+        self.stream = sys.stderr
         line = _State.status_line
         if line is not None:
             line.clear()

@@ -39,10 +39,10 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.count < 1:
-            raise InputError(f"--shard: the number of shards must be at least 1, not {self.count}")
+            raise InputError(f"the number of shards must be at least 1, not {self.count}")
         if not 0 <= self.index < self.count:
             raise InputError(
-                f"--shard: shard index {self.index} is out of range for {self.count} shards "
+                f"shard index {self.index} is out of range for {self.count} shards "
                 f"(0 to {self.count - 1}; shards are numbered from 0)"
             )
 
@@ -53,22 +53,28 @@ class Shard:
         return f"{self.index}/{self.count}"
 
 
-def parse_shard(text: str, env: Mapping[str, str] | None = None) -> Shard:
-    """`K/N` (K 0-based), or `index/N` to read K from JOB_COMPLETION_INDEX."""
+def parse_shard(
+    text: str, env: Mapping[str, str] | None = None, *, option: str = "--shard"
+) -> Shard:
+    """`K/N` (K 0-based), or `index/N` to read K from JOB_COMPLETION_INDEX. `option` names
+    the value in errors: `--shard` on the command line, `shard` in the Python API."""
     index_text, sep, count_text = text.strip().partition("/")
     if not sep:
-        raise InputError(f"--shard must be K/N or {FROM_ENV}/N (e.g. 0/4), not {text!r}")
-    count = _integer(count_text, f"--shard {text!r}: N")
+        raise InputError(f"{option} must be K/N or {FROM_ENV}/N (e.g. 0/4), not {text!r}")
+    count = _integer(count_text, f"{option} {text!r}: N")
     if index_text.strip() == FROM_ENV:
         from_env = shard_index(env)
         if from_env is None:
             raise InputError(
-                f"--shard {text!r} reads the shard from {ENV_SHARD_INDEX}, which is not set"
+                f"{option} {text!r} reads the shard from {ENV_SHARD_INDEX}, which is not set"
             )
         index = _integer(from_env, ENV_SHARD_INDEX)
     else:
-        index = _integer(index_text, f"--shard {text!r}: K")
-    return Shard(index, count)
+        index = _integer(index_text, f"{option} {text!r}: K")
+    try:
+        return Shard(index, count)
+    except InputError as exc:
+        raise InputError(f"{option}: {exc}") from None
 
 
 def _integer(text: str, what: str) -> int:

@@ -10,13 +10,16 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from click.testing import CliRunner, Result
 from pgserver import PgServer, PostgresUnavailable, start_pg_server
 from sqlalchemy.engine import Engine
 
+from etl.cli import main
 from etl.config import Settings
 from etl.fake_api import FakeSignalWire, generate_sessions
 from etl.storage.engines import make_engine
@@ -173,3 +176,40 @@ def hostile_api() -> Iterator[Any]:
 
     with HostileAPI(project_id=PROJECT, token=TOKEN) as server:
         yield server
+
+
+# --------------------------------------------------------------------------- the CLI, the rows
+
+#: invoke(args, env=None, stdin=None) -> the click Result of `roomsync ARGS` run in-process
+Invoke = Callable[..., Result]
+
+
+def run_roomsync(
+    args: list[str], env: dict[str, str] | None = None, stdin: str | None = None
+) -> Result:
+    """`roomsync ARGS` in-process with `env` added to the environment; an exception escaping
+    the CLI (a traceback a user would see) fails the test instead of being hidden."""
+    return CliRunner().invoke(main, args, env=env or {}, input=stdin, catch_exceptions=False)
+
+
+@pytest.fixture
+def invoke() -> Invoke:
+    """`roomsync` run in-process: see `run_roomsync`."""
+    return run_roomsync
+
+
+def table_rows(
+    where: Engine | str, table: sa.Table, *, order_by: str | None = None
+) -> list[dict[str, Any]]:
+    """Every row of `table` as a dict, read from an engine or a database URL (ordered by the
+    column `order_by` when given)."""
+    engine = where if isinstance(where, Engine) else make_engine(where)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(table)
+            if order_by is not None:
+                query = query.order_by(table.c[order_by])
+            return [dict(row._mapping) for row in conn.execute(query)]
+    finally:
+        if not isinstance(where, Engine):
+            engine.dispose()

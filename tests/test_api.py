@@ -6,8 +6,7 @@ import ast
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
-from conftest import PROJECT, TOKEN, make_settings
+from conftest import PROJECT, TOKEN, make_settings, table_rows
 
 from etl import api as roomsync
 from etl.errors import AuthError, ConfigError, DatabaseError, InputError, RunFailed
@@ -20,12 +19,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def stored_ids(url: str) -> set[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return {str(value) for value in conn.scalars(sa.select(room_sessions.c.id))}
-    finally:
-        engine.dispose()
+    return {str(row["id"]) for row in table_rows(url, room_sessions)}
 
 
 def test_upgrade_then_backfill_then_rerun(db_url: str, api: FakeSignalWire) -> None:
@@ -76,9 +70,30 @@ def test_sync_then_a_skipped_sync_under_the_lock(migrated_url: str, api: FakeSig
         with run_lock(engine) as taken:
             assert taken
             assert roomsync.sync(settings) == {
-                "skipped": True,
-                "reason": "another sync is running",
+                "command": "sync",
+                "run_id": None,
+                "run_skipped": True,
                 "exit_code": 0,
+                "dry_run": False,
+                "requested": 0,
+                "inserted": 0,
+                "updated": 0,
+                "unchanged": 0,
+                "skipped": 0,
+                "not_found": 0,
+                "failed": 0,
+                "elapsed_s": 0.0,
+                "failed_ids": [],
+                "retries": 0,
+                "throttled": 0,
+                "interrupted": None,
+                "errors": [],
+                "listed": None,
+                "refreshed": None,
+                "in_progress_listed": None,
+                "probe": None,
+                "full_pass": None,
+                "reason": "another sync is running",
             }
     finally:
         engine.dispose()

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 from bill_data import insert, store_sessions
-from click.testing import CliRunner, Result
+from conftest import run_roomsync as invoke
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from etl.cli import main
 from etl.config import ENV_BUDGET, monthly_budget, parse_budget
 from etl.errors import ConfigError
 from etl.fake_api import generate_sessions
@@ -26,10 +25,6 @@ from etl.storage.reporting import month_bounds, read_status
 from etl.storage.schema import room_recordings, video_charges
 
 BASE = generate_sessions(1, seed=4)[0]
-
-
-def invoke(args: list[str], env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
 def _iso(moment: datetime) -> str:

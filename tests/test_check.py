@@ -9,15 +9,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import TOKEN
+from conftest import TOKEN, Invoke
 from snapshots import table_contents
 
 from etl.cli import main
 from etl.fake_api import LIST_PATH, FakeSignalWire
-
-
-def invoke(args: list[str], env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
 def checks_of(result: Result) -> dict[str, dict[str, Any]]:
@@ -27,7 +23,7 @@ def checks_of(result: Result) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_all_good_is_exit_0_with_one_small_list_request(
-    cli_env: dict[str, str], api: FakeSignalWire, migrated_url: str
+    cli_env: dict[str, str], api: FakeSignalWire, migrated_url: str, invoke: Invoke
 ) -> None:
     result = invoke(["check", "--json"], cli_env)
     assert result.exit_code == 0, result.output
@@ -41,7 +37,9 @@ def test_all_good_is_exit_0_with_one_small_list_request(
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
-def test_every_missing_setting_named_at_once(cli_env: dict[str, str], api: FakeSignalWire) -> None:
+def test_every_missing_setting_named_at_once(
+    cli_env: dict[str, str], api: FakeSignalWire, invoke: Invoke
+) -> None:
     env = cli_env | {"SIGNALWIRE_SPACE": "", "SIGNALWIRE_API_TOKEN": ""}
     result = invoke(["check", "--json"], env)
     assert result.exit_code == 3
@@ -55,7 +53,7 @@ def test_every_missing_setting_named_at_once(cli_env: dict[str, str], api: FakeS
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
-def test_malformed_space_and_refused_token(cli_env: dict[str, str]) -> None:
+def test_malformed_space_and_refused_token(cli_env: dict[str, str], invoke: Invoke) -> None:
     http = invoke(["check", "--json"], cli_env | {"SIGNALWIRE_SPACE": "http://example.com"})
     assert http.exit_code == 3 and "use https" in checks_of(http)["settings"]["detail"]
     refused = invoke(["check", "--json"], cli_env | {"SIGNALWIRE_API_TOKEN": "not-it-123"})
@@ -64,7 +62,9 @@ def test_malformed_space_and_refused_token(cli_env: dict[str, str]) -> None:
     assert "not-it-123" not in refused.output and TOKEN not in refused.output
 
 
-def test_unmigrated_database_is_reported(cli_env: dict[str, str], migrated_url: str) -> None:
+def test_unmigrated_database_is_reported(
+    cli_env: dict[str, str], migrated_url: str, invoke: Invoke
+) -> None:
     from etl.storage.migrate import downgrade
 
     downgrade(migrated_url, "0003")
@@ -74,7 +74,7 @@ def test_unmigrated_database_is_reported(cli_env: dict[str, str], migrated_url: 
     assert checks_of(result)["credentials"]["ok"] is True
 
 
-def test_check_writes_nothing(cli_env: dict[str, str], migrated_url: str) -> None:
+def test_check_writes_nothing(cli_env: dict[str, str], migrated_url: str, invoke: Invoke) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0  # some rows and a ledger row to compare
     before = table_contents(migrated_url)
     for env in (cli_env, cli_env | {"SIGNALWIRE_API_TOKEN": "wrong"}):
@@ -84,7 +84,7 @@ def test_check_writes_nothing(cli_env: dict[str, str], migrated_url: str) -> Non
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_check_never_creates_a_sqlite_file(
-    api: FakeSignalWire, cli_env: dict[str, str], tmp_path: Path
+    api: FakeSignalWire, cli_env: dict[str, str], tmp_path: Path, invoke: Invoke
 ) -> None:
     folder = tmp_path / "empty"
     folder.mkdir()

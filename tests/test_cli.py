@@ -9,36 +9,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from conftest import PROJECT, TOKEN
+from conftest import PROJECT, TOKEN, Invoke, table_rows
 from sqlalchemy.engine import make_url
 
 from etl import __version__
 from etl.cli import main
 from etl.fake_api import FakeSignalWire
-from etl.storage.engines import make_engine
 from etl.storage.migrate import head_revision
 from etl.storage.schema import room_sessions
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000b"
 
 
-def invoke(args: list[str], env: dict[str, str], stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
-
-
 def summary_of(result: Result) -> dict[str, Any]:
     return json.loads(result.stdout)
-
-
-def count_rows(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.select(sa.func.count()).select_from(room_sessions)).scalar_one()
-    finally:
-        engine.dispose()
 
 
 def write_ids(tmp_path: Path, lines: list[str]) -> str:
@@ -55,7 +40,9 @@ def assert_no_secrets(result: Result, url: str) -> None:
         assert password not in text
 
 
-def test_fetch_one_id(cli_env: dict[str, str], sessions: list[dict], migrated_url: str) -> None:
+def test_fetch_one_id(
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, invoke: Invoke
+) -> None:
     result = invoke(["fetch", sessions[0]["id"], "--json"], cli_env)
     assert result.exit_code == 0, result.output
     summary = summary_of(result)
@@ -70,11 +57,11 @@ def test_fetch_one_id(cli_env: dict[str, str], sessions: list[dict], migrated_ur
         "elapsed_s",
         "failed_ids",
     }
-    assert count_rows(migrated_url) == 1
+    assert len(table_rows(migrated_url, room_sessions)) == 1
 
 
 def test_backfill_file_then_rerun_is_unchanged(
-    cli_env: dict[str, str], sessions: list[dict], tmp_path: Path, migrated_url: str
+    cli_env: dict[str, str], sessions: list[dict], tmp_path: Path, migrated_url: str, invoke: Invoke
 ) -> None:
     ids = [s["id"] for s in sessions]
     lines = ["# exported ids", "", *ids, ids[0].upper(), UNKNOWN]
@@ -82,6 +69,11 @@ def test_backfill_file_then_rerun_is_unchanged(
     first = invoke(["backfill", path, "--json"], cli_env)
     assert first.exit_code == 0, first.output
     assert summary_of(first) | {"elapsed_s": 0} == {
+        "command": "backfill",
+        "run_id": 1,
+        "run_skipped": False,
+        "exit_code": 0,
+        "dry_run": False,
         "requested": len(ids) + 1,
         "inserted": len(ids),
         "updated": 0,
@@ -93,24 +85,30 @@ def test_backfill_file_then_rerun_is_unchanged(
         "failed_ids": [],
         "retries": 0,
         "throttled": 0,
+        "interrupted": None,
+        "errors": [],
     }
     again = invoke(["backfill", path, "--json"], cli_env)
     assert summary_of(again)["unchanged"] == len(ids)
-    assert count_rows(migrated_url) == len(ids)
+    assert len(table_rows(migrated_url, room_sessions)) == len(ids)
 
 
 def test_backfill_from_stdin_with_human_summary(
-    cli_env: dict[str, str], sessions: list[dict]
+    cli_env: dict[str, str], sessions: list[dict], invoke: Invoke
 ) -> None:
     stdin = "\n".join(s["id"] for s in sessions[:3])
     result = invoke(["backfill", "-"], cli_env, stdin=stdin)
     assert result.exit_code == 0, result.output
-    assert result.stdout == ""
+    assert "3 requested: 3 inserted" in result.stdout  # the result on stdout (issue 20)
     assert "3 ids" in result.stderr and "3 inserted" in result.stderr
 
 
 def test_invalid_lines_stop_before_any_request(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], tmp_path: Path
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    tmp_path: Path,
+    invoke: Invoke,
 ) -> None:
     path = write_ids(tmp_path, [sessions[0]["id"], "nope", "12345"])
     result = invoke(["backfill", path], cli_env)
@@ -122,19 +120,25 @@ def test_invalid_lines_stop_before_any_request(
     assert skipped.exit_code == 0 and summary_of(skipped)["inserted"] == 1
 
 
-def test_invalid_argument_to_fetch_is_exit_2(cli_env: dict[str, str], api: FakeSignalWire) -> None:
+def test_invalid_argument_to_fetch_is_exit_2(
+    cli_env: dict[str, str], api: FakeSignalWire, invoke: Invoke
+) -> None:
     result = invoke(["fetch", "not-a-uuid"], cli_env)
     assert result.exit_code == 2 and "argument 1" in result.stderr
     assert api.total_requests == 0
 
 
-def test_missing_file_is_exit_2(cli_env: dict[str, str], tmp_path: Path) -> None:
+def test_missing_file_is_exit_2(cli_env: dict[str, str], tmp_path: Path, invoke: Invoke) -> None:
     result = invoke(["backfill", str(tmp_path / "missing.txt")], cli_env)
     assert result.exit_code == 2 and "cannot read" in result.stderr
 
 
 def test_failed_ids_exit_1_and_rerun_retries_them(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], tmp_path: Path
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    tmp_path: Path,
+    invoke: Invoke,
 ) -> None:
     ids = [s["id"] for s in sessions[:5]]
     api.script(ids[2], *["502"] * 3)
@@ -149,21 +153,21 @@ def test_failed_ids_exit_1_and_rerun_retries_them(
 
 
 def test_auth_failure_is_exit_3_without_the_token(
-    cli_env: dict[str, str], sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, invoke: Invoke
 ) -> None:
     env = cli_env | {"SIGNALWIRE_API_TOKEN": "wrong-secret-token-1234"}
     result = invoke(["fetch", sessions[0]["id"], "-v"], env)
     assert result.exit_code == 3
     assert "SIGNALWIRE_API_TOKEN" in result.stderr
     assert "wrong-secret-token-1234" not in result.output
-    assert count_rows(migrated_url) == 0
+    assert len(table_rows(migrated_url, room_sessions)) == 0
 
 
 @pytest.mark.parametrize(
     "missing", ["SIGNALWIRE_SPACE", "SIGNALWIRE_PROJECT_ID", "SIGNALWIRE_API_TOKEN"]
 )
 def test_missing_setting_is_exit_3_naming_it(
-    cli_env: dict[str, str], sessions: list[dict], missing: str
+    cli_env: dict[str, str], sessions: list[dict], missing: str, invoke: Invoke
 ) -> None:
     env = cli_env | {missing: ""}
     result = invoke(["fetch", sessions[0]["id"]], env)
@@ -171,14 +175,16 @@ def test_missing_setting_is_exit_3_naming_it(
     assert result.stderr.strip() == f"roomsync: error: {missing} is not set"
 
 
-def test_plain_http_to_a_remote_host_is_refused(cli_env: dict[str, str], sessions: list[dict]):
+def test_plain_http_to_a_remote_host_is_refused(
+    cli_env: dict[str, str], sessions: list[dict], invoke: Invoke
+):
     env = cli_env | {"SIGNALWIRE_SPACE": "http://example.signalwire.com"}
     result = invoke(["fetch", sessions[0]["id"]], env)
     assert result.exit_code == 3 and "use https" in result.stderr
 
 
 def test_unmigrated_database_is_exit_3(
-    cli_env: dict[str, str], sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, invoke: Invoke
 ) -> None:
     from etl.storage.migrate import downgrade
 
@@ -189,7 +195,11 @@ def test_unmigrated_database_is_exit_3(
 
 
 def test_secrets_never_printed_even_verbose_with_failures(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    migrated_url: str,
+    invoke: Invoke,
 ) -> None:
     api.script(sessions[0]["id"], "badtypes")
     api.script(sessions[1]["id"], "429", "500", "reset")
@@ -199,7 +209,7 @@ def test_secrets_never_printed_even_verbose_with_failures(
     assert_no_secrets(result, migrated_url)
 
 
-def test_db_commands_up_current_down(db_url: str) -> None:
+def test_db_commands_up_current_down(db_url: str, invoke: Invoke) -> None:
     env = {"DATABASE_URL": db_url}
     before = invoke(["db", "current"], env)
     if db_url.startswith("sqlite"):  # no file yet: said so, and none is created (read-only)
@@ -215,14 +225,18 @@ def test_db_commands_up_current_down(db_url: str) -> None:
     assert_no_secrets(up, db_url)
 
 
-def test_bad_database_url_is_a_one_line_error(cli_env: dict[str, str], sessions: list[dict]):
+def test_bad_database_url_is_a_one_line_error(
+    cli_env: dict[str, str], sessions: list[dict], invoke: Invoke
+):
     env = cli_env | {"DATABASE_URL": "nosuchdialect://x/y"}
     result = invoke(["fetch", sessions[0]["id"]], env)
     assert result.exit_code == 3
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_unreachable_postgresql_is_exit_3_with_password_masked(sessions: list[dict]) -> None:
+def test_unreachable_postgresql_is_exit_3_with_password_masked(
+    sessions: list[dict], invoke: Invoke
+) -> None:
     with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN) as api:
         env = {
             "SIGNALWIRE_SPACE": api.base_url,
@@ -270,7 +284,7 @@ def test_version_names_no_revision_it_cannot_read(monkeypatch: pytest.MonkeyPatc
     ],
 )
 def test_bad_options_are_usage_errors_before_any_request(
-    cli_env: dict[str, str], api: FakeSignalWire, bad: list[str]
+    cli_env: dict[str, str], api: FakeSignalWire, bad: list[str], invoke: Invoke
 ) -> None:
     args = ["fetch", *bad, UNKNOWN] if bad else ["fetch"]
     result = invoke(args, cli_env)
@@ -278,7 +292,7 @@ def test_bad_options_are_usage_errors_before_any_request(
     assert api.total_requests == 0
 
 
-def test_every_command_has_help_and_is_in_the_readme() -> None:
+def test_every_command_has_help_and_is_in_the_readme(invoke: Invoke) -> None:
     root = Path(__file__).resolve().parent.parent
     # README.md and the guides beside it in docs/ (where README.md points for the details)
     readme = "\n".join(p.read_text() for p in [root / "README.md", *root.glob("docs/**/*.md")])
@@ -306,7 +320,7 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
     assert {*main.commands} == {args[0] for args in commands}
 
 
-def test_a_password_given_as_a_url_parameter_is_masked_too() -> None:
+def test_a_password_given_as_a_url_parameter_is_masked_too(invoke: Invoke) -> None:
     url = "postgresql://someone@127.0.0.1:1/nodb?password=qp-secret-555&sslmode=disable"
     result = invoke(["db", "current"], {"DATABASE_URL": url})
     assert result.exit_code == 3

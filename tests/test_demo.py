@@ -29,6 +29,11 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
     assert first.exit_code == 0, first.output
     result = json.loads(first.stdout)
     assert result["backfill"] | {"elapsed_s": 0} == {
+        "command": "backfill",
+        "run_id": 1,
+        "run_skipped": False,
+        "exit_code": 0,
+        "dry_run": False,
         "requested": 62,
         "inserted": 60,
         "updated": 0,
@@ -40,6 +45,8 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
         "failed_ids": [],
         "retries": 3,  # the scripted 503, 429 and reset
         "throttled": 1,
+        "interrupted": None,
+        "errors": [],
     }
     assert result["sync"]["listed"] == 60 and result["sync"]["failed"] == 0
     engine = make_engine(url)
@@ -165,7 +172,9 @@ def test_demo_serve_text_prints_the_exports(tmp_path: Path) -> None:
     deadline = threading.Timer(120, process.kill)  # readline returns "" once it is killed
     deadline.start()
     try:
-        while not lines or not lines[-1].startswith("  roomsync check"):
+        # the next step spells roomsync as it was started (here `python -m etl`), so that it
+        # works where the user stands
+        while not lines or not lines[-1].startswith(f"  {sys.executable} -m etl check"):
             lines.append(process.stdout.readline())
             assert lines[-1], f"ended (or killed after 120 s) before the exports: {lines}"
     finally:

@@ -113,8 +113,12 @@ def test_the_reference_check_sees_a_missing_command_option_or_help() -> None:
     cut = sections(reference)["roomsync db current"]
     assert missing_from(reference.replace(cut, "\n")) == [
         "`roomsync db current`: its help text",
+        "`roomsync db current`: option --json",
+        "`roomsync db current`: the help of --json",
         "`roomsync db current`: option --database-url",
         "`roomsync db current`: the help of --database-url",
+        "`roomsync db current`: option --env-file",
+        "`roomsync db current`: the help of --env-file",
         "`roomsync db current`: option --log-format",
         "`roomsync db current`: the help of --log-format",
         "`roomsync db current`: option -v",

@@ -8,19 +8,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import Invoke
 from snapshots import table_contents
 from sqlalchemy.engine import Engine
 
-from etl.cli import main
 from etl.fake_api import FakeSignalWire
 from etl.storage.lock import run_lock
 
 UNKNOWN = "00000000-0000-4000-8000-00000000000d"
-
-
-def invoke(args: list[str], env: dict[str, str], stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
 
 
 def summary(result: Result) -> dict[str, Any]:
@@ -34,7 +30,11 @@ def _bump(session: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_backfill_dry_run_counts_every_outcome_and_writes_nothing(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    migrated_url: str,
+    invoke: Invoke,
 ) -> None:
     ids = [s["id"] for s in sessions[:10]]
     api.script(ids[9], "422")  # fails for good: a row in sync_failures to keep
@@ -63,7 +63,7 @@ def test_backfill_dry_run_counts_every_outcome_and_writes_nothing(
 
 
 def test_fetch_dry_run_text_says_nothing_written(
-    cli_env: dict[str, str], sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, invoke: Invoke
 ) -> None:
     before = table_contents(migrated_url)
     result = invoke(["fetch", sessions[0]["id"], "--dry-run"], cli_env)
@@ -73,7 +73,7 @@ def test_fetch_dry_run_text_says_nothing_written(
 
 
 def test_sync_dry_run_takes_no_lock_and_writes_nothing(
-    cli_env: dict[str, str], sessions: list[dict], engine: Engine, migrated_url: str
+    cli_env: dict[str, str], sessions: list[dict], engine: Engine, migrated_url: str, invoke: Invoke
 ) -> None:
     before = table_contents(migrated_url)
     with run_lock(engine) as taken:  # a real sync is running
@@ -81,7 +81,7 @@ def test_sync_dry_run_takes_no_lock_and_writes_nothing(
         result = invoke(["sync", "--dry-run", "--json"], cli_env)
     assert result.exit_code == 0, result.output
     got = summary(result)
-    assert got["skipped"] is False and got["dry_run"] is True
+    assert got["run_skipped"] is False and got["dry_run"] is True
     assert got["listed"] == len(sessions) and got["inserted"] == len(sessions)
     assert table_contents(migrated_url) == before
     assert invoke(["sync"], cli_env).exit_code == 0
@@ -93,7 +93,7 @@ def test_sync_dry_run_takes_no_lock_and_writes_nothing(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_dry_run_writes_no_metrics_file(
-    cli_env: dict[str, str], sessions: list[dict], tmp_path: Any
+    cli_env: dict[str, str], sessions: list[dict], tmp_path: Any, invoke: Invoke
 ) -> None:
     path = tmp_path / "roomsync.prom"
     args = ["fetch", sessions[0]["id"], "--dry-run", "--metrics-file", str(path)]
@@ -103,7 +103,7 @@ def test_dry_run_writes_no_metrics_file(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # about SQLite files
 def test_dry_run_neither_creates_nor_converts_a_sqlite_file(
-    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, tmp_path: Any
+    cli_env: dict[str, str], sessions: list[dict], migrated_url: str, tmp_path: Any, invoke: Invoke
 ) -> None:
     import sqlite3
 

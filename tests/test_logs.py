@@ -9,18 +9,13 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from conftest import TOKEN
+from click.testing import Result
+from conftest import TOKEN, Invoke
 from sqlalchemy.engine import make_url
 
-from etl.cli import main
 from etl.fake_api import FakeSignalWire
 
 TEXT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (DEBUG|INFO|WARNING|ERROR) ")
-
-
-def invoke(args: list[str], env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
 def json_lines(result: Result) -> list[dict[str, Any]]:
@@ -30,7 +25,11 @@ def json_lines(result: Result) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_json_logs_one_object_per_line_with_retry_fields(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    migrated_url: str,
+    invoke: Invoke,
 ) -> None:
     ids = [s["id"] for s in sessions[:4]]
     api.script(ids[0], "429:0.01", "503")
@@ -60,7 +59,7 @@ def test_json_logs_one_object_per_line_with_retry_fields(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_text_lines_have_time_and_level_and_env_picks_json(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict]
+    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], invoke: Invoke
 ) -> None:
     api.script(sessions[0]["id"], "503")
     result = invoke(["fetch", sessions[0]["id"], "--backoff", "0.01"], cli_env)
@@ -76,7 +75,7 @@ def test_text_lines_have_time_and_level_and_env_picks_json(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_quiet_shows_errors_only(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict]
+    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], invoke: Invoke
 ) -> None:
     ids = [s["id"] for s in sessions[:2]]
     api.script(ids[0], "503")
@@ -88,7 +87,7 @@ def test_quiet_shows_errors_only(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_library_chatter_stays_out(
-    cli_env: dict[str, str], sessions: list[dict], db_url: str
+    cli_env: dict[str, str], sessions: list[dict], db_url: str, invoke: Invoke
 ) -> None:
     up = invoke(["db", "upgrade", "-v", "--log-format", "json"], {"DATABASE_URL": db_url})
     assert up.exit_code == 0
@@ -103,7 +102,11 @@ def test_library_chatter_stays_out(
 
 
 def test_secrets_never_in_any_log_line(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], migrated_url: str
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    migrated_url: str,
+    invoke: Invoke,
 ) -> None:
     ids = [s["id"] for s in sessions[:3]]
     for fmt in ("json", "text"):
@@ -122,7 +125,7 @@ def test_secrets_never_in_any_log_line(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_json_error_goes_to_stdout_with_exit_code(
-    cli_env: dict[str, str], sessions: list[dict]
+    cli_env: dict[str, str], sessions: list[dict], invoke: Invoke
 ) -> None:
     env = cli_env | {"SIGNALWIRE_PROJECT_ID": ""}
     result = invoke(["fetch", sessions[0]["id"], "--json", "--log-format", "json"], env)

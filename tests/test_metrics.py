@@ -8,20 +8,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from conftest import Invoke
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
-from etl.cli import main
 from etl.fake_api import FakeSignalWire
 from etl.outcomes import COUNTED, RunOutcome
 from etl.storage.schema import sync_runs
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def invoke(args: list[str], env: dict[str, str], stdin: str | None = None) -> Result:
-    return CliRunner().invoke(main, args, env=env, input=stdin, catch_exceptions=False)
 
 
 def read_metrics(path: Path) -> Samples:
@@ -45,6 +40,7 @@ def test_every_command_described_from_the_ledger(
     sessions: list[dict],
     engine: Engine,
     tmp_path: Path,
+    invoke: Invoke,
 ) -> None:
     (tmp_path / "textfile").mkdir()
     path = tmp_path / "textfile" / "roomsync.prom"
@@ -80,7 +76,7 @@ def test_every_command_described_from_the_ledger(
 
 
 def test_a_run_without_the_file_drops_stale_traffic_and_errors_are_written(
-    cli_env: dict[str, str], sessions: list[dict], engine: Engine, tmp_path: Path
+    cli_env: dict[str, str], sessions: list[dict], engine: Engine, tmp_path: Path, invoke: Invoke
 ) -> None:
     path = tmp_path / "roomsync.prom"
     metrics = ["--metrics-file", str(path)]
@@ -100,7 +96,11 @@ def test_a_run_without_the_file_drops_stale_traffic_and_errors_are_written(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_unwritable_place_is_refused_before_any_request(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], tmp_path: Path
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    tmp_path: Path,
+    invoke: Invoke,
 ) -> None:
     bad = tmp_path / "no-such-dir" / "roomsync.prom"
     result = invoke(["fetch", sessions[0]["id"], "--metrics-file", str(bad)], cli_env)
@@ -110,7 +110,7 @@ def test_unwritable_place_is_refused_before_any_request(
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # not about storage
 def test_a_skipped_sync_rewrites_the_file_from_the_ledger_alone(
-    cli_env: dict[str, str], engine: Engine, tmp_path: Path
+    cli_env: dict[str, str], engine: Engine, tmp_path: Path, invoke: Invoke
 ) -> None:
     from etl.storage.lock import run_lock
 
@@ -120,6 +120,6 @@ def test_a_skipped_sync_rewrites_the_file_from_the_ledger_alone(
     with run_lock(engine) as taken:
         assert taken
         skipped = invoke(["sync", "--json", "--metrics-file", str(path)], cli_env)
-    assert skipped.exit_code == 0 and '"skipped": true' in skipped.stdout
+    assert skipped.exit_code == 0 and '"run_skipped": true' in skipped.stdout
     assert read_metrics(path) == first  # the same last run, its requests kept
     assert (value(first, "last_run_requests", command="sync", status="200") or 0) > 0

@@ -6,8 +6,7 @@ import dataclasses
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from conftest import make_settings
+from conftest import make_settings, table_rows
 from sqlalchemy.engine import Engine
 
 from etl.config import Settings
@@ -21,8 +20,7 @@ UNKNOWN = "00000000-0000-4000-8000-00000000000a"
 
 
 def stored_ids(engine: Engine) -> set[str]:
-    with engine.connect() as conn:
-        return {str(i) for i in conn.execute(sa.select(room_sessions.c.id)).scalars()}
+    return {str(row["id"]) for row in table_rows(engine, room_sessions)}
 
 
 def test_every_outcome_is_counted(

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from conftest import Invoke
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
@@ -526,28 +527,28 @@ def test_table_aligns_wide_characters(loaded: Engine) -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def run_cli(args: list[str], url: str) -> Result:
-    return CliRunner().invoke(main, ["report", *args], env={"DATABASE_URL": url})
-
-
 def test_cli_every_format(
-    migrated_url: str, loaded: Engine, payloads: list[Payload], tmp_path: Path
+    migrated_url: str, loaded: Engine, payloads: list[Payload], tmp_path: Path, invoke: Invoke
 ) -> None:
     since, until = "2026-10-05", "2026-10-19T12:00:00Z"
     bounds = (parse_bound(since), parse_bound(until))
     args = ["--since", since, "--until", until]
     for by in GROUPINGS:
         expected = expected_report(payloads, by, *bounds)
-        result = run_cli([*args, "--by", by, "--format", "json"], migrated_url)
+        result = invoke(
+            ["report", *args, "--by", by, "--format", "json"], {"DATABASE_URL": migrated_url}
+        )
         assert result.exit_code == 0, result.output
         assert_rows_equal(json.loads(result.stdout), expected)
 
-        result = run_cli([*args, "--by", by, "--format", "csv"], migrated_url)
+        result = invoke(
+            ["report", *args, "--by", by, "--format", "csv"], {"DATABASE_URL": migrated_url}
+        )
         assert result.exit_code == 0, result.output
         assert result.stdout.splitlines()[0] == ",".join(JSON_KEYS)
         assert_rows_equal(list(_typed_csv(result.stdout)), expected)
 
-        result = run_cli([*args, "--by", by], migrated_url)
+        result = invoke(["report", *args, "--by", by], {"DATABASE_URL": migrated_url})
         assert result.exit_code == 0, result.output
         lines = result.stdout.splitlines()
         assert lines[0].startswith(by) and lines[-1].startswith("total")
@@ -555,7 +556,9 @@ def test_cli_every_format(
         assert lines[-1].split()[1] == str(sum(r["sessions"] for r in expected))
 
     page = tmp_path / "report.html"
-    result = run_cli([*args, "--format", "html", "-o", str(page)], migrated_url)
+    result = invoke(
+        ["report", *args, "--format", "html", "-o", str(page)], {"DATABASE_URL": migrated_url}
+    )
     assert result.exit_code == 0, result.output
     assert page.read_text(encoding="utf-8").count('class="bar"') == len(
         expected_report(payloads, "day", *bounds)
@@ -598,30 +601,39 @@ def _typed_csv(text: str) -> Iterable[dict[str, Any]]:
         (["--format", "html"], "give -o/--output FILE"),
     ],
 )
-def test_cli_usage_errors(args: list[str], message: str, tmp_path: Path) -> None:
-    result = run_cli(args, f"sqlite:///{tmp_path / 'never-created.db'}")
+def test_cli_usage_errors(args: list[str], message: str, tmp_path: Path, invoke: Invoke) -> None:
+    result = invoke(
+        ["report", *args], {"DATABASE_URL": f"sqlite:///{tmp_path / 'never-created.db'}"}
+    )
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "never-created.db").exists()
 
 
-def test_cli_needs_a_migrated_database(tmp_path: Path) -> None:
-    result = run_cli([], f"sqlite:///{tmp_path / 'empty.db'}")
+def test_cli_needs_a_migrated_database(tmp_path: Path, invoke: Invoke) -> None:
+    result = invoke(["report"], {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
     assert result.exit_code == 3
     assert "roomsync db upgrade" in result.output and "Traceback" not in result.output
 
 
-def test_cli_unwritable_output(migrated_url: str, tmp_path: Path) -> None:
+def test_cli_unwritable_output(migrated_url: str, tmp_path: Path, invoke: Invoke) -> None:
     target = tmp_path / "missing-dir" / "report.csv"
-    result = run_cli(["--format", "csv", "-o", str(target)], migrated_url)
+    result = invoke(
+        ["report", "--format", "csv", "-o", str(target)], {"DATABASE_URL": migrated_url}
+    )
     assert result.exit_code == 2
     assert f"cannot write {target}" in result.output and "Traceback" not in result.output
 
 
-def test_cli_writes_output_file(migrated_url: str, loaded: Engine, tmp_path: Path) -> None:
+def test_cli_writes_output_file(
+    migrated_url: str, loaded: Engine, tmp_path: Path, invoke: Invoke
+) -> None:
     target = tmp_path / "report.json"
-    result = run_cli(["--format", "json", "--by", "month", "-o", str(target)], migrated_url)
+    result = invoke(
+        ["report", "--format", "json", "--by", "month", "-o", str(target)],
+        {"DATABASE_URL": migrated_url},
+    )
     assert result.exit_code == 0 and result.stdout == ""
     assert sum(r["sessions"] for r in json.loads(target.read_text())) == 68
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from bill_data import store_account
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import run_roomsync
 from sqlalchemy.engine import Engine
 from test_bill_views import (
     DELETED_INDEX,
@@ -24,7 +25,6 @@ from test_bill_views import (
     per_session,
 )
 
-from etl.cli import main
 from etl.config import GROUPINGS
 from etl.fake_api import VideoAccount, generate_account
 from etl.storage.reporting import JSON_KEYS, report_rows
@@ -148,7 +148,7 @@ def test_a_day_range_keeps_its_own_peaks(loaded: Engine, account: VideoAccount) 
 
 
 def run_cli(args: list[str], url: str) -> Result:
-    return CliRunner().invoke(main, ["report", *args], env={"DATABASE_URL": url})
+    return run_roomsync(["report", *args], {"DATABASE_URL": url})
 
 
 def test_every_format_shows_the_bill(loaded: Engine, migrated_url: str) -> None:

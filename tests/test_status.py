@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
+from conftest import Invoke
 from snapshots import table_contents
 from sqlalchemy.engine import Engine
 
@@ -22,11 +23,7 @@ from etl.storage.reporting import read_status
 from etl.storage.schema import room_sessions, sync_failures, sync_relist, sync_runs
 
 
-def invoke(args: list[str], env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
-
-
-def status_json(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
+def status_json(invoke: Invoke, env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
     result = invoke(["status", "--json", *args], env)
     return result, json.loads(result.stdout)
 
@@ -37,13 +34,17 @@ def scalar(engine: Engine, query: Any) -> Any:
 
 
 def test_status_matches_the_tables(
-    cli_env: dict[str, str], api: FakeSignalWire, sessions: list[dict], engine: Engine
+    cli_env: dict[str, str],
+    api: FakeSignalWire,
+    sessions: list[dict],
+    engine: Engine,
+    invoke: Invoke,
 ) -> None:
     ids = [s["id"] for s in sessions[:12]]
     api.script(ids[0], "422")  # fails for good: one failing id
     done = CliRunner().invoke(main, ["backfill", "-"], env=cli_env, input="\n".join(ids))
     assert done.exit_code == 1
-    result, status = status_json(cli_env)
+    result, status = status_json(invoke, cli_env)
     assert result.exit_code == 0, result.output
     c = room_sessions.c
     count = sa.select(sa.func.count())
@@ -75,17 +76,17 @@ def test_status_matches_the_tables(
 
 
 def test_runs_keyed_by_command_and_last_successful_sync(
-    cli_env: dict[str, str], engine: Engine
+    cli_env: dict[str, str], engine: Engine, invoke: Invoke
 ) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0
-    _, status = status_json(cli_env)
+    _, status = status_json(invoke, cli_env)
     assert status["runs"]["sync"]["outcome"] == RunOutcome.OK
     assert status["last_successful_sync"]["id"] == status["runs"]["sync"]["id"]
     assert status["runs"]["sync"]["last_success_at"] == status["runs"]["sync"]["finished_at"]
     assert 0 <= status["last_successful_sync_age_s"] < 60
     bad = cli_env | {"SIGNALWIRE_API_TOKEN": "wrong"}
     assert invoke(["sync"], bad).exit_code == 3
-    _, after = status_json(cli_env)
+    _, after = status_json(invoke, cli_env)
     assert after["runs"]["sync"]["outcome"] == RunOutcome.ERROR
     assert "refused the credentials" in after["runs"]["sync"]["error"]
     assert after["last_successful_sync"]["id"] == status["runs"]["sync"]["id"]
@@ -100,27 +101,27 @@ def _age_last_sync(engine: Engine, by: timedelta) -> None:
         )
 
 
-def test_max_age_is_a_health_check(cli_env: dict[str, str], engine: Engine) -> None:
+def test_max_age_is_a_health_check(cli_env: dict[str, str], engine: Engine, invoke: Invoke) -> None:
     never = invoke(["status", "--max-age", "15m"], cli_env)
     assert never.exit_code == 1 and "no sync has ever succeeded" in never.stderr
     assert invoke(["sync"], cli_env).exit_code == 0
     assert invoke(["status", "--max-age", "90s"], cli_env).exit_code == 0
     _age_last_sync(engine, timedelta(minutes=20))
-    stale, body = status_json(cli_env, "--max-age", "15m")
+    stale, body = status_json(invoke, cli_env, "--max-age", "15m")
     assert stale.exit_code == 1 and body["healthy"] is False and body["max_age_s"] == 900
-    fresh, body = status_json(cli_env, "--max-age", "2h")
+    fresh, body = status_json(invoke, cli_env, "--max-age", "2h")
     assert fresh.exit_code == 0 and body["healthy"] is True
     assert invoke(["status", "--max-age", "soon"], cli_env).exit_code == 2
 
 
-def test_status_writes_nothing(cli_env: dict[str, str], migrated_url: str) -> None:
+def test_status_writes_nothing(cli_env: dict[str, str], migrated_url: str, invoke: Invoke) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0
     before = table_contents(migrated_url)
     assert invoke(["status", "--max-age", "1h"], cli_env).exit_code == 0
     assert table_contents(migrated_url) == before
 
 
-def test_status_never_creates_a_database_file(tmp_path: Path) -> None:
+def test_status_never_creates_a_database_file(tmp_path: Path, invoke: Invoke) -> None:
     path = tmp_path / "missing.db"
     for args in (["status"], ["status", "--json"]):
         result = invoke(args, {"DATABASE_URL": f"sqlite:///{path}"})
@@ -128,7 +129,7 @@ def test_status_never_creates_a_database_file(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_status_of_an_unmigrated_database_is_exit_3(db_url: str) -> None:
+def test_status_of_an_unmigrated_database_is_exit_3(db_url: str, invoke: Invoke) -> None:
     result = invoke(["status"], {"DATABASE_URL": db_url})
     assert result.exit_code == 3 and "roomsync db upgrade" in result.stderr
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from conftest import PROJECT, TOKEN, env_for
+from conftest import PROJECT, TOKEN, env_for, table_rows
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
@@ -31,14 +31,11 @@ def sync(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
 
 
 def rows(engine: Engine) -> dict[str, dict[str, Any]]:
-    with engine.connect() as conn:
-        return {str(r.id): dict(r._mapping) for r in conn.execute(sa.select(room_sessions)).all()}
+    return {str(row["id"]): row for row in table_rows(engine, room_sessions)}
 
 
 def runs(engine: Engine) -> list[dict[str, Any]]:
-    with engine.connect() as conn:
-        query = sa.select(sync_runs).order_by(sync_runs.c.id)
-        return [dict(r._mapping) for r in conn.execute(query).all()]
+    return table_rows(engine, sync_runs, order_by="id")
 
 
 def failed_ids(engine: Engine) -> set[str]:
@@ -251,7 +248,32 @@ def test_a_sync_that_finds_the_lock_taken_does_nothing(
         assert taken
         result, summary = sync(env_for(api, migrated_url))
     assert result.exit_code == 0
-    assert summary == {"skipped": True, "reason": "another sync is running"}
+    assert summary == {
+        "command": "sync",
+        "run_id": None,
+        "run_skipped": True,
+        "exit_code": 0,
+        "dry_run": False,
+        "requested": 0,
+        "inserted": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "skipped": 0,
+        "not_found": 0,
+        "failed": 0,
+        "elapsed_s": 0.0,
+        "failed_ids": [],
+        "retries": 0,
+        "throttled": 0,
+        "interrupted": None,
+        "errors": [],
+        "listed": None,
+        "refreshed": None,
+        "in_progress_listed": None,
+        "probe": None,
+        "full_pass": None,
+        "reason": "another sync is running",
+    }
     assert "skipped" in result.stderr
     assert api.total_requests == 0 and runs(engine) == []
     after, _ = sync(env_for(api, migrated_url))

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
+from click.testing import Result
+from conftest import Invoke
 from sqlalchemy.engine import Engine
 
-from etl.cli import main
 from etl.config import CLOCK_SKEW
 from etl.fake_api import FakeSignalWire, generate_sessions
 from etl.storage.reporting import read_status
@@ -26,11 +26,7 @@ from etl.storage.schema import room_sessions, sync_runs
 TWO_DAYS = timedelta(days=2)
 
 
-def invoke(args: list[str], env: dict[str, str]) -> Result:
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
-
-
-def status_json(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
+def status_json(invoke: Invoke, env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
     result = invoke(["status", "--json", *args], env)
     return result, json.loads(result.stdout)
 
@@ -51,11 +47,11 @@ def move_sync_runs(engine: Engine, by: timedelta) -> None:
 
 
 def test_a_success_recorded_in_the_future_is_not_fresh(
-    cli_env: dict[str, str], engine: Engine
+    cli_env: dict[str, str], engine: Engine, invoke: Invoke
 ) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0
     move_sync_runs(engine, TWO_DAYS)
-    stale, body = status_json(cli_env, "--max-age", "30m")
+    stale, body = status_json(invoke, cli_env, "--max-age", "30m")
     assert stale.exit_code == 1
     assert body["healthy"] is False and body["clock_disagrees"] is True
     assert body["ledger_ahead_s"] > TWO_DAYS.total_seconds() - 60
@@ -71,17 +67,19 @@ def test_a_success_recorded_in_the_future_is_not_fresh(
 
 
 def test_a_success_within_the_allowed_skew_is_still_fresh(
-    cli_env: dict[str, str], engine: Engine
+    cli_env: dict[str, str], engine: Engine, invoke: Invoke
 ) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0
     move_sync_runs(engine, CLOCK_SKEW / 2)
-    fresh, body = status_json(cli_env, "--max-age", "30m")
+    fresh, body = status_json(invoke, cli_env, "--max-age", "30m")
     assert fresh.exit_code == 0, fresh.output
     assert body["healthy"] is True and body["clock_disagrees"] is False
     assert body["ledger_ahead_s"] is None
 
 
-def test_the_verdict_follows_the_injected_clock(cli_env: dict[str, str], engine: Engine) -> None:
+def test_the_verdict_follows_the_injected_clock(
+    cli_env: dict[str, str], engine: Engine, invoke: Invoke
+) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0
     finished = read_status(engine).last_successful_sync.finished_at  # type: ignore[union-attr]
     assert read_status(engine, now=finished + timedelta(minutes=5)).fresh(timedelta(minutes=30))
@@ -96,6 +94,7 @@ def test_a_sync_after_the_clock_jumped_back_runs_warns_and_heals_the_health_chec
     api: FakeSignalWire,
     engine: Engine,
     caplog: pytest.LogCaptureFixture,
+    invoke: Invoke,
 ) -> None:
     assert invoke(["sync"], cli_env).exit_code == 0
     move_sync_runs(engine, TWO_DAYS)
@@ -109,5 +108,5 @@ def test_a_sync_after_the_clock_jumped_back_runs_warns_and_heals_the_health_chec
     with engine.connect() as conn:
         stored = {str(i) for i in conn.execute(sa.select(room_sessions.c.id)).scalars()}
     assert newer["id"] in stored
-    healthy, body = status_json(cli_env, "--max-age", "30m")
+    healthy, body = status_json(invoke, cli_env, "--max-age", "30m")
     assert healthy.exit_code == 0 and body["clock_disagrees"] is False  # the new run is the last

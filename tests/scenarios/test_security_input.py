@@ -14,19 +14,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner, Result
-from conftest import PROJECT, TOKEN
+from click.testing import Result
+from conftest import PROJECT, TOKEN, Invoke
 
-from etl.cli import main
 from etl.records import canonical_uuid
 from etl.storage.migrate import current_revision, head_revision
 
 SID = "51bcd77a-1751-4579-8e4d-c3a3578a60d8"
-
-
-def invoke(args: list[str], env: dict[str, str]) -> Result:
-    # catch_exceptions=False: a traceback would fail the test instead of being hidden
-    return CliRunner().invoke(main, args, env=env, catch_exceptions=False)
 
 
 def assert_one_line_error(result: Result, code: int) -> None:
@@ -67,7 +61,9 @@ def api_env(url: str = "sqlite:///unused.db") -> dict[str, str]:
         ["db", "downgrade", "base"],  # not on a terminal, no --yes
     ],
 )
-def test_senseless_values_are_one_line_usage_errors(args: list[str], tmp_path: Path) -> None:
+def test_senseless_values_are_one_line_usage_errors(
+    args: list[str], tmp_path: Path, invoke: Invoke
+) -> None:
     result = invoke(args, api_env(f"sqlite:///{tmp_path / 'x.db'}"))
     assert_one_line_error(result, 2)
     assert not (tmp_path / "x.db").exists()
@@ -75,7 +71,7 @@ def test_senseless_values_are_one_line_usage_errors(args: list[str], tmp_path: P
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # about options, not storage
 def test_the_smallest_rate_limit_and_largest_concurrency_are_accepted(
-    cli_env: dict[str, str], sessions: list[dict]
+    cli_env: dict[str, str], sessions: list[dict], invoke: Invoke
 ) -> None:
     args = ["fetch", sessions[0]["id"], "--rate-limit", "0.001", "--concurrency", "1000"]
     result = invoke(args, cli_env)
@@ -95,7 +91,7 @@ def test_the_smallest_rate_limit_and_largest_concurrency_are_accepted(
         "example\x1b[2J",
     ],
 )
-def test_unusable_spaces_are_one_line_configuration_errors(space: str) -> None:
+def test_unusable_spaces_are_one_line_configuration_errors(space: str, invoke: Invoke) -> None:
     result = invoke(["fetch", SID], {**api_env(), "SIGNALWIRE_SPACE": space})
     assert_one_line_error(result, 3)
     assert "\x1b" not in result.output
@@ -113,7 +109,7 @@ def test_unusable_spaces_are_one_line_configuration_errors(space: str) -> None:
     "command", [["fetch", SID], ["db", "current"], ["db", "upgrade"], ["report"]]
 )
 def test_unusable_database_urls_are_one_line_configuration_errors(
-    url: str, command: list[str]
+    url: str, command: list[str], invoke: Invoke
 ) -> None:
     result = invoke(command, {**api_env(), "DATABASE_URL": url})
     assert_one_line_error(result, 3)
@@ -156,7 +152,9 @@ def test_ids_in_other_forms_are_refused(text: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])  # refused before the database is used
-def test_fetch_refuses_near_miss_ids_before_any_request(cli_env: dict[str, str], api: Any) -> None:
+def test_fetch_refuses_near_miss_ids_before_any_request(
+    cli_env: dict[str, str], api: Any, invoke: Invoke
+) -> None:
     result = invoke(["fetch", "51bcd77a----175145798e4dc3a3578a60d8"], cli_env)
     assert_one_line_error(result, 2)
     assert api.total_requests == 0
@@ -173,7 +171,9 @@ def table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_downgrade_without_yes_off_a_terminal_changes_nothing(migrated_url: str) -> None:
+def test_downgrade_without_yes_off_a_terminal_changes_nothing(
+    migrated_url: str, invoke: Invoke
+) -> None:
     result = invoke(["db", "downgrade", "base"], {"DATABASE_URL": migrated_url})
     assert_one_line_error(result, 2)
     assert "--yes" in result.stderr

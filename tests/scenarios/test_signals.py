@@ -8,6 +8,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
     stdout, stderr = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, stderr
     summary = json.loads(stdout)
-    assert summary["skipped"] is False and summary["full_pass"] is True
+    assert summary["run_skipped"] is False and summary["full_pass"] is True
     assert count_rows(engine) == N_SESSIONS
     killed, finished = run_rows(engine)
     assert (killed.command, killed.outcome) == ("sync", "killed")
@@ -157,15 +158,22 @@ def test_a_killed_sync_leaves_no_lock_behind_and_the_next_sync_completes(
 def test_a_second_signal_stops_at_once_without_a_traceback(
     migrated_url: str, engine: Engine, tmp_path: Path
 ) -> None:
+    """The second SIGINT is sent once the first is seen handled (its warning on stderr), while
+    two requests are in flight (seen by the stand-in): no sleep stands in for either state."""
     sessions = generate_sessions(20, seed=32)
-    with FakeSignalWire(sessions, project_id=PROJECT, token=TOKEN, latency=5.0) as api:
+    in_flight = threading.Semaphore(0)
+    with FakeSignalWire(
+        sessions,
+        project_id=PROJECT,
+        token=TOKEN,
+        latency=5.0,
+        on_request=lambda path: in_flight.release(),
+    ) as api:
         path = tmp_path / "ids.txt"
         path.write_text("\n".join(api.sessions) + "\n")
         process = start_backfill(api, migrated_url, path)
-        deadline = time.monotonic() + 30
-        while api.total_requests < 2:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        for _ in range(2):
+            assert in_flight.acquire(timeout=30), "the backfill made no two requests in 30 s"
         process.send_signal(signal.SIGINT)
         # The second SIGINT only after the first was handled (two pending SIGINTs would merge
         # into one): its log line is the observable state, not a sleep.

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
-from conftest import PROJECT, TOKEN, env_for
+from conftest import PROJECT, TOKEN, env_for, table_rows
 from sqlalchemy.engine import Engine
 
 from etl.cli import main
@@ -89,8 +89,7 @@ def sync(env: dict[str, str], *args: str) -> dict[str, Any]:
 
 
 def rows(engine: Engine) -> dict[str, dict[str, Any]]:
-    with engine.connect() as conn:
-        return {str(r.id): dict(r._mapping) for r in conn.execute(sa.select(room_sessions)).all()}
+    return {str(row["id"]): row for row in table_rows(engine, room_sessions)}
 
 
 def by_id_requests(api: FakeSignalWire) -> dict[str, int]:
