@@ -32,10 +32,13 @@ def test_a_limit_below_the_concurrency_lowers_it_with_one_warning(
     result = backfill_under_limit(64, path, env, "--concurrency", "200").finish(timeout=90)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Too many open files" not in result.stderr
-    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    # A loaded machine may make the stand-in refuse a connection now and then: those retries
+    # are logged as such and are not what this test is about; nothing else may be.
+    lines = [line for line in result.stderr.splitlines() if "retrying session" not in line]
+    warnings = [line for line in lines if "WARNING" in line]
     assert len(warnings) == 1 and "open-file limit (ulimit -n) is 64" in warnings[0]
     assert "instead of --concurrency 200" in warnings[0]
-    assert len(result.stderr.splitlines()) <= 5
+    assert len(lines) <= 5
     assert result.summary()["inserted"] == 300
     assert set(stored(engine)) == {s["id"] for s in sessions}
 
