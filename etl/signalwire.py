@@ -60,6 +60,9 @@ SILENT = (httpx.ConnectTimeout, httpx.ReadTimeout)
 PLAIN_ID = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._~-]+")
 
 log = logging.getLogger(__name__)
+# httpx's own logger: its client logs each request at INFO (shown with -v); requests sent
+# straight to the transport log the same line here.
+httpx_log = logging.getLogger("httpx")
 
 
 @dataclass
@@ -264,6 +267,7 @@ class SignalWireClient:
             if transport is None
             else transport.handle_async_request
         )
+        self._log_requests = transport is not None  # the client's send logs its own
         self._template = _RequestTemplate(self._http, f"{SESSION_PATH}/")
         self._pacer = RatePacer(settings.rate_limit, sleep=sleep) if settings.rate_limit else None
 
@@ -456,6 +460,15 @@ class SignalWireClient:
         try:
             self._answered = True
             status = response.status_code
+            if self._log_requests and httpx_log.isEnabledFor(logging.INFO):
+                httpx_log.info(
+                    'HTTP Request: %s %s "%s %d %s"',
+                    request.method,
+                    request.url,
+                    response.http_version,
+                    status,
+                    response.reason_phrase,
+                )
             self.stats.requests[str(status)] += 1
             headers = response.headers
             encoding = headers.get("Content-Encoding", "")
