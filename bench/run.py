@@ -14,6 +14,8 @@ against the stand-in API in another process on 127.0.0.1, with a set latency. Wo
   404s), at 0 ms latency: peak RSS of the whole backfill (or of its first --rss-seconds), and of
   the validation pass alone.
 - version: start-up time of `roomsync --version`.
+- latency with `--tools roomsync,floor`: also each client's run/bound over that of a raw asyncio
+  floor client (bench/raw_asyncio.py: streams, a hand-written GET, one connection per lane).
 - transport (issue 21): CPU per id at 0 ms latency of roomsync on its own transport
   (etl/transport.py), of roomsync on httpx's transport (bench/roomsync_httpx.py, as before
   issue 21) and of a bare httpx GET + json() loop with one connection per lane
@@ -22,7 +24,8 @@ against the stand-in API in another process on 127.0.0.1, with a set latency. Wo
     python bench/run.py                          # the default run, a few minutes
     python bench/run.py --only cpu --cpu-ids 20000
     python bench/run.py --only rss --rss --rss-ids 1000000
-    python bench/run.py --only transport --transport-ids 5000 --repeat 3
+    python bench/run.py --only transport --transport-ids 5000 --repeat 3 --transport-peers dlt
+    python bench/run.py --only latency --tools roomsync,floor --ids 5000 --concurrency 100
 
 Results are printed as Markdown tables and saved as JSON under bench/results/.
 """
@@ -162,6 +165,10 @@ def bare_httpx_cmd(ids_file: Path, concurrency: int) -> list[str]:
     return [sys.executable, str(BENCH / "bare_httpx.py"), str(ids_file), str(concurrency)]
 
 
+def floor_cmd(ids_file: Path, concurrency: int) -> list[str]:
+    return [sys.executable, str(BENCH / "raw_asyncio.py"), str(ids_file), str(concurrency)]
+
+
 def plain_cmd(ids_file: Path, _concurrency: int) -> list[str]:
     return [sys.executable, str(BENCH / "plain_sync.py"), str(ids_file)]
 
@@ -184,6 +191,7 @@ TOOLS = {
     "dlt": Tool("dlt merge", dlt_cmd, needs_migration=False),
     "roomsync-httpx": Tool("roomsync on httpx's transport", roomsync_httpx_cmd, True),
     "bare": Tool("bare httpx GET + json()", bare_httpx_cmd, needs_migration=False),
+    "floor": Tool("raw asyncio floor", floor_cmd, needs_migration=False),
 }
 
 
@@ -298,6 +306,22 @@ def latency_rows(
     )
 
 
+def floor_lines(rows: list[Row]) -> list[str]:
+    """Each client's run/bound over the raw asyncio floor's, same run (issue 21's measure)."""
+    floor = next((r for r in rows if r.tool == TOOLS["floor"].name and r.summary), None)
+    if floor is None:
+        return []
+    base = floor.run_s / floor.bound_s
+    return [
+        f"latency run/bound over the raw asyncio floor's ({base:.3f}): "
+        + "; ".join(
+            f"{r.tool} {r.run_s / r.bound_s / base:.3f}"
+            for r in rows
+            if r is not floor and r.summary and r.bound_s
+        )
+    ]
+
+
 def cpu_rows(
     args: argparse.Namespace, tools: list[str], dbs: Databases, workdir: Path, startups: dict
 ) -> list[Row]:
@@ -345,9 +369,13 @@ def transport_rows(
     """Issue 21's CPU measure: the three clients in interleaved repeats (a, b, c, a, b, c...),
     each against a fresh 0 ms stand-in; CPU per id net of each client's start-up."""
     n = args.transport_ids
-    runs: dict[str, list[Row]] = {key: [] for key in TRANSPORT_TOOLS}
+    keys = [*TRANSPORT_TOOLS, *(k for k in args.transport_peers.split(",") if k)]
+    if "dlt" in keys and (why := dlt_available()):
+        print(f"transport: {why}", file=sys.stderr)
+        keys.remove("dlt")
+    runs: dict[str, list[Row]] = {key: [] for key in keys}
     for _ in range(args.repeat):
-        for key in TRANSPORT_TOOLS:
+        for key in keys:
             tool = TOOLS[key]
             ids_file = workdir / "transport-ids.txt"
             with api_server(n, 0.0, ids_file) as server:
@@ -371,6 +399,11 @@ def transport_rows(
         f"{med['roomsync'] / med['roomsync-httpx']:.2f}; roomsync / bare httpx "
         f"{med['roomsync'] / med['bare']:.2f} (target 0.6); roomsync on httpx's transport / "
         f"bare httpx {med['roomsync-httpx'] / med['bare']:.2f}"
+        + "".join(
+            f"; roomsync / {TOOLS[key].name} {med['roomsync'] / med[key]:.2f}"
+            for key in keys
+            if key not in TRANSPORT_TOOLS
+        )
     )
     return [median_row(rows) for rows in runs.values()], lines
 
@@ -549,6 +582,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--transport-ids", type=int, default=5000, help="ids in the 0 ms transport workload"
     )
+    p.add_argument(
+        "--transport-peers",
+        default="",
+        help="more tools in the transport workload, comma-separated (dlt, floor)",
+    )
     p.add_argument("--rate-limit", type=float, default=50.0)
     p.add_argument("--rate-seconds", type=float, default=10.0)
     p.add_argument("--rss", action="store_true", help="run the million-id RSS workload")
@@ -578,7 +616,9 @@ def main(argv: list[str] | None = None) -> int:
         dbs = Databases(args.database, workdir)
         try:
             if "latency" in only:
-                rows += latency_rows(args, tools, dbs, workdir, startups)
+                latency = latency_rows(args, tools, dbs, workdir, startups)
+                rows += latency
+                lines += floor_lines(latency)
             if "cpu" in only:
                 rows += cpu_rows(args, tools, dbs, workdir, startups)
             if "rate" in only:

@@ -17,7 +17,7 @@ import math
 import sys
 import threading
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable
 from typing import Any, Protocol
 
 from .config import MIB
@@ -54,10 +54,12 @@ def _decoder(content_encoding: str) -> _Decoder:
 
 
 async def read_bounded(
-    raw_chunks: AsyncIterator[bytes], content_encoding: str, max_bytes: int
+    raw_chunks: AsyncIterable[bytes], content_encoding: str, max_bytes: int
 ) -> bytes:
     """The decoded body, or BodyTooLargeError as soon as it passes `max_bytes`."""
     decoder = _decoder(content_encoding)
+    if isinstance(decoder, _Identity):
+        return await _read_identity(raw_chunks, max_bytes)
     body = bytearray()
     try:
         async for chunk in raw_chunks:
@@ -76,7 +78,20 @@ async def read_bounded(
     return bytes(body)
 
 
-async def read_prefix(raw_chunks: AsyncIterator[bytes], content_encoding: str, limit: int) -> bytes:
+async def _read_identity(raw_chunks: AsyncIterable[bytes], max_bytes: int) -> bytes:
+    """An unencoded body: its pieces kept as they come (one piece, the usual case with a
+    Content-Length, is returned as it is), refused as soon as they pass `max_bytes`."""
+    pieces: list[bytes] = []
+    size = 0
+    async for chunk in raw_chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        pieces.append(chunk)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+async def read_prefix(raw_chunks: AsyncIterable[bytes], content_encoding: str, limit: int) -> bytes:
     """A short body (an error's message) decoded, or nothing when it is longer than `limit`,
     damaged or oddly encoded: the status code alone then says what happened."""
     try:

@@ -16,12 +16,15 @@ A server that has answered once in the run and then goes silent is a transient f
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import httpx
@@ -52,8 +55,14 @@ UNREACHABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtoc
 # Timeouts that, before any response of the run, mean "a server that never answers": connect
 # or TLS handshake (ConnectTimeout), or no response headers (ReadTimeout before any response).
 SILENT = (httpx.ConnectTimeout, httpx.ReadTimeout)
+# A session id made only of unreserved characters (RFC 3986), not a dot segment: its URL is the
+# precomputed prefix plus the id, unparsed. Any other id goes through httpx's URL parser.
+PLAIN_ID = re.compile(r"(?!\.{1,2}$)[A-Za-z0-9._~-]+")
 
 log = logging.getLogger(__name__)
+# httpx's own logger: its client logs each request at INFO (shown with -v); requests sent
+# straight to the transport log the same line here.
+httpx_log = logging.getLogger("httpx")
 
 
 @dataclass
@@ -226,24 +235,40 @@ class SignalWireClient:
         self.stats = ClientStats() if stats is None else stats
         if transport is None and not proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency, one_read=settings.max_body)
+        timeout = settings.timeout
         self._http = httpx.AsyncClient(
             # A transport given here never reads proxy variables; for a loopback space say so
             # outright too (nor .netrc, nor SSL_CERT_* variables).
             trust_env=not is_loopback_host(httpx.URL(settings.base_url).host),
             base_url=settings.base_url,
-            auth=httpx.BasicAuth(settings.project_id, settings.api_token),
             headers={
                 "Accept": "application/json",
                 "Accept-Encoding": "gzip, deflate",  # what etl.bodies can decode in bounds
                 "User-Agent": f"roomsync/{__version__}",
+                # Basic auth as a default header: every request carries it without an auth flow
+                # per request (httpx masks it in reprs as it does any Authorization header).
+                "Authorization": _basic(settings.project_id, settings.api_token),
             },
-            timeout=settings.timeout,
+            # One deadline per request, the whole request's (_get_once): no per-read timeout.
+            # The connect timeout is per connection, not per request; the pool timeout bounds
+            # only a wait for a free lane, which the pipeline's concurrency never makes.
+            timeout=httpx.Timeout(None, connect=timeout, pool=timeout),
             limits=httpx.Limits(
                 max_connections=settings.concurrency,
                 max_keepalive_connections=settings.concurrency,
             ),
             transport=transport,
         )
+        # Sent straight to the transport: the client's send (auth flow, cookie jar, event
+        # hooks, redirects) does nothing this client needs. A proxied run (transport None) keeps
+        # the client's send, which routes through the proxy transport.
+        self._send: Callable[[httpx.Request], Awaitable[httpx.Response]] = (
+            partial(self._http.send, stream=True)
+            if transport is None
+            else transport.handle_async_request
+        )
+        self._log_requests = transport is not None  # the client's send logs its own
+        self._template = _RequestTemplate(self._http, f"{SESSION_PATH}/")
         self._pacer = RatePacer(settings.rate_limit, sleep=sleep) if settings.rate_limit else None
 
     async def __aenter__(self) -> SignalWireClient:
@@ -296,8 +321,13 @@ class SignalWireClient:
 
         Failing to connect at all, before the API has ever answered, is an UnreachableError.
         """
+        target = self._http.build_request("GET", url, params=params).url
+        return await self._get(target, url)
+
+    async def _get(self, url: httpx.URL, label: str) -> Any:
+        """GET `url` with retries; `label` names it in retry logs (a path, for a session id)."""
         try:
-            return await self._get_with_retries(url, params)
+            return await self._get_with_retries(url, label)
         except TransientError as exc:
             never = isinstance(exc, SilentServerError) or isinstance(exc.__cause__, UNREACHABLE)
             if not self._answered and never:
@@ -306,15 +336,25 @@ class SignalWireClient:
                 ) from None
             raise
 
-    async def _get_with_retries(self, url: str, params: dict[str, Any] | None) -> Any:
-        previous: TransientError | None = None
-        async for attempt in self._retrying(url):
+    async def _get_with_retries(self, url: httpx.URL, label: str) -> Any:
+        """The first attempt runs bare; the retry policy is built only once it has failed, and
+        its first attempt re-raises that failure, so tenacity counts, waits and logs as if it
+        had made it itself."""
+        try:
+            return await self._get_once(url)
+        except TransientError as exc:
+            previous: TransientError | None = exc
+        first = previous
+        async for attempt in self._retrying(label):
             with attempt:
-                if previous is not None and self._should_stop():
+                if first is not None:
+                    failed, first = first, None
+                    raise failed
+                if self._should_stop():
                     # The signal came during the wait: the retry is not sent.
                     raise StoppedError(f"stopped before retrying after {previous}")
                 try:
-                    return await self._get_once(url, params)
+                    return await self._get_once(url)
                 except TransientError as exc:
                     previous = exc
                     raise
@@ -336,6 +376,8 @@ class SignalWireClient:
 
     async def get_room_session(self, session_id: str) -> Any:
         """The room session's JSON as the API returns it; raises NotFoundError for a 404."""
+        if PLAIN_ID.fullmatch(session_id):
+            return await self._get(self._template.url(session_id), f"{SESSION_PATH}/{session_id}")
         return await self.get_json(f"{SESSION_PATH}/{session_id}")
 
     async def list_room_sessions(
@@ -390,15 +432,15 @@ class SignalWireClient:
             read[_page_key(target)] = pages
             body = await self.get_json(str(target))
 
-    async def _get_once(self, url: str, params: dict[str, Any] | None) -> Any:
+    async def _get_once(self, url: httpx.URL) -> Any:
         if self._pacer is not None:
             await self._pacer.wait()
         if self._should_stop():
             raise StoppedError("stopped before sending the request")
         timeout = self.settings.timeout
         try:
-            async with asyncio.timeout(timeout):
-                return await self._request(url, params)
+            async with asyncio.timeout(timeout):  # the request's one deadline, connect to last byte
+                return await self._request(self._template.request(url))
         except TimeoutError:
             self.stats.requests["error"] += 1  # no complete answer (a status that came is counted)
             if not self._answered:  # not even this request's headers came
@@ -411,37 +453,103 @@ class SignalWireClient:
             error = SilentServerError if isinstance(exc, SILENT) and not self._answered else None
             raise (error or TransientError)(f"{type(exc).__name__}: {exc}") from exc
 
-    async def _request(self, url: str, params: dict[str, Any] | None) -> Any:
+    async def _request(self, request: httpx.Request) -> Any:
         """One GET, its body read within the bounds; the JSON of a 200, else an error."""
         max_body = self.settings.max_body
-        async with self._http.stream("GET", url, params=params) as response:
+        response = await self._send(request)
+        try:
             self._answered = True
             status = response.status_code
+            if self._log_requests and httpx_log.isEnabledFor(logging.INFO):
+                httpx_log.info(
+                    'HTTP Request: %s %s "%s %d %s"',
+                    request.method,
+                    request.url,
+                    response.http_version,
+                    status,
+                    response.reason_phrase,
+                )
             self.stats.requests[str(status)] += 1
-            chunks, encoding = _raw_body(response)
-            if status == 200:
-                self.answered_ok = True
-            else:
-                content = await read_prefix(chunks, encoding, ERROR_BODY_BYTES)
+            headers = response.headers
+            encoding = headers.get("Content-Encoding", "")
+            # The raw bytes as the transport gives them (a response built in memory gives its
+            # content as it was given): etl.bodies undoes the encoding within bounds.
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            if status != 200:
+                content = await _error_body(stream, headers.get("Content-Length"), encoding)
                 detail = error_message(content, response.reason_phrase)
                 raise _status_error(status, response, detail)
-            check_length(response.headers.get("Content-Length"), encoding, max_body)
-            content = await read_bounded(chunks, encoding, max_body)
+            self.answered_ok = True
+            check_length(headers.get("Content-Length"), encoding, max_body)
+            content = await read_bounded(stream, encoding, max_body)
+        finally:
+            await response.aclose()  # gives the lane back (or closes a connection not read out)
         return decode_json(content)
 
 
-def _raw_body(response: httpx.Response) -> tuple[AsyncIterator[bytes], str]:
-    """The body's bytes as they come, and the encoding to undo. A response already read into
-    memory (a transport that builds responses in memory) is decoded already."""
-    try:
-        content = response.content
-    except httpx.ResponseNotRead:
-        return response.aiter_raw(), response.headers.get("Content-Encoding", "")
-    return _one_chunk(content), "identity"
+async def _error_body(
+    stream: httpx.AsyncByteStream, content_length: str | None, encoding: str
+) -> bytes:
+    """An error body, for its message: one read of at most ERROR_BODY_BYTES. A body declared
+    longer is not read at all (its connection is closed, not drained): the status says it."""
+    if content_length is not None and encoding in ("", "identity"):
+        try:
+            if int(content_length) > ERROR_BODY_BYTES:
+                return b""
+        except ValueError:
+            pass
+    return await read_prefix(stream, encoding, ERROR_BODY_BYTES)
 
 
-async def _one_chunk(content: bytes) -> AsyncIterator[bytes]:
-    yield content
+def _basic(user: str, password: str) -> str:
+    """The Authorization header of HTTP Basic auth, as httpx.BasicAuth builds it."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+class _RequestTemplate:
+    """Every request of a client is the same GET with another URL: one httpx.Request, built by
+    the client once (its headers merged, Host set, the timeout extension), copied per request
+    with the URL replaced -- a shallow copy, since nothing below changes a request. A URL on
+    another origin (a list link naming the space as `localhost`) is built by the client.
+
+    Session URLs are the space's prefix plus the id: for a plain id (PLAIN_ID) the URL is made
+    from the parsed prefix without parsing again, checked at start against httpx's own parse
+    (a future httpx with other internals falls back to parsing each URL)."""
+
+    def __init__(self, client: httpx.AsyncClient, path_prefix: str) -> None:
+        self._client = client
+        self._request = client.build_request("GET", path_prefix + "x")
+        url = self._request.url
+        self._origin = (url.raw_scheme, url.raw_host, url.port)
+        self._prefix = str(url)[:-1]
+        self._reference: Any = getattr(url, "_uri_reference", None)
+        self._path = url.path[:-1]
+        self._fast = False
+        try:
+            probe = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
+            self._fast = self._unparsed(probe) == httpx.URL(self._prefix + probe)
+        except Exception:  # noqa: BLE001 - any change of httpx's internals: parse instead
+            self._fast = False
+
+    def _unparsed(self, session_id: str) -> httpx.URL:
+        url = httpx.URL.__new__(httpx.URL)
+        url._uri_reference = self._reference._replace(path=self._path + session_id)
+        return url
+
+    def url(self, session_id: str) -> httpx.URL:
+        """The URL of a plain session id (PLAIN_ID)."""
+        if self._fast:
+            return self._unparsed(session_id)
+        return httpx.URL(self._prefix + session_id)
+
+    def request(self, url: httpx.URL) -> httpx.Request:
+        if (url.raw_scheme, url.raw_host, url.port) != self._origin:
+            return self._client.build_request("GET", url)
+        request = httpx.Request.__new__(httpx.Request)
+        request.__dict__.update(self._request.__dict__)
+        request.url = url
+        return request
 
 
 def _status_error(status: int, response: httpx.Response, detail: str) -> RoomsyncError:
