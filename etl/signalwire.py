@@ -406,16 +406,26 @@ class SignalWireClient:
             self._answered = True
             status = response.status_code
             self.stats.requests[str(status)] += 1
-            chunks, encoding = _raw_body(response)
             if status == 200:
                 self.answered_ok = True
             else:
-                content = await read_prefix(chunks, encoding, ERROR_BODY_BYTES)
-                detail = error_message(content, response.reason_phrase)
+                detail = error_message(await _error_body(response), response.reason_phrase)
                 raise _status_error(status, response, detail)
+            chunks, encoding = _raw_body(response)
             check_length(response.headers.get("Content-Length"), encoding, max_body)
             content = await read_bounded(chunks, encoding, max_body)
         return decode_json(content)
+
+
+async def _error_body(response: httpx.Response) -> bytes:
+    """An error's body for its message: one read when it is plain and declares a length within
+    ERROR_BODY_BYTES (httpx reads no more than the declared length), else a bounded prefix."""
+    length = response.headers.get("Content-Length", "")
+    plain = response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+    if plain and length.isdigit() and int(length) <= ERROR_BODY_BYTES:
+        return await response.aread()
+    chunks, encoding = _raw_body(response)
+    return await read_prefix(chunks, encoding, ERROR_BODY_BYTES)
 
 
 def _raw_body(response: httpx.Response) -> tuple[AsyncIterator[bytes], str]:

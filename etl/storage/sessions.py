@@ -307,6 +307,8 @@ def write_batch(
     are what a real write would give (the same newest-wins rules), and nothing is kept.
     """
     batch = _newest_per_id(rows)
+    if not (batch or failures or resolved or gone):
+        return BatchResult({})  # nothing to write: not even a transaction
     target = url or engine.url
     try:
         with _transaction(engine, commit=not dry_run) as conn:
