@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 KEY_BYTES = 16
 _START_BUCKETS = 1024
@@ -100,3 +101,26 @@ class IdSet:
                     self._buckets[index] = bytearray(key)
                 else:
                     target += key
+
+
+class SeenValues:
+    """Values a list walk has seen in its items' `id` fields, to tell a page that brings
+    nothing new: UUID strings in an `IdSet` (16 bytes each), anything else (refused later, per
+    item) in an ordinary set."""
+
+    def __init__(self) -> None:
+        self._ids = IdSet()
+        self._others: set[Any] = set()
+
+    def __len__(self) -> int:
+        return len(self._ids) + len(self._others)
+
+    def update(self, values: Iterable[Any]) -> None:
+        for value in values:
+            if isinstance(value, str):
+                try:
+                    self._ids.add(value)
+                    continue
+                except ValueError:
+                    pass
+            self._others.add(value)

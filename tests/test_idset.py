@@ -67,3 +67,14 @@ def test_memory_is_about_sixteen_bytes_an_id() -> None:
         tracemalloc.stop()
     assert len(seen) == 100_000
     assert used / len(seen) < 24  # a set of the strings costs about 120 bytes an id
+
+
+def test_seen_values_count_uuids_once_and_keep_other_values() -> None:
+    from etl.idset import SeenValues
+
+    a, b = ids(2, seed=6)
+    seen = SeenValues()
+    seen.update([a, a.upper(), b, "not-a-uuid", 7, None])
+    assert len(seen) == 5  # a (in two spellings), b, and three values that are not UUIDs
+    seen.update([b, 7, "not-a-uuid"])
+    assert len(seen) == 5  # nothing new
