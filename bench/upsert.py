@@ -42,6 +42,7 @@ sys.path[:0] = (
 
 MAX_SECONDS_PER_PASS = 300.0
 _serial = iter(range(1_000_000))
+_FLOOR_CPU: list[float] = []  # SQLite floor insert passes: CPU µs/row (all of it in-process)
 
 
 def parsed_rows(n: int) -> tuple[list[dict[str, Any]], float]:
@@ -176,10 +177,11 @@ def _floor_sqlite(url: str, converted: list[dict[str, Any]], size: int) -> float
     conn = sqlite3.connect(url.removeprefix("sqlite:///"))
     try:
         conn.execute("PRAGMA journal_mode=WAL")
-        wall0 = time.perf_counter()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
         for batch in chunks(params, size):
             conn.executemany(str(compiled), batch)
             conn.commit()
+        _FLOOR_CPU.append((time.process_time() - cpu0) / len(params) * 1e6)
         return len(params) / (time.perf_counter() - wall0)
     finally:
         conn.close()
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, parse_us = parsed_rows(args.rows)
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     table = []
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="roomsync-upsert-") as tmp:
         for backend in args.database.split(","):
             with database_factory(backend, Path(tmp)) as new_url:
@@ -258,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                         if args.floor:
                             floors.append(measure_floor(new_url, rows, size))
                     table.append([backend, str(size), *_cells(runs, floors)])
+                    if args.floor and backend == "sqlite":
+                        insert_cpu = _FLOOR_CPU[0::3][-args.repeat :]
+                        notes.append(_cpu_line(f"{backend} {size}", runs, insert_cpu))
                     print(" | ".join(table[-1]), file=sys.stderr, flush=True)
     where = os.environ.get("PYTHONPATH") or str(ROOT)
     print(f"{args.rows:,} pre-parsed rows (parse_session: {parse_us:.0f} µs/row, not counted); ")
@@ -273,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * len(header))
     for line in table:
         print("| " + " | ".join(line) + " |")
+    print()
+    for note in notes:
+        print(f"- {note}")
     return 0
 
 
@@ -294,6 +303,17 @@ def _cells(runs: list[list[tuple[float, float]]], floors: list[list[float]]) -> 
             cells.append(_spread([o / f for o, f in zip(ours, floor, strict=True)], ".2f"))
     cells.append(_spread([run[0][1] for run in runs], ".0f"))
     return cells
+
+
+def _cpu_line(backend: str, runs: list[list[tuple[float, float]]], floors: list[float]) -> str:
+    """SQLite does all its work in this process: CPU per row, ours over the floor's."""
+    ours = [run[0][1] for run in runs]
+    ratio = [f / o for o, f in zip(ours, floors, strict=True)]
+    return (
+        f"{backend} insert, CPU µs/row: roomsync {_spread(ours, '.1f')}, bare driver "
+        f"{_spread(floors, '.1f')} (values converted before the clock); rows per CPU-second, "
+        f"roomsync / floor: {_spread(ratio, '.2f')}"
+    )
 
 
 class database_factory:  # noqa: N801 (used as a context manager, like a function)

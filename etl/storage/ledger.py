@@ -179,6 +179,19 @@ def queue_relist(conn: sa.Connection, entries: Sequence[tuple[str, datetime]]) -
         conn.exec_driver_sql(sql, [(i, convert(created)) for i, created in entries])
 
 
+def queue_relist_stored(conn: sa.Connection, session_ids: Sequence[str]) -> None:
+    """Queue stored sessions by id, with their stored created_at (rows this transaction just
+    wrote): one statement, the ids as one parameter; ids already queued stay as they are."""
+    if session_ids:
+        dialect = conn.dialect.name
+        conn.exec_driver_sql(
+            f"INSERT INTO {sync_relist.name} (session_id, created_at) "
+            f"SELECT id, created_at FROM room_sessions WHERE {bulk.ids_in(dialect, 'id')} "
+            "ON CONFLICT (session_id) DO NOTHING",
+            (bulk.ids_param(dialect, session_ids),),
+        )
+
+
 def unqueue_relist(conn: sa.Connection, session_ids: Sequence[str]) -> None:
     """Take ids out of the relist queue: the list has been read for them."""
     _delete_ids(conn, sync_relist, session_ids)

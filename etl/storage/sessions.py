@@ -348,7 +348,7 @@ def _write_rows(
             f"WHERE cost_final AND {bulk.ids_in(dialect, 'id')})",
             (bulk.ids_param(dialect, listed_ids),),
         )
-    ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
+    ledger.queue_relist_stored(conn, _to_relist(batch, outcomes, listed))
     return outcomes
 
 
@@ -415,10 +415,10 @@ def _isolate(
 
 def _to_relist(
     batch: Sequence[SessionRow], outcomes: Mapping[str, Outcome], listed: Collection[str]
-) -> list[tuple[str, datetime]]:
-    """(id, created_at) of rows written final from a by-id body: only the list has their cost."""
+) -> list[str]:
+    """Ids of rows written final from a by-id body: only the list has their cost."""
     return [
-        (row["id"], row["created_at"])
+        row["id"]
         for row in batch
         if row["id"] not in listed
         and outcomes[row["id"]] != Outcome.UNCHANGED
