@@ -20,6 +20,13 @@ against the stand-in API in another process on 127.0.0.1, with a set latency. Wo
   (etl/transport.py), of roomsync on httpx's transport (bench/roomsync_httpx.py, as before
   issue 21) and of a bare httpx GET + json() loop with one connection per lane
   (bench/bare_httpx.py), in interleaved repeats; prints min/median/max and the ratios.
+- notfound: the CPU of a 404 against the CPU of a 200: `roomsync backfill` of N ids the API
+  knows, then of N it does not (never stored, never failed), interleaved, at 0 ms; CPU per id
+  after start-up, and the ratio run by run.
+- firstsync (only with --first-sync N[,N...]): `roomsync sync` into an empty database against
+  an account of N sessions at 0 ms: its peak RSS, and the bytes per session between the
+  smallest and the largest N (what a larger account would add). Run with PYTHONPATH set to
+  another checkout to measure that version (the child's `etl` comes from there).
 
     python bench/run.py                          # the default run, a few minutes
     python bench/run.py --only cpu --cpu-ids 20000
@@ -60,7 +67,7 @@ from _common import (
 )
 
 CLIENT_TIMEOUT_S = 900.0
-WORKLOADS = ("latency", "cpu", "rate", "version", "rss", "transport")
+WORKLOADS = ("latency", "cpu", "rate", "version", "rss", "transport", "firstsync", "notfound")
 
 
 @dataclass
@@ -562,6 +569,100 @@ def measure_validation(ids_file: Path) -> Measured:
     )
 
 
+def first_sync_rows(
+    args: argparse.Namespace, dbs: Databases, workdir: Path
+) -> tuple[list[Row], list[str]]:
+    """`roomsync sync` into an empty database, for each account size; `--repeat` runs each."""
+    sizes = [int(n) for n in args.first_sync.split(",")]
+    rows: list[Row] = []
+    peaks: dict[int, list[float]] = {}
+    for n in sizes:
+        runs = []
+        for _ in range(args.repeat):
+            with api_server(n, 0.0, None) as server:
+                url = dbs.new("firstsync")
+                migrate(url)
+                env = client_env(server.base_url, url)
+                cmd = [str(VENV_BIN / "roomsync"), "sync", "--json"]
+                measured = measure(cmd, env, CLIENT_TIMEOUT_S * 2)
+            row = Row("firstsync", "roomsync sync", n, 20, 0.0, measured, server=server.stats)
+            row.concurrency_bound = 20
+            try:
+                row.summary = measured.json()
+            except RuntimeError as exc:
+                row.measured, row.note = None, str(exc).splitlines()[0]
+            runs.append(row)
+            print(markdown(HEADER, [row.cells()]).splitlines()[-1], file=sys.stderr, flush=True)
+        peaks[n] = [run.measured.maxrss_mb for run in runs if run.measured is not None]
+        row = median_row(runs)
+        row.note = "peak RSS MB min/median/max " + _spread(peaks[n], ".0f")
+        rows.append(row)
+    lines = []
+    if len(sizes) > 1 and peaks[sizes[0]] and peaks[sizes[-1]]:
+        small, large = sizes[0], sizes[-1]
+        slope = (
+            (statistics.median(peaks[large]) - statistics.median(peaks[small]))
+            * 1024
+            * 1024
+            / (large - small)
+        )
+        at_million = statistics.median(peaks[large]) + slope * (1_000_000 - large) / 1024 / 1024
+        lines.append(
+            f"first sync: {slope:.0f} bytes of peak RSS per session between {small:,} and "
+            f"{large:,} sessions; projected peak for 1,000,000 sessions: {at_million:.0f} MB"
+        )
+    return rows, lines
+
+
+def notfound_rows(
+    args: argparse.Namespace, dbs: Databases, workdir: Path, startups: dict[str, float]
+) -> tuple[list[Row], list[str]]:
+    """CPU per 404 against CPU per 200, same command, same number of ids, interleaved."""
+    n = args.notfound_ids
+    tool = TOOLS["roomsync"]
+    known = workdir / "notfound-known.txt"
+    unknown = workdir / "notfound-unknown.txt"
+    rng = random.Random(404)
+    unknown.write_text(
+        "".join(f"{uuid.UUID(int=rng.getrandbits(128), version=4)}\n" for _ in range(n))
+    )
+    kinds: dict[str, list[Row]] = {"200": [], "404": []}
+    with api_server(n, 0.0, known) as server:
+        if "roomsync" not in startups:
+            startups["roomsync"] = startup_cpu(tool, server.base_url, dbs, workdir)
+        for _ in range(args.repeat):
+            for kind, ids_file in (("200", known), ("404", unknown)):
+                measured = run_client(tool, ids_file, args.concurrency, server.base_url, dbs)
+                row = Row("notfound", f"roomsync, {kind}s", n, args.concurrency, 0.0, measured)
+                row.summary = measured.json()
+                row.startup_cpu_s = startups["roomsync"]
+                kinds[kind].append(row)
+                print(markdown(HEADER, [row.cells()]).splitlines()[-1], file=sys.stderr, flush=True)
+
+    def cpu_ms(row: Row) -> float:
+        assert row.measured is not None
+        return (row.measured.cpu_s - row.startup_cpu_s) / n * 1000
+
+    ratios = [cpu_ms(b) / cpu_ms(a) for a, b in zip(kinds["200"], kinds["404"], strict=True)]
+    rows = [median_row(kinds["200"]), median_row(kinds["404"])]
+    line = (
+        f"CPU per 404 / CPU per 200 ({n:,} ids each, run by run, min/median/max): "
+        + _spread(ratios, ".2f")
+        + "; CPU ms/id 200: "
+        + _spread([cpu_ms(r) for r in kinds["200"]], ".3f")
+        + ", 404: "
+        + _spread([cpu_ms(r) for r in kinds["404"]], ".3f")
+    )
+    return rows, [line]
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    if not values:
+        return "-"
+    middle = statistics.median(values)
+    return "/".join(format(v, fmt) for v in (min(values), middle, max(values)))
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -598,6 +699,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="stop the RSS backfill (SIGTERM) after this long; default: run to the end",
     )
+    p.add_argument("--notfound-ids", type=int, default=5000, help="ids of each notfound run")
+    p.add_argument(
+        "--first-sync",
+        default="20000,100000",
+        help="account sizes of the firstsync workload (comma-separated)",
+    )
     p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is kept")
     return p.parse_args(argv)
@@ -605,7 +712,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    default = [w for w in WORKLOADS if (w != "rss" or args.rss) and w != "transport"]
+    opt_in = ("rss", "transport", "firstsync", "notfound")
+    default = [w for w in WORKLOADS if w not in opt_in or (w == "rss" and args.rss)]
     only = set(args.only or default)
     tools = [t for t in args.tools.split(",") if t]
     rows: list[Row] = []
@@ -633,6 +741,14 @@ def main(argv: list[str] | None = None) -> int:
                 transport, transport_lines = transport_rows(args, dbs, workdir, startups)
                 rows += transport
                 lines += transport_lines
+            if "notfound" in only:
+                found, found_lines = notfound_rows(args, dbs, workdir, startups)
+                rows += found
+                lines += found_lines
+            if "firstsync" in only:
+                first, first_lines = first_sync_rows(args, dbs, workdir)
+                rows += first
+                lines += first_lines
             if "version" in only:
                 lines.append(version_line())
         finally:

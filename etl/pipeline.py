@@ -200,6 +200,7 @@ class BatchWriter:
         run_id: int | None,
         dry_run: bool,
         before_write: Callable[[], None] | None,
+        in_ledger: Iterable[str] = (),
     ) -> None:
         self._settings = settings
         self._store = store
@@ -212,6 +213,10 @@ class BatchWriter:
         self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
         self._gone: list[str] = []  # of those, the ones to mark deleted upstream
         self._listed: set[str] = set()  # ids of pending rows that came from the list
+        # Ids that may be in the failure ledger: there when the run started, or failed since.
+        # Only those of the ids confirmed unknown cost a statement to leave it (a 404 of an id
+        # never failed costs no database work); 128-bit integers, failures only.
+        self._in_ledger: set[int] = {uuid.UUID(i).int for i in in_ledger}
         self._lock = asyncio.Lock()
 
     def add_row(self, row: SessionRow, *, listed: bool = False) -> None:
@@ -252,17 +257,20 @@ class BatchWriter:
         gone, self._gone = self._gone, []
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
+        self._in_ledger.update(uuid.UUID(i).int for i in failures)
+        resolved = [i for i in not_found if uuid.UUID(i).int in self._in_ledger]
         result = await asyncio.to_thread(
             self._store.write_batch,
             rows,
             datetime.now(UTC),
             failures=failures,
-            resolved=not_found,
+            resolved=resolved,
             run_id=self._run_id,
             listed=listed,
             gone=gone,
             dry_run=self._dry_run,
         )
+        self._in_ledger.update(uuid.UUID(i).int for i in result.refused)
         self._tally.written(result)
 
 
@@ -341,7 +349,13 @@ class Run:
         self._failed_at_start = list(failed_at_start)  # the failure ledger when the run started
         self._tally = Tally(self.summary, progress)
         self._writer = BatchWriter(
-            settings, store, self._tally, run_id=run_id, dry_run=dry_run, before_write=before_write
+            settings,
+            store,
+            self._tally,
+            run_id=run_id,
+            dry_run=dry_run,
+            before_write=before_write,
+            in_ledger=self._failed_at_start,
         )
         self._fetcher = Fetcher(self, self._tally, settings.concurrency)
 

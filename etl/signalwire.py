@@ -44,6 +44,7 @@ from .errors import (
     UnreachableError,
     WalkError,
 )
+from .idset import SeenValues
 from .retry import RETRY_STATUSES, Sleep, parse_retry_after, retry_kind, retrying
 from .transport import ONE_READ_DEFAULT, Http11Transport
 
@@ -397,7 +398,7 @@ class SignalWireClient:
         url = self._http.build_request("GET", SESSION_PATH, params=params).url
         body = await self.get_json(SESSION_PATH, params)
         read: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {_page_key(url): 1}
-        ids: set[Any] = set()
+        ids = SeenValues()  # every id listed: 16 bytes each (a first sync lists them all)
         pages = 1
         without_news = 0
         while True:

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
+from .idset import IdSet
 from .outcomes import LIVE_UPSTREAM
 from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
@@ -52,7 +53,7 @@ class Listing:
     newest_first: bool = True
     completed: bool = False
     stopped_early: bool = False
-    _seen: set[int] = field(default_factory=set, repr=False)
+    _seen: IdSet = field(default_factory=IdSet, repr=False)  # 16 bytes an id
 
     def reach_back_to(self, created_at: datetime) -> None:
         """Do not stop early before listing sessions created at `created_at` again."""
@@ -61,11 +62,7 @@ class Listing:
 
     def first_time(self, session_id: str) -> bool:
         """False for an item already listed in this walk (pages can shift while it runs)."""
-        key = uuid.UUID(session_id).int
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        return True
+        return self._seen.add(session_id)
 
     def observe(self, created_at: datetime) -> None:
         """Note one listed session's created_at, bounded by the clock: a session dated in the
@@ -204,7 +201,7 @@ class NewestFirst:
     past `listing.stop_before`, newest first."""
 
     listing: Listing
-    taken: set[str]
+    taken: IdSet
 
     def keep(self, run: Run, page: list[Any]) -> list[SessionRow]:
         rows: list[SessionRow] = []
@@ -213,8 +210,7 @@ class NewestFirst:
             if row is None:
                 continue
             self.listing.observe(row["created_at"])
-            if row["id"] not in self.taken:
-                self.taken.add(row["id"])
+            if self.taken.add(row["id"]):
                 rows.append(row)
         return rows
 
@@ -230,7 +226,7 @@ async def _walk(
     client: SignalWireClient,
     listing: Listing,
     page_size: int,
-    taken: set[str],
+    taken: IdSet,
     **filters: str,
 ) -> bool:
     """A sync's walk (see `NewestFirst`); the listing is complete when it ended as planned."""
@@ -301,7 +297,7 @@ async def _probe(
     store: Store,
     plan: Plan,
     listing: Listing,
-    taken: set[str],
+    taken: IdSet,
     size: int,
 ) -> int:
     """Look at the live rows older than the walk as planned; move the walk's stop so that it
@@ -330,14 +326,18 @@ async def _probe(
 
 
 def _still_to_fetch(
-    run: Run, open_rows: Sequence[OpenRow], taken: set[str], listing: Listing
+    run: Run, open_rows: Sequence[OpenRow], taken: IdSet, listing: Listing
 ) -> list[str]:
     """What only get-by-id can settle now: failed ids and live rows no walk returned, and rows
     waiting for their cost that a finished walk passed without seeing (deleted, most likely)."""
-    done = taken | run.fetched_ids()
-    ids = [i for i in run.failed_at_start if i not in done]
+    fetched = run.fetched_ids()
+
+    def done(session_id: str) -> bool:
+        return session_id in taken or session_id in fetched
+
+    ids = [i for i in run.failed_at_start if not done(i)]
     for row in open_rows:
-        if row.id in done:
+        if done(row.id):
             continue
         if row.live or (listing.completed and _passed(listing, row.created_at)):
             ids.append(row.id)
@@ -394,7 +394,7 @@ def run_sync(
             plan = plan_walk(store, open_rows, previous, overlap, page_size, full)
             listing.stop_before = plan.stop_before
             result.probe = plan.probe
-            taken: set[str] = set()
+            taken = IdSet()  # every id a walk stored, 16 bytes each (a first sync lists them all)
             result.live_listed = await _probe(run, client, store, plan, listing, taken, page_size)
             if run.stopping():
                 return

@@ -9,10 +9,9 @@ writes the batch's rows (`sessions.write_batch`), so a ledger entry never disagr
 
 from __future__ import annotations
 
-import functools
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..outcomes import COUNTED, RunOutcome
+from . import bulk
 from .schema import sync_failures, sync_relist, sync_runs
 from .sql import chunked, insert_for, read_rows, write
 
@@ -182,10 +182,24 @@ def clear_failures(conn: sa.Connection, session_ids: Sequence[str]) -> None:
 
 
 def queue_relist(conn: sa.Connection, entries: Sequence[tuple[str, datetime]]) -> None:
-    """Queue (id, created_at) pairs to be listed again; ids already queued stay as they are."""
+    """Queue (id, created_at) pairs to be listed again; ids already queued stay as they are.
+    Through the driver: the statement compiled once, the dates converted here."""
     if entries:
-        values = [{"session_id": i, "created_at": created} for i, created in entries]
-        conn.execute(_relist_statement(conn.dialect.name), values)
+        sql, convert = _relist_statement(conn.dialect.name)
+        conn.exec_driver_sql(sql, [(i, convert(created)) for i, created in entries])
+
+
+def queue_relist_stored(conn: sa.Connection, session_ids: Sequence[str]) -> None:
+    """Queue stored sessions by id, with their stored created_at (rows this transaction just
+    wrote): one statement, the ids as one parameter; ids already queued stay as they are."""
+    if session_ids:
+        dialect = conn.dialect.name
+        conn.exec_driver_sql(
+            f"INSERT INTO {sync_relist.name} (session_id, created_at) "
+            f"SELECT id, created_at FROM room_sessions WHERE {bulk.ids_in(dialect, 'id')} "
+            "ON CONFLICT (session_id) DO NOTHING",
+            (bulk.ids_param(dialect, session_ids),),
+        )
 
 
 def unqueue_relist(conn: sa.Connection, session_ids: Sequence[str]) -> None:
@@ -194,15 +208,23 @@ def unqueue_relist(conn: sa.Connection, session_ids: Sequence[str]) -> None:
 
 
 def _delete_ids(conn: sa.Connection, table: sa.Table, session_ids: Sequence[str]) -> None:
-    for chunk in chunked(session_ids):
-        conn.execute(sa.delete(table).where(table.c.session_id.in_(chunk)))
+    """One statement with the ids as one parameter (bulk.ids_in), none for no ids."""
+    if session_ids:
+        dialect = conn.dialect.name
+        where = bulk.ids_in(dialect, "session_id")
+        conn.exec_driver_sql(
+            f"DELETE FROM {table.name} WHERE {where}", (bulk.ids_param(dialect, session_ids),)
+        )
 
 
-@functools.cache
-def _relist_statement(dialect: str) -> Any:
-    """Compiled once; executed with the batch's rows as parameter sets."""
-    stmt = insert_for(dialect, sync_relist)
-    return stmt.on_conflict_do_nothing(index_elements=[sync_relist.c.session_id])
+def _relist_statement(dialect: str) -> tuple[str, Callable[[datetime], Any]]:
+    """The driver's text of the queueing INSERT, and the date conversion."""
+    mark = bulk.placeholder(dialect)
+    sql = (
+        f"INSERT INTO {sync_relist.name} (session_id, created_at) VALUES ({mark}, {mark}) "
+        "ON CONFLICT (session_id) DO NOTHING"
+    )
+    return sql, bulk.driver_time(dialect)
 
 
 def _read(engine: Engine, query: Any) -> list[Any]:

@@ -22,23 +22,23 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import operator
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import CLOCK_SKEW
 from ..outcomes import FINAL_STATUSES, Outcome
 from ..records import LIST_ONLY_FIELDS, SessionRow
-from . import ledger
+from . import bulk, ledger
 from .dberrors import database_error, describe_error, map_errors
 from .schema import UTCDateTime, room_sessions
-from .sql import chunked, insert_for
+from .sql import insert_for
 
 TABLE = room_sessions.name
 _NEVER_UPDATED = ("id", "first_synced_at")
@@ -106,22 +106,28 @@ def cost_is_final(row: SessionRow, listed: bool) -> bool:
     return listed and row["status"] in FINAL_STATUSES and row["cost_in_dollars"] is not None
 
 
-@functools.cache
-def upsert_statement(dialect: str) -> Any:
-    """The one statement that upserts a batch and returns (id, first_synced_at) of written rows.
+STAGE = "roomsync_stage"  # PostgreSQL: the batch, copied in through the driver (bulk.py)
+_COLUMNS = tuple(c.name for c in room_sessions.columns)
+# The parsed row's columns, in the table's order; the table ends with the four set per batch.
+_ROW_COLUMNS = _COLUMNS[:-4]
+assert _COLUMNS[-4:] == ("first_synced_at", "last_synced_at", "deleted_at", "cost_final")
+_TIMES = tuple(
+    i for i, n in enumerate(_ROW_COLUMNS) if isinstance(room_sessions.c[n].type, UTCDateTime)
+)
+_RAW = _ROW_COLUMNS.index("raw")
+_values_of = operator.itemgetter(*_ROW_COLUMNS)
+# SQLite allows 32,766 parameters a statement: 33 a row, and trust_until
+SQLITE_ROWS_PER_STATEMENT = 990
 
-    Built and compiled once per dialect; `upsert_parameters` gives what to execute it with.
-    - SQLite: `INSERT ... VALUES` executed with the rows as parameter sets, which SQLAlchemy's
-      "insertmanyvalues" renders as one multi-row INSERT from the cached compiled form (up to
-      1000 rows and the driver's parameter limit), instead of compiling a new statement with the
-      rows in it for every batch.
-    - PostgreSQL: `INSERT ... SELECT ... FROM jsonb_populate_recordset(:rows)`, the batch as one
-      JSON parameter. Thousands of bind parameters cost more than the insert itself there:
-      psycopg re-parses a statement that long for placeholders on every execution.
-    """
-    insert = insert_for(dialect, room_sessions)
-    if dialect == "postgresql":
-        insert = insert.from_select(*_recordset_source())
+
+@functools.cache
+def _stage_columns() -> tuple[sa.Column[Any], ...]:
+    columns = [sa.Column(n, room_sessions.c[n].type) for n in _ROW_COLUMNS]
+    return (*columns, sa.Column("cost_final", sa.Boolean()))
+
+
+def _upsert(dialect: str, insert: Any) -> Any:
+    """`insert` (rows from VALUES or a SELECT) made the upsert: newest wins, see the module."""
     merged = _merged_values(insert.excluded, dialect)
     changed = sa.or_(
         *(
@@ -143,65 +149,108 @@ def upsert_statement(dialect: str) -> Any:
     return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
 
 
-_SYNCED = ("first_synced_at", "last_synced_at")
+@functools.cache
+def upsert_statement(dialect: str) -> Any:
+    """PostgreSQL: the statement that upserts the staged batch (`bulk.stage`: COPY) and returns
+    (id, first_synced_at) of the rows it wrote; executed with two parameters (`now`,
+    `trust_until`) whatever the batch's size, reading the rows in id order.
 
-
-def _recordset_source() -> tuple[list[str], Any]:
-    """(columns, SELECT) reading the batch from the `rows` JSON array, in the array's order.
-
-    The record type is the table's own, so each value arrives cast to its column's type; both
-    sync stamps come from the `now` parameter, once per batch.
+    SQLite: the same upsert with one VALUES row, compiled once (see `sqlite_upsert_sql`).
     """
-    columns = [c.name for c in room_sessions.columns]
-    now = sa.bindparam("now", type_=UTCDateTime())
-    records = (
-        sa.func.jsonb_populate_recordset(
-            sa.literal_column(f"NULL::{TABLE}"),
-            sa.cast(sa.bindparam("rows", type_=sa.Text()), postgresql.JSONB),
-        )
-        .table_valued(*columns, with_ordinality="ordinality")
-        .alias("r")
-    )
-    select = sa.select(
-        *(now.label(name) if name in _SYNCED else records.c[name] for name in columns)
-    ).order_by(records.c.ordinality)
-    return columns, select
-
-
-def _json_default(value: Any) -> str:
-    """Timestamps as ISO 8601 with their offset; naive ones are refused, as UTCDateTime does."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC column")
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def upsert_parameters(
-    dialect: str, batch: Sequence[SessionRow], now: datetime, listed: Collection[str] = ()
-) -> Any:
-    """What `upsert_statement(dialect)` is executed with for this batch (rows in id order).
-
-    Rows whose ids are in `listed` came from the list (see `cost_is_final`). Every written row
-    is not deleted (any more): `deleted_at` goes in as null.
-    A value that cannot be encoded is a StatementError, as SQLAlchemy's own binding raises.
-    """
-    trust_until = now + CLOCK_SKEW
-    flags = [
-        {"cost_final": cost_is_final(row, row["id"] in listed), "deleted_at": None} for row in batch
-    ]
     if dialect != "postgresql":
-        stamps = {"first_synced_at": now, "last_synced_at": now, "trust_until": trust_until}
-        return [{**row, **flag, **stamps} for row, flag in zip(batch, flags, strict=True)]
-    try:
-        rows = json.dumps(
-            [{**row, **flag} for row, flag in zip(batch, flags, strict=True)],
-            default=_json_default,
-            allow_nan=False,
-        )
-    except (TypeError, ValueError) as exc:
-        raise sa.exc.StatementError(str(exc), None, None, exc) from None
-    return {"rows": rows, "now": now, "trust_until": trust_until}
+        values: dict[str, Any] = {name: sa.bindparam(name) for name in _COLUMNS}
+        return _upsert(dialect, insert_for(dialect, room_sessions).values(values))
+    stage = sa.table(STAGE, *(sa.column(c.name, c.type) for c in _stage_columns()))
+    now = sa.bindparam("now", type_=UTCDateTime())
+    picked = {
+        **{name: stage.c[name] for name in _ROW_COLUMNS},
+        "first_synced_at": now,
+        "last_synced_at": now,
+        "deleted_at": sa.null(),  # every written row is not deleted (any more)
+        "cost_final": stage.c.cost_final,
+    }
+    source = sa.select(*(picked[name].label(name) for name in _COLUMNS)).order_by(stage.c.id)
+    return _upsert(dialect, insert_for(dialect, room_sessions).from_select(_COLUMNS, source))
+
+
+@functools.cache
+def _sqlite_parts() -> tuple[str, str, str]:
+    """The compiled SQLite upsert cut around its one VALUES row: (head, row, tail)."""
+    from sqlalchemy.dialects import sqlite
+
+    compiled = upsert_statement("sqlite").compile(dialect=sqlite.dialect())
+    assert list(compiled.positiontup or ()) == [*_COLUMNS, "trust_until"]
+    text = str(compiled)
+    start = text.index(" VALUES (") + len(" VALUES ")
+    end = text.index(")", start) + 1
+    assert set(text[start + 1 : end - 1].replace(", ", "")) == {"?"}
+    return text[:start], text[start:end], text[end:]
+
+
+@functools.lru_cache(maxsize=8)
+def sqlite_upsert_sql(n: int) -> str:
+    """The upsert with `n` VALUES rows, as text for the driver: built once per row count (the
+    driver then keeps it prepared), executed with the rows' values flattened, in id order, and
+    trust_until last."""
+    head, row, tail = _sqlite_parts()
+    return head + ", ".join([row] * n) + tail
+
+
+def driver_rows(
+    dialect: str, batch: Sequence[SessionRow], listed: Collection[str] = ()
+) -> list[list[Any]]:
+    """The batch as the driver binds it, each value converted once: the row's columns in the
+    table's order, then its cost verdict (`cost_is_final`).
+
+    Timestamps must be aware (a naive one is refused, as UTCDateTime does); on SQLite they
+    become UTC text in SQLAlchemy's format, on PostgreSQL psycopg sends them with their offset.
+    `raw` is JSON text as SQLAlchemy's JSON type writes it (`json.dumps`).
+    A value that cannot be converted is a ValueError or TypeError: the batch is split.
+    """
+    sqlite = dialect != "postgresql"
+    out: list[list[Any]] = []
+    for row in batch:
+        values = list(_values_of(row))
+        for i in _TIMES:
+            value = values[i]
+            if value is not None:
+                if sqlite:
+                    values[i] = bulk.sqlite_time(value)
+                elif value.tzinfo is None:
+                    raise ValueError("naive datetime given for a UTC column")
+        values[_RAW] = json.dumps(values[_RAW])
+        values.append(cost_is_final(row, row["id"] in listed))
+        out.append(values)
+    return out
+
+
+def _upsert_rows(
+    conn: sa.Connection, batch: Sequence[SessionRow], now: datetime, listed: Collection[str]
+) -> list[tuple[str, bool]]:
+    """Upsert the batch through the driver; (id, inserted) of every row written."""
+    dialect = conn.dialect.name
+    rows = driver_rows(dialect, batch, listed)
+    trust_until = now + CLOCK_SKEW
+    if dialect == "postgresql":
+        bulk.create_stage(conn, STAGE, _stage_columns())
+        bulk.stage(conn, STAGE, [c.name for c in _stage_columns()], rows)
+        result = conn.execute(upsert_statement(dialect), {"now": now, "trust_until": trust_until})
+        written = [(str(i), first == now) for i, first in result.all()]
+        bulk.empty_stage(conn, STAGE)
+        return written
+    stamp = bulk.sqlite_time(now)
+    written = []
+    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
+        chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for values in chunk:
+            cost_final = values.pop()
+            params += values
+            params += (stamp, stamp, None, cost_final)
+        params.append(bulk.sqlite_time(trust_until))
+        result = conn.exec_driver_sql(sqlite_upsert_sql(len(chunk)), tuple(params))
+        written += [(i, first == stamp) for i, first in result]
+    return written
 
 
 def _newest_per_id(rows: Sequence[SessionRow]) -> list[SessionRow]:
@@ -258,11 +307,13 @@ def write_batch(
     are what a real write would give (the same newest-wins rules), and nothing is kept.
     """
     batch = _newest_per_id(rows)
+    if not (batch or failures or resolved or gone):
+        return BatchResult({})  # nothing to write: not even a transaction
     target = url or engine.url
     try:
         with _transaction(engine, commit=not dry_run) as conn:
             outcomes = _write_rows(conn, batch, now, listed)
-            _write_ledger(conn, failures or {}, [*outcomes, *resolved], run_id, now)
+            _write_ledger(conn, failures or {}, list(resolved), run_id, now)
             mark_deleted(conn, list(gone), now)
         return BatchResult(outcomes)
     except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
@@ -280,18 +331,24 @@ def write_batch(
 def _write_rows(
     conn: sa.Connection, batch: Sequence[SessionRow], now: datetime, listed: Collection[str]
 ) -> dict[str, Outcome]:
-    """Upsert the rows and keep the relist queue in step; each id's outcome."""
+    """Upsert the rows, and keep the failure ledger and the relist queue in step: the rows
+    leave the failure ledger; listed rows whose stored cost is final leave the relist queue,
+    and final rows written from a by-id body join it. Each id's outcome."""
     outcomes = dict.fromkeys((row["id"] for row in batch), Outcome.UNCHANGED)
     if not batch:
         return outcomes
-    dialect = conn.dialect.name
-    parameters = upsert_parameters(dialect, batch, now, listed)
-    written = conn.execute(upsert_statement(dialect), parameters)
-    for session_id, first_synced_at in written.all():
-        new = first_synced_at == now
-        outcomes[str(session_id)] = Outcome.INSERTED if new else Outcome.UPDATED
-    ledger.unqueue_relist(conn, _cost_stored(conn, [r["id"] for r in batch if r["id"] in listed]))
-    ledger.queue_relist(conn, _to_relist(batch, outcomes, listed))
+    for session_id, inserted in _upsert_rows(conn, batch, now, listed):
+        outcomes[session_id] = Outcome.INSERTED if inserted else Outcome.UPDATED
+    ledger.clear_failures(conn, list(outcomes))
+    listed_ids = [row["id"] for row in batch if row["id"] in listed]
+    if listed_ids:
+        dialect = conn.dialect.name
+        conn.exec_driver_sql(
+            f"DELETE FROM sync_relist WHERE session_id IN (SELECT id FROM {TABLE} "
+            f"WHERE cost_final AND {bulk.ids_in(dialect, 'id')})",
+            (bulk.ids_param(dialect, listed_ids),),
+        )
+    ledger.queue_relist_stored(conn, _to_relist(batch, outcomes, listed))
     return outcomes
 
 
@@ -319,16 +376,6 @@ def _write_ledger(
     ledger.clear_failures(conn, cleared)
     if failures and run_id is not None:
         ledger.record_failures(conn, failures, run_id, now)
-
-
-def _cost_stored(conn: sa.Connection, session_ids: Sequence[str]) -> list[str]:
-    """Those of the ids whose row now holds its final cost: only those are done with the list."""
-    t = room_sessions
-    found: list[str] = []
-    for chunk in chunked(session_ids):
-        query = sa.select(t.c.id).where(t.c.id.in_(chunk), t.c.cost_final)
-        found.extend(str(i) for i in conn.execute(query).scalars())
-    return found
 
 
 def _in_the_data(exc: BaseException) -> bool:
@@ -368,10 +415,10 @@ def _isolate(
 
 def _to_relist(
     batch: Sequence[SessionRow], outcomes: Mapping[str, Outcome], listed: Collection[str]
-) -> list[tuple[str, datetime]]:
-    """(id, created_at) of rows written final from a by-id body: only the list has their cost."""
+) -> list[str]:
+    """Ids of rows written final from a by-id body: only the list has their cost."""
     return [
-        (row["id"], row["created_at"])
+        row["id"]
         for row in batch
         if row["id"] not in listed
         and outcomes[row["id"]] != Outcome.UNCHANGED
@@ -381,10 +428,22 @@ def _to_relist(
 
 def mark_deleted(conn: sa.Connection, session_ids: Sequence[str], now: datetime) -> None:
     """Stored sessions that answered 404 by id: deleted upstream since `now` (the first time
-    only), out of the relist queue. The rows stay, for history."""
+    only), out of the relist queue. The rows stay, for history.
+
+    Ids never stored (most 404s of a backfill) cost one read of the primary key and nothing
+    else: only the stored ones are updated (the relist queue holds only stored, not deleted,
+    sessions)."""
+    if not session_ids:
+        return
+    dialect = conn.dialect.name
+    probe = f"SELECT id FROM {TABLE} WHERE deleted_at IS NULL AND {bulk.ids_in(dialect, 'id')}"
+    stored = [
+        str(i) for (i,) in conn.exec_driver_sql(probe, (bulk.ids_param(dialect, session_ids),))
+    ]
+    if not stored:
+        return
     t = room_sessions
-    for chunk in chunked(session_ids):
-        conn.execute(
-            sa.update(t).where(t.c.id.in_(chunk), t.c.deleted_at.is_(None)).values(deleted_at=now)
-        )
-    ledger.unqueue_relist(conn, session_ids)
+    conn.execute(
+        sa.update(t).where(t.c.id.in_(stored), t.c.deleted_at.is_(None)).values(deleted_at=now)
+    )
+    ledger.unqueue_relist(conn, stored)
