@@ -21,7 +21,7 @@ import logging
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,8 @@ from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_hos
 from .errors import ApiError, AuthError, ConfigError, NotFoundError, RoomsyncError, TransientError
 
 SESSION_PATH = "/api/video/room_sessions"
+ROOMS_PATH = "/api/video/rooms"
+LOGS_PATH = "/api/video/logs"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
 MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a walk
@@ -81,8 +83,23 @@ def retry_kind(exc: BaseException | None) -> str:
 
 
 def _session_id_of(url: str) -> str | None:
+    """The session a URL is about (by id, or its members or recordings), if any."""
+    path = httpx.URL(url).path
     prefix = f"{SESSION_PATH}/"
-    return url[len(prefix) :] if url.startswith(prefix) else None
+    return path[len(prefix) :].partition("/")[0] if path.startswith(prefix) else None
+
+
+_LISTS = {SESSION_PATH: "the list", ROOMS_PATH: "the rooms list", LOGS_PATH: "the video logs"}
+
+
+def _what(url: str) -> str:
+    """What a retried request was for, in a log line: a session, its detail, or a list."""
+    path = httpx.URL(url).path
+    session_id = _session_id_of(url)
+    if session_id is None:
+        return _LISTS.get(path, "the list")
+    detail = path.partition(f"{session_id}/")[2]
+    return f"the {detail} of session {session_id}" if detail else f"session {session_id}"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -359,7 +376,7 @@ class SignalWireClient:
         kind = retry_kind(exc)
         wait_s = round(state.upcoming_sleep, 3)
         session_id = _session_id_of(url)
-        what = f"session {session_id}" if session_id else "the list"
+        what = _what(url)
         status = exc.status if isinstance(exc, TransientError) else None
         fields: dict[str, Any] = {
             "status": status if status is not None and status != 200 else kind,
@@ -427,14 +444,54 @@ class SignalWireClient:
     async def list_room_sessions(
         self, page_size: int = 1000, **filters: str
     ) -> AsyncIterator[list[Any]]:
-        """Yield the `data` of each page of the list, following `links.next` as given.
+        """Yield the `data` of each page of the session list (see `list_pages`)."""
+        async for page in self.list_pages(SESSION_PATH, {"page_size": page_size, **filters}):
+            yield page
+
+    async def list_members(
+        self, session_id: str, page_size: int = 1000
+    ) -> AsyncGenerator[list[Any], None]:
+        """The pages of a session's members (attendance intervals)."""
+        async for page in self.list_pages(
+            f"{SESSION_PATH}/{session_id}/members", {"page_size": page_size}
+        ):
+            yield page
+
+    async def list_recordings(
+        self, session_id: str, page_size: int = 1000
+    ) -> AsyncGenerator[list[Any], None]:
+        """The pages of a session's recordings (their temporary `uri` is dropped by the parser)."""
+        async for page in self.list_pages(
+            f"{SESSION_PATH}/{session_id}/recordings", {"page_size": page_size}
+        ):
+            yield page
+
+    async def list_rooms(self, page_size: int = 1000) -> AsyncGenerator[list[Any], None]:
+        async for page in self.list_pages(ROOMS_PATH, {"page_size": page_size}):
+            yield page
+
+    async def list_logs(
+        self, created_after: str | None = None, page_size: int = 1000
+    ) -> AsyncGenerator[list[Any], None]:
+        """The pages of the video logs, deleted entries included (`include_deleted=true`: the
+        one documented signal of a deletion), created after `created_after` when given."""
+        params: dict[str, Any] = {"page_size": page_size, "include_deleted": "true"}
+        if created_after is not None:
+            params["created_after"] = created_after
+        async for page in self.list_pages(LOGS_PATH, params):
+            yield page
+
+    async def list_pages(
+        self, path: str, params: dict[str, Any]
+    ) -> AsyncGenerator[list[Any], None]:
+        """Yield the `data` of each page of the list at `path`, following `links.next` as given.
 
         `next` may be an absolute URL or a path relative to the space; paging stops when it is
         absent or repeats. A `next` on another origin is refused: following it would send the
         credentials there. A walk longer than `max_pages` pages, or whose pages stop bringing
         any id not seen before in it, is a WalkError: the server would never let it end.
         """
-        body = await self.get_json(SESSION_PATH, {"page_size": page_size, **filters})
+        body = await self.get_json(path, params)
         seen: set[str] = set()
         ids: set[Any] = set()
         pages = 1
