@@ -29,9 +29,11 @@ from .cli_types import (
 from .config import (
     DEFAULT_MAX_BODY_MIB,
     DEFAULT_OVERLAP,
+    DETAILS,
     GROUPINGS,
     MAX_PAGE_SIZE,
     MIB,
+    SYNC_PARTS,
     TEXT_FORMATS,
     Settings,
 )
@@ -119,6 +121,27 @@ EXIT_RUN = (
     "  130  stopped by SIGINT, 143 by SIGTERM"
 )
 EXIT_SIMPLE = "  0    done\n  2    usage error\n  3    configuration or database problem"
+
+
+def _with_parts(allowed: tuple[str, ...]) -> Callable[[click.Context, click.Parameter, str], Any]:
+    """--with: comma-separated parts of the bill, or none (etl.config.parse_with)."""
+    from .config import parse_with
+
+    return lambda ctx, param, value: _parsed(
+        lambda text: parse_with(text, allowed), ctx, param, value
+    )
+
+
+def with_option(allowed: tuple[str, ...], what: str) -> Callable[[F], F]:
+    return click.option(
+        "--with",
+        "with_parts",
+        default=",".join(allowed),
+        show_default=True,
+        metavar="PARTS",
+        callback=_with_parts(allowed),
+        help=f"{what}: comma-separated, from {', '.join(allowed)}; `none` for sessions only.",
+    )
 
 
 def database_option(func: F) -> F:
@@ -248,12 +271,13 @@ def _run(ids: Iterable[str], options: dict[str, Any], command: str) -> None:
     refresh = bool(options.pop("refresh", True))
     via_list = bool(options.pop("via_list", False))
     shard = options.pop("shard", None)
+    with_parts = options.pop("with_parts")
 
     def call(settings: Settings, store: Any, how: dict[str, Any]) -> Any:
         if via_list:
             from .sync import run_via_list
 
-            return run_via_list(ids, settings, store, refresh=refresh, **how)
+            return run_via_list(ids, settings, store, refresh=refresh, with_parts=with_parts, **how)
         return run_ids(
             ids,
             settings,
@@ -262,6 +286,7 @@ def _run(ids: Iterable[str], options: dict[str, Any], command: str) -> None:
             retry_failed=retry_failed,
             shard=shard,
             skip_exact=not refresh,
+            with_parts=with_parts,
             **how,
         )
 
@@ -401,6 +426,7 @@ def _live_listed(result: dict[str, Any]) -> str:
 )
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid ids instead of stopping.")
+@with_option(DETAILS, "Also fetch these of each completed session")
 @run_options
 @log_options
 @handle_errors
@@ -435,6 +461,7 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, **options: Any) -> None:
     help="Take only shard K of N (K from 0) of the ids, by a stable hash of each id; "
     "index/N reads K from JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs).",
 )
+@with_option(DETAILS, "Also fetch these of each completed session")
 @run_options
 @log_options
 @handle_errors
@@ -497,10 +524,13 @@ def backfill(
     show_default=True,
     help="Sessions per list page (the API allows at most 1000).",
 )
+@with_option(SYNC_PARTS, "Also sync these")
 @run_options
 @log_options
 @handle_errors
-def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
+def sync(
+    full: bool, overlap: float, page_size: int, with_parts: frozenset[str], **options: Any
+) -> None:
     """Discover new sessions from the list, re-fetch unfinished and failed ones (for cron).
 
     When another sync holds the lock, does nothing and exits 0 (`{"skipped": true}` with --json).
@@ -517,6 +547,7 @@ def sync(full: bool, overlap: float, page_size: int, **options: Any) -> None:
             full=full,
             overlap=timedelta(hours=overlap),
             page_size=page_size,
+            with_parts=with_parts,
             **how,
         )
 
@@ -619,9 +650,10 @@ def _parsed(
     help="Seconds for the credential request.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@with_option(SYNC_PARTS, "Also check the token can read these")
 @log_options
 @handle_errors
-def check(as_json: bool, timeout: float, **options: Any) -> None:
+def check(as_json: bool, timeout: float, with_parts: frozenset[str], **options: Any) -> None:
     """Check the settings, the database and the credentials; write nothing.
 
     Names every missing setting at once; opens the database read-only (a missing SQLite file
@@ -630,7 +662,7 @@ def check(as_json: bool, timeout: float, **options: Any) -> None:
     """
     from .check import run_checks
 
-    checks = run_checks(options, timeout=timeout)
+    checks = run_checks(options, timeout=timeout, parts=with_parts)
     ok = all(c.ok for c in checks)
     code = 0 if ok else 3
     if as_json:

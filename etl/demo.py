@@ -1,17 +1,21 @@
 """`roomsync demo`: the whole job end to end against the local stand-in API and SQLite.
 
-The stand-in serves generated sessions on a free loopback port, with a few scripted faults so
-that the retries show; a couple of unknown ids show `not_found`. After the backfill by id, one
-`sync` picks up what only the list carries (the cost) and re-fetches the live sessions.
+The stand-in serves a generated account (sessions with their members, recordings, rooms and
+video log entries) on a free loopback port, with a few scripted faults so that the retries
+show; a couple of unknown ids show `not_found`. After the backfill by id (with the members and
+recordings of the completed sessions), one `sync` picks up what only the list carries (the
+cost), re-fetches the live sessions, walks the rooms and the video logs. The summary closes
+with participant-minutes and the cost as each source states it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
 from .config import Settings, mask_url
-from .fake_api import FakeSignalWire, generate_sessions
+from .fake_api import FakeSignalWire, generate_account
 from .pipeline import Summary, run_ids
 from .storage import Store, current_revision, upgrade
 from .sync import run_sync
@@ -22,10 +26,10 @@ DEMO_TOKEN = "demo-token"
 
 def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
     """Serve `n_sessions` fake sessions, migrate `database_url`, backfill, sync, summarise."""
-    sessions = generate_sessions(n_sessions, seed=7)
-    ids = [s["id"] for s in sessions]
+    account = generate_account(n_sessions, seed=7)
+    ids = [s["id"] for s in account.sessions]
     unknown = [str(uuid.UUID(int=n)) for n in (1, 2)]
-    with FakeSignalWire(sessions, project_id=DEMO_PROJECT, token=DEMO_TOKEN) as api:
+    with FakeSignalWire(project_id=DEMO_PROJECT, token=DEMO_TOKEN, account=account) as api:
         api.script(ids[0], "503", "429")
         api.script(ids[-1], "reset")
         upgrade(database_url)
@@ -40,6 +44,7 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
             backfill = run_ids([*ids, *unknown], settings, store)
             synced = run_sync(settings, store)
             totals = store.report_rows("status")
+            bill = store.bill_totals()
     sync_result = synced.to_dict()
     by_status = ", ".join(f"{t.group}: {t.sessions} ({t.minutes:,.0f} min)" for t in totals)
     lines = [
@@ -53,11 +58,32 @@ def run_demo(n_sessions: int, database_url: str) -> dict[str, Any]:
             synced.summary,
         ),
         f"stored sessions by status: {by_status}",
+        f"attendance: {bill.members} member intervals, {bill.participant_minutes:,.1f} "
+        f"participant-minutes; {bill.recordings} recordings; {bill.rooms} rooms",
+        "cost by source: "
+        + ", ".join(
+            f"{name} {_dollars(value)}"
+            for name, value in (
+                ("sessions (final list cost)", bill.session_cost),
+                ("members", bill.member_cost),
+                ("recordings", bill.recording_cost),
+                (f"video logs ({bill.charges} entries)", bill.charge),
+            )
+        ),
         "run it again: every id comes back unchanged",
         # masked: the demo may be pointed at a PostgreSQL URL with a password in it
         f"see the numbers: roomsync report --database-url {mask_url(database_url)} --by status",
     ]
-    return {"backfill": backfill.to_dict(), "sync": sync_result, "lines": lines}
+    return {
+        "backfill": backfill.to_dict(),
+        "sync": sync_result,
+        "bill": dataclasses.asdict(bill),
+        "lines": lines,
+    }
+
+
+def _dollars(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
 
 
 def _line(what: str, summary: Summary | None) -> str:

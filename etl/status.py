@@ -48,6 +48,10 @@ def render_text(status: Status, database: str) -> str:
         f"newest:       {newest['created_at']} ({newest['id']})" if newest else "newest:       -",
         f"failing ids:  {status.failing_ids}"
         + (" (`roomsync backfill --retry-failed` retries them)" if status.failing_ids else ""),
+        f"failing details: {status.failing_details} (members or recordings of a session; the "
+        "next sync retries them)"
+        if status.failing_details
+        else "failing details: 0",
     ]
     sync_ok, age = status.last_successful_sync, status.sync_age()
     if sync_ok is None or age is None:

@@ -538,3 +538,53 @@ def detail_failure_count(conn: sa.Connection) -> int:
     return int(
         conn.execute(sa.select(sa.func.count()).select_from(sync_detail_failures)).scalar_one()
     )
+
+
+@dataclass(frozen=True)
+class BillTotals:
+    """Whole-table figures of the bill: attendance and cost by the source that states it."""
+
+    members: int  # attendance intervals
+    participant_minutes: float
+    recordings: int
+    rooms: int
+    charges: int  # log entries not deleted
+    session_cost: float | None  # final list costs of sessions
+    member_cost: float | None
+    recording_cost: float | None
+    charge: float | None  # log entries not deleted
+
+
+def bill_totals(engine: Engine) -> BillTotals:
+    """The figures `roomsync demo` closes with (sums over what is known; None when nothing is)."""
+    m, r, s, c = room_session_members, room_recordings, room_sessions, video_charges
+    live_charges = c.c.discarded_at.is_(None)
+    query = sa.select(
+        sa.select(sa.func.count()).select_from(m).scalar_subquery(),
+        sa.select(sa.func.sum(m.c.duration)).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(r).scalar_subquery(),
+        sa.select(sa.func.count())
+        .select_from(rooms)
+        .where(rooms.c.deleted_at.is_(None))
+        .scalar_subquery(),
+        sa.select(sa.func.count()).select_from(c).where(live_charges).scalar_subquery(),
+        sa.select(sa.func.sum(s.c.cost_in_dollars))
+        .where(s.c.cost_final, s.c.deleted_at.is_(None))
+        .scalar_subquery(),
+        sa.select(sa.func.sum(m.c.cost_in_dollars)).scalar_subquery(),
+        sa.select(sa.func.sum(r.c.cost_in_dollars)).scalar_subquery(),
+        sa.select(sa.func.sum(c.c.charge)).where(live_charges).scalar_subquery(),
+    )
+    row = read_rows(engine, query)[0]
+    money = [None if v is None else round(float(v), 6) for v in row[5:]]
+    return BillTotals(
+        members=int(row[0]),
+        participant_minutes=round(float(row[1] or 0) / 60, 1),
+        recordings=int(row[2]),
+        rooms=int(row[3]),
+        charges=int(row[4]),
+        session_cost=money[0],
+        member_cost=money[1],
+        recording_cost=money[2],
+        charge=money[3],
+    )

@@ -30,7 +30,7 @@ from ..records import FINAL_STATUSES
 from .dberrors import map_errors
 from .ledger import COUNT_COLUMNS
 from .migrate import require_head, revision_of
-from .schema import room_sessions, sync_failures, sync_runs
+from .schema import room_sessions, sync_detail_failures, sync_failures, sync_runs
 
 LIVE_STATUS = "in-progress"
 NO_ROOM = "(no room)"
@@ -325,6 +325,7 @@ class Status:
     revision: str | None
     head: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    failing_details: int = 0  # (session, members|recordings) pairs in sync_detail_failures
 
     @property
     def last_successful_sync(self) -> RunInfo | None:
@@ -349,6 +350,7 @@ class Status:
             "sessions": self.sessions,
             "live": self.live,
             "failing_ids": self.failing_ids,
+            "failing_details": self.failing_details,
             "awaiting_final_cost": self.awaiting_final_cost,
             "newest_session": self.newest_session,
             "runs": {
@@ -423,6 +425,7 @@ def read_status(engine: Engine, now: datetime | None = None, url: str = "") -> S
             last_success=_latest_per_command(conn, sync_runs.c.outcome == RunOutcome.OK),
             revision=revision,
             head=head,
+            failing_details=_count(conn, count.select_from(sync_detail_failures)),
         )
     if now is not None:
         status.now = now

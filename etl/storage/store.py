@@ -21,7 +21,7 @@ from ..outcomes import RunOutcome
 from ..records import SessionRow
 from . import backlog, bill, ledger, lock, migrate, reporting, sessions
 from .backlog import OpenRow
-from .bill import Detail, DetailWritten, Row, Written
+from .bill import BillTotals, Detail, DetailWritten, Row, Written
 from .dberrors import map_errors
 from .engines import make_engine, readonly_engine
 from .lock import LockCheck
@@ -161,6 +161,9 @@ class Store:
 
     def oldest_open_charge(self, not_before: datetime) -> datetime | None:
         return bill.oldest_open_charge(self.engine, not_before)
+
+    def bill_totals(self) -> BillTotals:
+        return bill.bill_totals(self.engine)
 
     # ------------------------------------------------------------------ ledger
 
