@@ -27,7 +27,14 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from .config import DEFAULT_OVERLAP, Settings, database_url, load_settings
+from .config import (
+    DEFAULT_OVERLAP,
+    MAX_PAGE_SIZE,
+    Settings,
+    check_bound,
+    database_url,
+    load_settings,
+)
 from .errors import RunFailed
 from .shard import Shard, parse_shard
 
@@ -43,7 +50,8 @@ __all__ = [
 def settings_from_env(**overrides: Any) -> Settings:
     """Settings from the environment, as the command line builds them; keyword overrides take
     the place of its flags (space, project_id, database_url, concurrency, timeout, retries,
-    backoff, rate_limit, batch_size). Missing credentials raise ConfigError."""
+    backoff, rate_limit, batch_size). Missing credentials raise ConfigError; a value outside
+    its bound (etl.config.BOUNDS, the command line's too) raises InputError."""
     return load_settings(overrides)
 
 
@@ -123,7 +131,7 @@ def sync(
     *,
     full: bool = False,
     overlap_hours: float = DEFAULT_OVERLAP.total_seconds() / 3600,
-    page_size: int = 1000,
+    page_size: int = MAX_PAGE_SIZE,
     raise_on_failure: bool = False,
 ) -> dict[str, Any]:
     """One `roomsync sync`: the list first, then by id only what the list could not settle
@@ -134,10 +142,8 @@ def sync(
     from .storage import Store
     from .sync import run_sync
 
-    if not 1 <= page_size <= 1000 or overlap_hours < 0:
-        from .errors import InputError
-
-        raise InputError("page_size must be 1 to 1000 and overlap_hours at least 0")
+    check_bound("page_size", page_size)
+    check_bound("overlap_hours", overlap_hours)
     settings = settings if settings is not None else settings_from_env()
     with Store.open(settings.database_url) as store:
         result = run_sync(

@@ -21,15 +21,11 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from .config import MIB
-from .errors import ApiError, PayloadError, TransientError
+from .errors import ApiError, BodyTooLargeError, PayloadError, TransientError
 
 DECODE_PIECE = 64 * 1024  # decompressed bytes produced per step
 DEEP_RECURSION_LIMIT = 200_000
 DEEP_STACK_BYTES = 512 * MIB  # virtual; only the pages touched are committed
-
-
-class BodyTooLargeError(ApiError):
-    """The body is larger than the limit: retrying would read it again, so the id fails."""
 
 
 class _Decoder(Protocol):

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import (
-    ENV_PROJECT,
     ENV_SPACE,
-    ENV_TOKEN,
     SYNC_PARTS,
     Settings,
+    api_values,
     database_url,
+    load_settings,
     mask_url,
     resolve_base_url,
 )
@@ -44,11 +44,7 @@ def settings_problems(
     overrides: Mapping[str, Any], env: Mapping[str, str]
 ) -> tuple[list[str], str | None]:
     """(every problem with the settings, the API's base URL when the space is usable)."""
-    values = {
-        ENV_SPACE: overrides.get("space") or env.get(ENV_SPACE),
-        ENV_PROJECT: overrides.get("project_id") or env.get(ENV_PROJECT),
-        ENV_TOKEN: env.get(ENV_TOKEN),
-    }
+    values = api_values(overrides, env)
     missing = [name for name, value in values.items() if not value]
     problems = [f"not set: {', '.join(missing)}"] if missing else []
     base_url = None
@@ -138,19 +134,9 @@ def run_checks(
         checks.append(Check("database", None, "DATABASE_URL is not usable"))
     else:
         checks.append(check_database(url))
-    project_id = overrides.get("project_id") or env.get(ENV_PROJECT)
-    token = env.get(ENV_TOKEN)
-    if base_url is None or not project_id or not token:
+    if base_url is None or not all(api_values(overrides, env).values()):
         checks.append(Check("credentials", None, "the API settings are incomplete"))
     else:
-        settings = Settings(
-            base_url=base_url,
-            project_id=str(project_id),
-            api_token=token,
-            database_url=url,
-            timeout=timeout,
-            retries=CHECK_RETRIES,
-            concurrency=1,
-        )
-        checks.extend(check_credentials(settings, parts))
+        quick = {"timeout": timeout, "retries": CHECK_RETRIES, "concurrency": 1}
+        checks.extend(check_credentials(load_settings({**overrides, **quick}, env), parts))
     return checks

@@ -17,15 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__, logs
-from .cli_types import (
-    MAX_CONCURRENCY,
-    MAX_OVERLAP_HOURS,
-    MAX_SECONDS,
-    MIN_RATE_LIMIT,
-    FiniteFloatRange,
-    OneLineGroup,
-    confirm_or_refuse,
-)
+from .cli_types import OneLineGroup, confirm_or_refuse, option_type
 from .config import (
     DEFAULT_MAX_BODY_MIB,
     DEFAULT_OVERLAP,
@@ -33,6 +25,7 @@ from .config import (
     GROUPINGS,
     MAX_PAGE_SIZE,
     MIB,
+    MIN_RATE_LIMIT,
     SYNC_PARTS,
     TEXT_FORMATS,
     Settings,
@@ -160,49 +153,49 @@ def run_options(func: F) -> F:
         database_option,
         click.option(
             "--concurrency",
-            type=click.IntRange(1, MAX_CONCURRENCY),
+            type=option_type("concurrency"),
             default=Settings.concurrency,
             show_default=True,
             help="Most requests in flight at once.",
         ),
         click.option(
             "--timeout",
-            type=FiniteFloatRange(min=0, min_open=True, max=MAX_SECONDS),
+            type=option_type("timeout"),
             default=Settings.timeout,
             show_default=True,
             help="Seconds for one whole HTTP request, from connect to the last byte.",
         ),
         click.option(
             "--retries",
-            type=click.IntRange(min=1),
+            type=option_type("retries"),
             default=Settings.retries,
             show_default=True,
             help="Attempts per id, the first included (1: no retry).",
         ),
         click.option(
             "--backoff",
-            type=FiniteFloatRange(min=0, max=MAX_SECONDS),
+            type=option_type("backoff"),
             default=Settings.backoff,
             show_default=True,
             help="First retry wait in seconds; doubles per attempt, with jitter.",
         ),
         click.option(
             "--rate-limit",
-            type=FiniteFloatRange(min=MIN_RATE_LIMIT),
+            type=option_type("rate_limit"),
             default=None,
             metavar="R",
             help=f"At most R requests per second, at least {MIN_RATE_LIMIT} (default: no limit).",
         ),
         click.option(
             "--batch-size",
-            type=click.IntRange(1, 1000),
+            type=option_type("batch_size"),
             default=Settings.batch_size,
             show_default=True,
             help="Sessions written per statement; a batch is committed as a whole.",
         ),
         click.option(
             "--max-body",
-            type=click.IntRange(1, 1024),
+            type=option_type("max_body_mib"),
             default=DEFAULT_MAX_BODY_MIB,
             show_default=True,
             metavar="MIB",
@@ -210,7 +203,7 @@ def run_options(func: F) -> F:
         ),
         click.option(
             "--max-pages",
-            type=click.IntRange(min=1),
+            type=option_type("max_pages"),
             default=Settings.max_pages,
             show_default=True,
             help="Most list pages one walk follows; more ends the walk as an error.",
@@ -511,7 +504,7 @@ def backfill(
 @click.option("--full", is_flag=True, help="Walk every page of the list, whatever the watermark.")
 @click.option(
     "--overlap",
-    type=FiniteFloatRange(min=0, max=MAX_OVERLAP_HOURS),
+    type=option_type("overlap_hours"),
     default=DEFAULT_OVERLAP.total_seconds() / 3600,
     show_default=True,
     metavar="HOURS",
@@ -519,7 +512,7 @@ def backfill(
 )
 @click.option(
     "--page-size",
-    type=click.IntRange(1, MAX_PAGE_SIZE),
+    type=option_type("page_size"),
     default=MAX_PAGE_SIZE,
     show_default=True,
     help="Sessions per list page (the API allows at most 1000).",

@@ -1,7 +1,8 @@
 """Click building blocks for safe input and one-line errors.
 
 - `FiniteFloatRange`: a float option that refuses NaN and infinity before its range check
-  (NaN compares false with every bound, so click's FloatRange lets it through).
+  (NaN compares false with every bound, so click's FloatRange lets it through);
+  `option_type` builds an option's type from its bound in etl.config.
 - `OneLineGroup`: usage errors print as one line, `roomsync: error: ...`, exit 2, like every
   other error of the CLI (click's default prints the usage block around them).
 - `confirm_or_refuse`: a destructive command asks on a terminal, and refuses without `--yes`
@@ -16,17 +17,8 @@ from typing import Any
 
 import click
 
+from .config import BOUNDS
 from .safe_text import visible
-
-# The limits that make a run possible at all. At fewer than 0.001 requests a second (one per
-# 16 min 40 s) a sync from cron could not make its first few requests before the next one is
-# due; more than 1,000 connections at once is no longer a client, it is a load test.
-MIN_RATE_LIMIT = 0.001
-MAX_CONCURRENCY = 1000
-# Any wait longer than a day is a typo; a timedelta or a socket timeout may not hold it at all.
-MAX_SECONDS = 86_400.0
-# 100 years of overlap already reaches back before the API existed (timedelta holds ~2.7M).
-MAX_OVERLAP_HOURS = 876_000.0
 
 
 class FiniteFloatRange(click.FloatRange):
@@ -39,6 +31,16 @@ class FiniteFloatRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return super().convert(number, param, ctx)
+
+
+def option_type(name: str) -> click.IntRange | FiniteFloatRange:
+    """The click type of a bounded option: its bound is etl.config's (BOUNDS[name])."""
+    bound = BOUNDS[name]
+    if bound.whole:
+        low = None if bound.low is None else int(bound.low)
+        high = None if bound.high is None else int(bound.high)
+        return click.IntRange(low, high, min_open=bound.low_open)
+    return FiniteFloatRange(min=bound.low, max=bound.high, min_open=bound.low_open)
 
 
 class OneLineGroup(click.Group):

@@ -9,15 +9,17 @@ before it knows whether a command needs SQLAlchemy at all.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
+import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .safe_text import visible
 
 DEFAULT_DATABASE_URL = "sqlite:///room_sessions.db"
@@ -25,6 +27,7 @@ ENV_SPACE = "SIGNALWIRE_SPACE"
 ENV_PROJECT = "SIGNALWIRE_PROJECT_ID"
 ENV_TOKEN = "SIGNALWIRE_API_TOKEN"
 ENV_DATABASE = "DATABASE_URL"
+ENV_SHARD_INDEX = "JOB_COMPLETION_INDEX"  # set by Kubernetes in each pod of an Indexed Job
 
 # bounds on what the API may send: one body after decompression, pages in one list walk
 DEFAULT_MAX_BODY_MIB = 16  # a full list page of 1,000 sessions is about 1.5 MiB
@@ -71,6 +74,73 @@ def parse_with(text: str, allowed: tuple[str, ...]) -> frozenset[str]:
     return frozenset(names)
 
 
+# --------------------------------------------------------------------------- value bounds
+# The limits that make a run possible at all. At fewer than 0.001 requests a second (one per
+# 16 min 40 s) a sync from cron could not make its first few requests before the next one is
+# due; more than 1,000 connections at once is no longer a client, it is a load test.
+MIN_RATE_LIMIT = 0.001
+MAX_CONCURRENCY = 1000
+# Any wait longer than a day is a typo; a timedelta or a socket timeout may not hold it at all.
+MAX_SECONDS = 86_400.0
+# 100 years of overlap already reaches back before the API existed (timedelta holds ~2.7M).
+MAX_OVERLAP_HOURS = 876_000.0
+MAX_BATCH_SIZE = 1000
+MAX_BODY_MIB = 1024
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The values one setting may take: a whole number, or a finite one, from `low` to `high`
+    (`low` itself excluded when `low_open`; None: unbounded on that side). The command line
+    builds its option types from these (etl.cli_types.option_type) and `Settings` checks them
+    (`check_bound`), so the CLI and the Python API refuse the same values."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    whole: bool = False
+
+    def admits(self, value: object) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.whole and not isinstance(value, int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or value <= self.high
+
+    def __str__(self) -> str:
+        kind = "a whole number" if self.whole else "a finite number"
+        low = "" if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low!r}"
+        high = "" if self.high is None else f"at most {self.high!r}"
+        return " ".join(part for part in (kind, low, "and" if low and high else "", high) if part)
+
+
+BOUNDS: dict[str, Bound] = {
+    "timeout": Bound(0, MAX_SECONDS, low_open=True),
+    "retries": Bound(1, whole=True),
+    "concurrency": Bound(1, MAX_CONCURRENCY, whole=True),
+    "backoff": Bound(0, MAX_SECONDS),
+    "max_retry_after": Bound(0, MAX_SECONDS),
+    "rate_limit": Bound(MIN_RATE_LIMIT),
+    "batch_size": Bound(1, MAX_BATCH_SIZE, whole=True),
+    "max_body": Bound(1, MAX_BODY_MIB * MIB, whole=True),  # bytes; the CLI takes MiB
+    "max_body_mib": Bound(1, MAX_BODY_MIB, whole=True),
+    "max_pages": Bound(1, whole=True),
+    "page_size": Bound(1, MAX_PAGE_SIZE, whole=True),
+    "overlap_hours": Bound(0, MAX_OVERLAP_HOURS),
+}
+
+
+def check_bound(name: str, value: object) -> None:
+    """Refuse a value outside its bound (see BOUNDS) with InputError (exit 2), naming it."""
+    bound = BOUNDS[name]
+    if not bound.admits(value):
+        raise InputError(f"{name} must be {bound}, not {visible(repr(value))}")
+
+
 # report: groupings and output formats.
 GROUPINGS = ("day", "week", "month", "room", "status")
 TIME_GROUPINGS = ("day", "week", "month")
@@ -94,6 +164,13 @@ class Settings:
     batch_size: int = 500
     max_body: int = DEFAULT_MAX_BODY_MIB * MIB  # bytes, after decompression
     max_pages: int = DEFAULT_MAX_PAGES
+
+    def __post_init__(self) -> None:
+        """Every tunable within its bound, checked once, whoever builds the settings."""
+        for name in BOUNDS.keys() & {f.name for f in fields(self)}:
+            value = getattr(self, name)
+            if value is not None or name != "rate_limit":  # no rate limit: None
+                check_bound(name, value)
 
     def __repr__(self) -> str:  # dataclass repr would still show database_url's password
         return (
@@ -217,11 +294,47 @@ def resolve_base_url(space: str) -> str:
     return space
 
 
-def _required(env: Mapping[str, str], overrides: Mapping[str, Any], key: str, name: str) -> str:
-    value = overrides.get(key) or env.get(name)
+def shard_index(env: Mapping[str, str] | None = None) -> str | None:
+    """The text of JOB_COMPLETION_INDEX (`--shard index/N`), None when it is not set."""
+    env = os.environ if env is None else env
+    return env.get(ENV_SHARD_INDEX)
+
+
+def proxy_for(base_url: str) -> bool:
+    """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
+
+    httpx honours those only for its own default transport, so such runs keep it. A loopback
+    space never goes through a proxy: it is on this machine, and it may be plain http, where
+    a proxy would receive the Basic credentials in clear.
+    """
+    parts = urlsplit(base_url)
+    if is_loopback_host(parts.hostname or ""):
+        return False
+    proxies = urllib.request.getproxies()
+    return bool(proxies.get(parts.scheme) or proxies.get("all"))
+
+
+# The API settings: the variable, and the key of the override (a flag) that takes its place.
+API_VARIABLES = {ENV_SPACE: "space", ENV_PROJECT: "project_id", ENV_TOKEN: "api_token"}
+
+
+def api_values(
+    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+) -> dict[str, str | None]:
+    """The API settings by variable name: the override, else the environment; None if unset."""
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    return {
+        name: str(overrides.get(key) or env.get(name) or "") or None
+        for name, key in API_VARIABLES.items()
+    }
+
+
+def _required(values: Mapping[str, str | None], name: str) -> str:
+    value = values[name]
     if not value:
         raise ConfigError(f"{name} is not set")
-    return str(value)
+    return value
 
 
 def database_url(
@@ -250,9 +363,10 @@ def load_settings(
     """Build settings for a run that calls the API. Missing settings raise ConfigError."""
     env = os.environ if env is None else env
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    base_url = resolve_base_url(_required(env, overrides, "space", ENV_SPACE))
-    project_id = _required(env, overrides, "project_id", ENV_PROJECT)
-    token = _required(env, overrides, "api_token", ENV_TOKEN)
+    values = api_values(overrides, env)
+    base_url = resolve_base_url(_required(values, ENV_SPACE))
+    project_id = _required(values, ENV_PROJECT)
+    token = _required(values, ENV_TOKEN)
     tunables = {
         k: overrides[k]
         for k in (

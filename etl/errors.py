@@ -62,6 +62,24 @@ class TransientError(ApiError):
         self.retry_after = retry_after
 
 
+class BodyTooLargeError(ApiError):
+    """The body is larger than the limit: retrying would read it again, so the id fails."""
+
+
+class StoppedError(ApiError):
+    """The run is stopping (a signal): the retry this id was waiting for is not sent."""
+
+
+class WalkError(ApiError):
+    """A list walk that cannot end as it should: endless or empty pages, more than `max_pages`,
+    or a `links.next` that loops back or is not a string. The walk ends as a run-level error:
+    a short list is never taken for the whole one."""
+
+
+class UnreachableError(ConfigError):
+    """No request has ever been answered: the space is wrong or down, so nothing can succeed."""
+
+
 class PayloadError(RoomsyncError):
     """A 200 body that does not describe the session asked for, or has fields of the wrong type."""
 

@@ -1,9 +1,12 @@
 """The run: ids -> fetch (bounded concurrency) -> parse/validate -> batched upsert -> summary.
 
-At most `settings.concurrency` requests are in flight: that many workers pull ids from one
-shared iterator, each doing one request (with its retries) at a time. Parsed rows are written in
-batches by one writer at a time, off the event loop, while the workers keep fetching. Every run
-has a row in the ledger, and the ids that fail are recorded there with the batch they belong to.
+A `Run` is three parts and the stop flag they share: the `Fetcher` (at most
+`settings.concurrency` requests in flight: that many workers pull ids from one shared iterator,
+each doing one request, with its retries, at a time), the `BatchWriter` (parsed rows written in
+batches by one writer at a time, off the event loop, while the workers keep fetching) and the
+`Tally` (the summary's accounting). A command's body talks to the run through its methods only.
+Every run has a row in the ledger, and the ids that fail are recorded there with the batch they
+belong to.
 
 SIGINT/SIGTERM (when the CLI asks for it): stop taking new ids and stop retrying, let the
 requests in hand finish, write the batch in hand, record the run as interrupted. A second signal
@@ -31,7 +34,7 @@ from .records import SessionRow, parse_session
 from .safe_text import visible
 from .shard import Shard, ShardIds
 from .signalwire import ClientStats, SignalWireClient
-from .storage import Store, chunked
+from .storage import BatchResult, Store, chunked
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +118,210 @@ class Summary:
         return result
 
 
+class Tally:
+    """The summary's accounting: what each id came to, counted once per id however often it
+    failed and then settled in the run, and the progress shown as ids are done. The run's
+    failed ids are kept as 128-bit integers, about 70 bytes each."""
+
+    def __init__(self, summary: Summary, progress: Progress | None) -> None:
+        self.summary = summary
+        self._progress = progress
+        self._failed_keys: set[int] = set()  # ids failed in this run and not settled since
+
+    def asked(self, n: int = 1) -> None:
+        """`n` more ids asked for."""
+        self.summary.requested += n
+
+    def failed(self, session_id: str, reason: str) -> None:
+        """This id failed (again, perhaps: a failure counts once per id)."""
+        key = uuid.UUID(session_id).int
+        if key in self._failed_keys:
+            self.summary.failures.pop(session_id, None)
+            self.summary.add(Outcome.FAILED, -1)
+        self._failed_keys.add(key)
+        self.summary.add_failure(session_id, reason)
+
+    def failed_unidentified(self) -> None:
+        """A list item without a usable id failed: counted, but it has no id to keep."""
+        self.summary.add(Outcome.FAILED)
+
+    def settled(self, session_id: str) -> None:
+        """This id is stored or confirmed unknown: a failure of it earlier in the run no longer
+        counts."""
+        key = uuid.UUID(session_id).int
+        if key in self._failed_keys:
+            self._failed_keys.discard(key)
+            self.summary.add(Outcome.FAILED, -1)
+        self.summary.failures.pop(session_id, None)
+
+    def not_found(self) -> None:
+        self.summary.add(Outcome.NOT_FOUND)
+
+    def skipped(self, n: int) -> None:
+        self.asked(n)
+        self.summary.add(Outcome.SKIPPED, n)
+
+    def written(self, result: BatchResult) -> None:
+        """Count a written batch: each id's outcome, or its failure when the database refused
+        its row."""
+        for session_id, outcome in result.outcomes.items():
+            reason = result.refused.get(session_id)
+            if reason is None:
+                self.summary.add(outcome)
+                continue
+            log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
+            self.summary.add_failure(session_id, reason)
+            self._failed_keys.add(uuid.UUID(session_id).int)
+
+    def run_error(self, message: str) -> None:
+        """A failure of the run rather than of an id (a list walk that broke): exit 1."""
+        self.summary.errors.append(message)
+
+    def interrupted(self, signal_name: str) -> None:
+        self.summary.interrupted = signal_name
+
+    def advance(self, done: int) -> None:
+        if self._progress is not None and done:
+            self._progress.advance(done, failures=self.summary.counts[Outcome.FAILED])
+
+
+class BatchWriter:
+    """The batch in hand: rows, failures and ids confirmed unknown, written by one writer at a
+    time, off the event loop, at most `batch_size` rows a statement, once enough is in hand (a
+    run where every id fails must not keep all of them in memory until the end)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        tally: Tally,
+        *,
+        run_id: int | None,
+        dry_run: bool,
+        before_write: Callable[[], None] | None,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._tally = tally
+        self._run_id = run_id
+        self._dry_run = dry_run
+        self._before_write = before_write  # raises to stop before a write (a lost lock)
+        self._rows: list[SessionRow] = []
+        self._failures: dict[str, str] = {}  # failures not written yet
+        self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
+        self._gone: list[str] = []  # of those, the ones to mark deleted upstream
+        self._listed: set[str] = set()  # ids of pending rows that came from the list
+        self._lock = asyncio.Lock()
+
+    def add_row(self, row: SessionRow, *, listed: bool = False) -> None:
+        self._rows.append(row)
+        if listed:
+            self._listed.add(row["id"])
+        self._failures.pop(row["id"], None)
+
+    def add_failure(self, session_id: str, reason: str) -> None:
+        self._failures[session_id] = reason
+
+    def add_not_found(self, session_id: str) -> None:
+        self._failures.pop(session_id, None)
+        self._not_found.append(session_id)
+
+    def add_gone(self, session_id: str) -> None:
+        """An id confirmed unknown by the API itself: mark it deleted upstream."""
+        self._gone.append(session_id)
+
+    def full(self) -> bool:
+        """Enough rows, or failures, in hand to be worth a transaction."""
+        size = self._settings.batch_size
+        return max(len(self._rows), len(self._failures), len(self._not_found)) >= size
+
+    async def flush(self) -> None:
+        """Write what is in hand; the workers keep fetching (and may add rows) meanwhile."""
+        async with self._lock:
+            while self._rows or self._failures or self._not_found:
+                await self._write_one_batch()
+
+    async def _write_one_batch(self) -> None:
+        if self._before_write is not None:  # before taking anything out of the batch in hand
+            await asyncio.to_thread(self._before_write)
+        size = self._settings.batch_size
+        rows, self._rows = self._rows[:size], self._rows[size:]
+        failures, self._failures = self._failures, {}
+        not_found, self._not_found = self._not_found, []
+        gone, self._gone = self._gone, []
+        listed = {row["id"] for row in rows if row["id"] in self._listed}
+        self._listed -= listed
+        result = await asyncio.to_thread(
+            self._store.write_batch,
+            rows,
+            datetime.now(UTC),
+            failures=failures,
+            resolved=not_found,
+            run_id=self._run_id,
+            listed=listed,
+            gone=gone,
+            dry_run=self._dry_run,
+        )
+        self._tally.written(result)
+
+
+class Fetcher:
+    """The worker pool: `concurrency` workers pull ids from one shared iterator, each doing one
+    request (with its retries) at a time, and hand what they get to the run."""
+
+    def __init__(self, run: Run, tally: Tally, concurrency: int) -> None:
+        self._run = run
+        self._tally = tally
+        self._concurrency = concurrency
+        self._keep = False  # a sync keeps the ids it asked for by id (a backfill not: a
+        self.fetched: set[str] = set()  # million ids would sit in memory for nothing)
+
+    def keep_fetched(self) -> None:
+        self._keep = True
+
+    async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
+        iterator = iter(ids)
+        workers = [
+            asyncio.create_task(self._worker(client, iterator)) for _ in range(self._concurrency)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+
+    async def _worker(self, client: SignalWireClient, ids: Iterator[str]) -> None:
+        for session_id in ids:
+            self._tally.asked()
+            await self._fetch_one(client, session_id)
+            await self._run.one_done()
+            if self._run.stopping():
+                return
+
+    async def _fetch_one(self, client: SignalWireClient, session_id: str) -> None:
+        if self._keep:
+            self.fetched.add(session_id)
+        try:
+            payload = await client.get_room_session(session_id)
+            row = parse_session(payload, session_id)
+        except NotFoundError:
+            self._run.not_found(session_id)
+            if not self._run.stopping() and await client.is_the_api():
+                # A 404 means "deleted upstream" only from a server known to be the API: a wrong
+                # path in SIGNALWIRE_SPACE, or a proxy, answers 404 to everything.
+                self._run.gone(session_id)
+            return
+        except (ApiError, PayloadError) as exc:
+            self._run.fail(session_id, str(exc))
+            return
+        self._run.fetched(row)
+
+
 class Run:
-    """State shared by the workers of one run: the summary, the batch in hand, the stop flag."""
+    """One run: its fetcher, its batch writer and its accounting, and the stop flag they share.
+    What a command's body (sync, backfill) may do with a run is in its methods."""
 
     def __init__(
         self,
@@ -127,84 +332,90 @@ class Run:
         failed_at_start: Iterable[str] = (),
         progress: Progress | None = None,
         dry_run: bool = False,
+        before_write: Callable[[], None] | None = None,
     ) -> None:
-        self.settings = settings
         self.store = store
-        self.run_id = run_id
-        self.progress = progress
-        self.dry_run = dry_run
         self.summary = Summary(run_id=run_id, dry_run=dry_run)
-        self.stop = asyncio.Event()
-        self.failed_at_start = list(failed_at_start)  # the failure ledger when the run started
-        self.unidentified = 0  # list items without a usable id: failed, but not in the ledger
-        self._rows: list[SessionRow] = []
-        self._failures: dict[str, str] = {}  # failures not written yet
-        self._not_found: list[str] = []  # ids confirmed unknown, to leave the failure ledger
-        self._gone: list[str] = []  # of those, the ones to mark deleted upstream
-        self._failed_keys: set[int] = set()  # ids failed in this run and not settled since
-        self._listed: set[str] = set()  # ids of pending rows that came from the list
-        self.track_fetched = False  # a sync keeps the ids it asked for by id (a backfill not:
-        self.fetched_by_id: set[str] = set()  # a million ids would sit in memory for nothing)
-        self._write_lock = asyncio.Lock()
-        self.before_write: Callable[[], None] | None = None  # raises to stop before a write
+        self._stop = asyncio.Event()
+        self._failed_at_start = list(failed_at_start)  # the failure ledger when the run started
+        self._tally = Tally(self.summary, progress)
+        self._writer = BatchWriter(
+            settings, store, self._tally, run_id=run_id, dry_run=dry_run, before_write=before_write
+        )
+        self._fetcher = Fetcher(self, self._tally, settings.concurrency)
+
+    # -- what a command's body asks of the run
+
+    @property
+    def failed_at_start(self) -> list[str]:
+        """Ids in the failure ledger when the run started, in its order."""
+        return self._failed_at_start
+
+    def stopping(self) -> bool:
+        """Whether the run is being stopped (a signal): take no new work."""
+        return self._stop.is_set()
+
+    def keep_fetched_ids(self) -> None:
+        """Remember every id asked for by id from now on (see `fetched_ids`)."""
+        self._fetcher.keep_fetched()
+
+    def fetched_ids(self) -> set[str]:
+        """Ids asked for by id since `keep_fetched_ids`."""
+        return self._fetcher.fetched
 
     async def fetch_ids(self, client: SignalWireClient, ids: Iterable[str]) -> None:
-        """Fetch and store every id with `concurrency` workers; stops early when `stop` is set."""
-        iterator = iter(ids)
-        workers = [
-            asyncio.create_task(self._worker(client, iterator))
-            for _ in range(self.settings.concurrency)
-        ]
-        try:
-            await asyncio.gather(*workers)
-        except BaseException:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
+        """Fetch and store every id with `concurrency` workers; stops early when stopping."""
+        await self._fetcher.fetch_ids(client, ids)
         await self.flush()
 
-    async def _worker(self, client: SignalWireClient, ids: Iterator[str]) -> None:
-        for session_id in ids:
-            self.summary.requested += 1
-            await self._fetch_one(client, session_id)
-            if self._batch_full():
-                await self.flush()
-            if self.progress is not None:
-                self.progress.advance(1, failures=self.summary.counts[Outcome.FAILED])
-            if self.stop.is_set():
-                return
+    async def add_rows(self, rows: list[SessionRow]) -> None:
+        """Take rows parsed elsewhere (a list page); write them once a batch is full."""
+        self._tally.asked(len(rows))
+        for row in rows:
+            self._writer.add_row(row, listed=True)
+            self._tally.settled(row["id"])
+        self._tally.advance(len(rows))
+        if self._writer.full():
+            await self.flush()
 
-    async def _fetch_one(self, client: SignalWireClient, session_id: str) -> None:
-        if self.track_fetched:
-            self.fetched_by_id.add(session_id)
-        try:
-            payload = await client.get_room_session(session_id)
-            self._rows.append(parse_session(payload, session_id))
-        except NotFoundError:
-            self.summary.add(Outcome.NOT_FOUND)
-            self._settled(session_id)
-            self._not_found.append(session_id)
-            if not self.stop.is_set() and await client.is_the_api():
-                # A 404 means "deleted upstream" only from a server known to be the API: a wrong
-                # path in SIGNALWIRE_SPACE, or a proxy, answers 404 to everything.
-                self._gone.append(session_id)
-            return
-        except (ApiError, PayloadError) as exc:
-            self.fail(session_id, str(exc))
-            return
-        self._settled(session_id)
+    def reject_item(self, session_id: str | None, reason: str) -> None:
+        """A list item that cannot be stored: one more id asked for, and failed. Without a
+        usable id it cannot enter the failure ledger; it is counted and logged only."""
+        self._tally.asked()
+        if session_id is None:
+            log.warning("failed list item: %s", reason)
+            self._tally.failed_unidentified()
+        else:
+            self.fail(session_id, reason)
 
-    def _settled(self, session_id: str) -> None:
-        """This id is stored or confirmed unknown: a failure of it earlier in this run no longer
-        counts (one not written yet is dropped; a written one leaves the ledger with the id's
-        batch). The run's failed ids are kept as 128-bit integers, about 70 bytes each."""
-        self._failures.pop(session_id, None)
-        key = uuid.UUID(session_id).int
-        if key in self._failed_keys:
-            self._failed_keys.discard(key)
-            self.summary.add(Outcome.FAILED, -1)
-        self.summary.failures.pop(session_id, None)
+    def skip(self, n: int) -> None:
+        """`n` ids left alone (stored final with their final cost): asked for, not fetched."""
+        if n:
+            self._tally.skipped(n)
+            log.info("skipped %d ids stored final with their final cost", n)
+            self._tally.advance(n)
+
+    def run_error(self, message: str) -> None:
+        """A failure of the run itself (a list walk that broke): logged, kept in the summary
+        and the ledger, exit 1."""
+        log.error("%s", message)
+        self._tally.run_error(message)
+
+    # -- what the fetcher, the signal handlers and `execute` tell the run
+
+    def fetched(self, row: SessionRow) -> None:
+        self._writer.add_row(row)
+        self._tally.settled(row["id"])
+
+    def not_found(self, session_id: str) -> None:
+        """The API does not know this id: it leaves the failure ledger."""
+        self._tally.not_found()
+        self._writer.add_not_found(session_id)
+        self._tally.settled(session_id)
+
+    def gone(self, session_id: str) -> None:
+        """The API itself does not know this id: mark it deleted upstream."""
+        self._writer.add_gone(session_id)
 
     def fail(self, session_id: str, reason: str) -> None:
         """This id failed: count it and record it in the failure ledger with the next batch.
@@ -214,106 +425,31 @@ class Run:
         """
         reason = visible(reason)
         log.warning("failed %s: %s", session_id, reason, extra={"session_id": session_id})
-        key = uuid.UUID(session_id).int
-        if key in self._failed_keys:  # failed again in this run: counted once
-            self.summary.failures.pop(session_id, None)
-            self.summary.add(Outcome.FAILED, -1)
-        self._failed_keys.add(key)
-        self.summary.add_failure(session_id, reason)
-        self._failures[session_id] = reason
+        self._tally.failed(session_id, reason)
+        self._writer.add_failure(session_id, reason)
+
+    async def one_done(self) -> None:
+        """A worker finished an id: write the batch if it is full, show progress."""
+        if self._writer.full():
+            await self.flush()
+        self._tally.advance(1)
+
+    async def flush(self) -> None:
+        await self._writer.flush()
+
+    def stop(self, signal_name: str) -> None:
+        """The first signal: stop taking new ids and stop retrying."""
+        self._tally.interrupted(signal_name)
+        self._stop.set()
 
     async def sleep(self, seconds: float) -> None:
         """The wait between attempts: a stop (the first signal) ends it at once, and the client
         then sends no retry."""
         try:
             async with asyncio.timeout(seconds):
-                await self.stop.wait()
+                await self._stop.wait()
         except TimeoutError:
             pass
-
-    def reject_item(self, session_id: str | None, reason: str) -> None:
-        """A list item that cannot be stored: one more id asked for, and failed. Without a
-        usable id it cannot enter the failure ledger; it is counted and logged only."""
-        self.summary.requested += 1
-        if session_id is None:
-            log.warning("failed list item: %s", reason)
-            self.summary.add(Outcome.FAILED)
-            self.unidentified += 1
-        else:
-            self.fail(session_id, reason)
-
-    async def add_rows(self, rows: list[SessionRow]) -> None:
-        """Take rows parsed elsewhere (a list page); write them once a batch is full."""
-        self.summary.requested += len(rows)
-        for row in rows:
-            self._rows.append(row)
-            self._listed.add(row["id"])
-            self._settled(row["id"])
-        if self.progress is not None and rows:
-            self.progress.advance(len(rows), failures=self.summary.counts[Outcome.FAILED])
-        if self._batch_full():
-            await self.flush()
-
-    @property
-    def retrying(self) -> set[str]:
-        """Ids in the failure ledger when the run started: always asked for."""
-        return set(self.failed_at_start)
-
-    def skip(self, n: int) -> None:
-        """`n` ids left alone (stored final with their final cost): asked for, not fetched."""
-        if n:
-            self.summary.requested += n
-            self.summary.add(Outcome.SKIPPED, n)
-            log.info("skipped %d ids stored final with their final cost", n)
-            if self.progress is not None:
-                self.progress.advance(n, failures=self.summary.counts[Outcome.FAILED])
-
-    def _batch_full(self) -> bool:
-        """Enough rows, or failures, in hand to be worth a transaction (a run where every id
-        fails must not keep all of them in memory until the end)."""
-        size = self.settings.batch_size
-        return max(len(self._rows), len(self._failures), len(self._not_found)) >= size
-
-    async def flush(self) -> None:
-        """Write what is in hand, at most `batch_size` rows a statement; one writer at a time,
-        in a thread, so the workers keep fetching (and may add rows while a batch is written)."""
-        async with self._write_lock:
-            while self._rows or self._failures or self._not_found:
-                await self._write_one_batch()
-
-    async def _write_one_batch(self) -> None:
-        if self.before_write is not None:  # before taking anything out of the batch in hand
-            await asyncio.to_thread(self.before_write)
-        size = self.settings.batch_size
-        rows, self._rows = self._rows[:size], self._rows[size:]
-        failures, self._failures = self._failures, {}
-        not_found, self._not_found = self._not_found, []
-        gone, self._gone = self._gone, []
-        listed = {row["id"] for row in rows if row["id"] in self._listed}
-        self._listed -= listed
-        result = await asyncio.to_thread(
-            self.store.write_batch,
-            rows,
-            datetime.now(UTC),
-            failures=failures,
-            resolved=not_found,
-            run_id=self.run_id,
-            listed=listed,
-            gone=gone,
-            dry_run=self.dry_run,
-        )
-        for session_id, outcome in result.outcomes.items():
-            if session_id in result.refused:
-                log.warning(
-                    "failed %s: %s",
-                    session_id,
-                    result.refused[session_id],
-                    extra={"session_id": session_id},
-                )
-                self.summary.add_failure(session_id, result.refused[session_id])
-                self._failed_keys.add(uuid.UUID(session_id).int)
-            else:
-                self.summary.add(outcome)
 
 
 def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable[[], None]:
@@ -321,12 +457,11 @@ def _install_signal_handlers(run: Run, main_task: asyncio.Task[Any]) -> Callable
     loop = asyncio.get_running_loop()
 
     def on_signal(sig: signal.Signals) -> None:
-        if run.stop.is_set():
+        if run.stopping():
             main_task.cancel()
             return
         log.warning("%s received: finishing the ids in hand, then stopping", sig.name)
-        run.summary.interrupted = sig.name
-        run.stop.set()
+        run.stop(sig.name)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
@@ -412,8 +547,8 @@ def _execute(
         failed_at_start=failed_before,
         progress=progress,
         dry_run=dry_run,
+        before_write=before_write,
     )
-    run.before_write = before_write
     started = time.monotonic()
     if dry_run:
         log.info("%s: dry run, nothing will be written", command)
@@ -426,7 +561,7 @@ def _execute(
         remove = _install_signal_handlers(run, task) if handle_signals else None
         try:
             async with SignalWireClient(
-                settings, should_stop=run.stop.is_set, sleep=run.sleep, stats=stats
+                settings, should_stop=run.stopping, sleep=run.sleep, stats=stats
             ) as client:
                 try:
                     await body(run, client)
@@ -475,7 +610,7 @@ def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
     """`ids` less those stored final with their final cost (nothing the API says can change
     them, short of a later update, which `--refresh` is for), looked up a chunk at a time so a
     streamed file stays streamed. Ids waiting in the failure ledger are always asked for."""
-    retrying = run.retrying
+    retrying = set(run.failed_at_start)
     for chunk in chunked(ids):
         exact = run.store.exact_ids(chunk) - retrying
         run.skip(len(exact))

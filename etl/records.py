@@ -23,7 +23,6 @@ from typing import Any, TypedDict, cast
 
 from .errors import PayloadError
 
-UUID_FIELDS = ("room_id",)
 STRING_FIELDS = ("name", "display_name", "quality", "layout", "status", "preview_url")
 INTEGER_FIELDS = ("max_members", "remove_after_seconds_elapsed", "duration")
 NUMBER_FIELDS = ("fps",)
@@ -46,7 +45,6 @@ LIST_ONLY_KINDS = {
     "locked_cover": "string",
 }
 
-FINAL_STATUSES = frozenset({"completed"})
 _ALIASES = {"sync_audio_video": "audio_video_sync"}  # older material's name for the same field
 
 

@@ -10,7 +10,6 @@ printable text. The data itself stays verbatim in `room_sessions`; this is for o
 
 from __future__ import annotations
 
-import logging
 import re
 
 # Bidirectional controls (Trojan Source, CVE-2021-42574): they reorder what a terminal shows.
@@ -29,26 +28,6 @@ def visible(text: str) -> str:
     bidirectional control shown as an escape; everything else, non-ASCII letters included,
     is kept as it is."""
     return _UNSAFE.sub(_escape, text)
-
-
-class VisibleFormatter(logging.Formatter):
-    """A log formatter whose lines never carry raw control characters: a message quoting a
-    hostile server cannot forge a second log line or drive the terminal. Tracebacks, which
-    come from our own code, keep their newlines."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
-        return visible(super().formatMessage(record))
-
-
-def use_visible_logs(logger: logging.Logger | None = None) -> None:
-    """Give every handler of `logger` (the root logger by default) a VisibleFormatter with the
-    format it already has."""
-    target = logger if logger is not None else logging.getLogger()
-    for handler in target.handlers:
-        current = handler.formatter
-        fmt = current._fmt if current is not None else None
-        datefmt = current.datefmt if current is not None else None
-        handler.setFormatter(VisibleFormatter(fmt, datefmt))
 
 
 # OWASP "CSV Injection": a cell starting with one of these is taken as a formula by Excel,

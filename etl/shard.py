@@ -13,14 +13,13 @@ takes K from JOB_COMPLETION_INDEX, the variable Kubernetes sets in each pod of a
 from __future__ import annotations
 
 import hashlib
-import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from .config import ENV_SHARD_INDEX, shard_index
 from .errors import InputError
 
-ENV_INDEX = "JOB_COMPLETION_INDEX"
 FROM_ENV = "index"  # the literal K of `--shard index/N`
 MAX_DIGITS = 9
 
@@ -56,15 +55,17 @@ class Shard:
 
 def parse_shard(text: str, env: Mapping[str, str] | None = None) -> Shard:
     """`K/N` (K 0-based), or `index/N` to read K from JOB_COMPLETION_INDEX."""
-    env = os.environ if env is None else env
     index_text, sep, count_text = text.strip().partition("/")
     if not sep:
         raise InputError(f"--shard must be K/N or {FROM_ENV}/N (e.g. 0/4), not {text!r}")
     count = _integer(count_text, f"--shard {text!r}: N")
     if index_text.strip() == FROM_ENV:
-        if ENV_INDEX not in env:
-            raise InputError(f"--shard {text!r} reads the shard from {ENV_INDEX}, which is not set")
-        index = _integer(env[ENV_INDEX], ENV_INDEX)
+        from_env = shard_index(env)
+        if from_env is None:
+            raise InputError(
+                f"--shard {text!r} reads the shard from {ENV_SHARD_INDEX}, which is not set"
+            )
+        index = _integer(from_env, ENV_SHARD_INDEX)
     else:
         index = _integer(index_text, f"--shard {text!r}: K")
     return Shard(index, count)

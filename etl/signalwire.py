@@ -1,9 +1,8 @@
 """The SignalWire Video REST API client: with etl/bodies.py, the only code that knows HTTP.
 
-One coroutine call per room session id, with Basic auth and tenacity retries on what a retry can
-fix (429, 500/502/503/504, connection errors, timeouts, bodies cut short or not JSON).
-`Retry-After` is honoured in both forms, capped; a zero, negative or past value is no hint and
-falls back to exponential backoff with jitter.
+One coroutine call per room session id, with Basic auth and retries on what a retry can fix
+(429, 500/502/503/504, connection errors, timeouts, bodies cut short or not JSON); the policy
+(Retry-After, backoff, when to give up) is etl/retry.py's.
 
 Bounds: `timeout` covers a whole request, from connect to the last byte (a body dripped a byte
 at a time cannot hold a run); a body over `max_body` bytes after decompression fails its id
@@ -15,39 +14,35 @@ stops with a configuration error instead of failing every id in turn.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import logging
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
+from tenacity import AsyncRetrying, RetryCallState
 
 from . import __version__
 from .bodies import check_length, decode_json, read_bounded, read_prefix
-from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host
-from .errors import ApiError, AuthError, ConfigError, NotFoundError, RoomsyncError, TransientError
+from .config import ENV_PROJECT, ENV_SPACE, ENV_TOKEN, Settings, is_loopback_host, proxy_for
+from .errors import (
+    ApiError,
+    AuthError,
+    NotFoundError,
+    RoomsyncError,
+    StoppedError,
+    TransientError,
+    UnreachableError,
+    WalkError,
+)
+from .retry import RETRY_STATUSES, Sleep, parse_retry_after, retry_kind, retrying
 
 SESSION_PATH = "/api/video/room_sessions"
 ROOMS_PATH = "/api/video/rooms"
 LOGS_PATH = "/api/video/logs"
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-MAX_BACKOFF_S = 30.0
 MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a walk
 ERROR_BODY_BYTES = 64 * 1024  # read of an error body, for its message
 # Failures that mean "no server answers there" when nothing has ever answered.
@@ -70,18 +65,6 @@ class ClientStats:
         return self.requests["429"]
 
 
-def retry_kind(exc: BaseException | None) -> str:
-    """What a retried attempt failed with: `HTTP 503`, the transport error (`ReadTimeout`,
-    `RemoteProtocolError`), or the error's own words (a body that is not JSON, a timeout)."""
-    if isinstance(exc, TransientError):
-        if exc.status is not None and exc.status != 200:
-            return f"HTTP {exc.status}"
-        if isinstance(exc.__cause__, httpx.TransportError):
-            return type(exc.__cause__).__name__
-        return str(exc)
-    return type(exc).__name__
-
-
 def _session_id_of(url: str) -> str | None:
     """The session a URL is about (by id, or its members or recordings), if any."""
     path = httpx.URL(url).path
@@ -100,51 +83,6 @@ def _what(url: str) -> str:
         return _LISTS.get(path, "the list")
     detail = path.partition(f"{session_id}/")[2]
     return f"the {detail} of session {session_id}" if detail else f"session {session_id}"
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or HTTP date); None when no hint."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        current = datetime.now(UTC).timestamp() if now is None else now
-        seconds = when.timestamp() - current
-    return seconds if seconds > 0 else None
-
-
-class RetryAfterWait(wait_base):
-    """Wait what the server asked for (capped), else fall back to backoff with jitter."""
-
-    def __init__(self, fallback: wait_base, cap: float) -> None:
-        self.fallback = fallback
-        self.cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, TransientError) and exc.retry_after is not None:
-            return min(exc.retry_after, self.cap)
-        return min(self.fallback(retry_state), self.cap)
-
-
-class _StopWhen(stop_base):
-    """Give up retrying once the run is being stopped (a signal): the id stays failed, in the
-    failure ledger, for the next run."""
-
-    def __init__(self, predicate: Callable[[], bool]) -> None:
-        self.predicate = predicate
-
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        return self.predicate()
 
 
 class RatePacer:
@@ -274,35 +212,6 @@ class _ReleasingStream(httpx.AsyncByteStream):
                 release()
 
 
-def _env_proxy_for(base_url: str) -> bool:
-    """Whether a proxy setting in the environment (HTTPS_PROXY, ALL_PROXY...) names this scheme.
-
-    httpx honours those only for its own default transport, so such runs keep it. A loopback
-    space never goes through a proxy: it is on this machine, and it may be plain http, where
-    a proxy would receive the Basic credentials in clear.
-    """
-    url = httpx.URL(base_url)
-    if is_loopback_host(url.host):
-        return False
-    proxies = urllib.request.getproxies()
-    return bool(proxies.get(url.scheme) or proxies.get("all"))
-
-
-Sleep = Callable[[float], Awaitable[None]]
-
-
-class StoppedError(ApiError):
-    """The run is stopping (a signal): the retry this id was waiting for is not sent."""
-
-
-class UnreachableError(ConfigError):
-    """No request has ever been answered: the space is wrong or down, so nothing can succeed."""
-
-
-class WalkError(ApiError):
-    """A list walk that the server would never let end (endless or empty pages)."""
-
-
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
 
@@ -326,7 +235,7 @@ class SignalWireClient:
         self.answered_ok = False  # has any request got a 200: is this really the API?
         self._api_confirmed: bool | None = None
         self.stats = ClientStats() if stats is None else stats
-        if transport is None and not _env_proxy_for(settings.base_url):
+        if transport is None and not proxy_for(settings.base_url):
             transport = LaneTransport(settings.concurrency)
         self._http = httpx.AsyncClient(
             # A transport given here never reads proxy variables; for a loopback space say so
@@ -358,14 +267,12 @@ class SignalWireClient:
         await self._http.aclose()
 
     def _retrying(self, url: str = "") -> AsyncRetrying:
-        backoff = self.settings.backoff
-        fallback = wait_exponential(multiplier=backoff, max=MAX_BACKOFF_S) + wait_random(0, backoff)
-        return AsyncRetrying(
-            stop=stop_after_attempt(self.settings.retries) | _StopWhen(self._should_stop),
-            wait=RetryAfterWait(fallback, cap=self.settings.max_retry_after),
-            retry=retry_if_exception_type(TransientError),
+        return retrying(
+            attempts=self.settings.retries,
+            backoff=self.settings.backoff,
+            max_retry_after=self.settings.max_retry_after,
+            should_stop=self._should_stop,
             sleep=self._sleep,
-            reraise=True,
             before_sleep=lambda state: self._log_retry(state, url),
         )
 
@@ -486,23 +393,28 @@ class SignalWireClient:
     ) -> AsyncGenerator[list[Any], None]:
         """Yield the `data` of each page of the list at `path`, following `links.next` as given.
 
-        `next` may be an absolute URL or a path relative to the space; paging stops when it is
-        absent or repeats. A `next` on another origin is refused: following it would send the
-        credentials there. A walk longer than `max_pages` pages, or whose pages stop bringing
-        any id not seen before in it, is a WalkError: the server would never let it end.
+        `next` may be an absolute URL or a path relative to the space; paging ends when it is
+        absent, null or empty. A walk cannot end early without saying so (a sync would take a
+        short list for the whole one): a `next` that is not a string, or that names a page
+        already read in this walk (the first one included), is a WalkError, raised after the
+        page that carried it was yielded. So is a walk longer than `max_pages` pages, or whose
+        pages stop bringing any id not seen before in it: the server would never let it end.
+        A `next` on another origin is refused: following it would send the credentials there.
         """
+        url = self._http.build_request("GET", path, params=params).url
         body = await self.get_json(path, params)
-        seen: set[str] = set()
+        read: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {_page_key(url): 1}
         ids: set[Any] = set()
         pages = 1
         without_news = 0
         while True:
-            data, next_link = _page_parts(body)
+            data, raw_next = _page_parts(body)
             before = len(ids)
             ids.update(item.get("id") for item in data if isinstance(item, dict))
             without_news = without_news + 1 if len(ids) == before else 0
             yield data
-            if not next_link:
+            next_link = _next_link(raw_next, pages)
+            if next_link is None:
                 return
             if without_news >= MAX_PAGES_WITHOUT_NEWS:
                 raise WalkError(
@@ -517,11 +429,15 @@ class SignalWireClient:
             target = self._http.base_url.join(next_link)
             if not _same_origin(target, self._http.base_url):
                 raise ApiError(f"links.next points outside the space ({target.host}); not followed")
-            if str(target) in seen:
-                return
-            seen.add(str(target))
-            body = await self.get_json(str(target))
+            earlier = read.get(_page_key(target))
+            if earlier is not None:
+                raise WalkError(
+                    f"links.next of page {pages} points back to page {earlier}, already read in "
+                    "this walk: the list loops; the walk was ended"
+                )
             pages += 1
+            read[_page_key(target)] = pages
+            body = await self.get_json(str(target))
 
     async def _get_once(self, url: str, params: dict[str, Any] | None) -> Any:
         if self._pacer is not None:
@@ -585,13 +501,30 @@ def _status_error(status: int, response: httpx.Response, detail: str) -> Roomsyn
     return ApiError(message, status)
 
 
-def _page_parts(body: Any) -> tuple[list[Any], str | None]:
-    """(data, links.next) of a list page; a body of another shape is an ApiError."""
+def _page_parts(body: Any) -> tuple[list[Any], Any]:
+    """(data, links.next as sent) of a list page; a body of another shape is an ApiError."""
     if not isinstance(body, dict) or not isinstance(body.get("data"), list):
         raise ApiError("the list response has no `data` array")
     links = body.get("links")
-    next_link = links.get("next") if isinstance(links, dict) else None
-    return body["data"], next_link if isinstance(next_link, str) and next_link else None
+    return body["data"], links.get("next") if isinstance(links, dict) else None
+
+
+def _next_link(raw: Any, page: int) -> str | None:
+    """The link to the page after `page`; None at the end (no `next`, null or empty). Any other
+    value than a string is a WalkError: the list does not say where it goes on."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise WalkError(
+            f"links.next of page {page} is not a string ({type(raw).__name__}); the walk was ended"
+        )
+    return raw
+
+
+def _page_key(url: httpx.URL) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """What names a list page: its path and its query parameters in any order (the origin is
+    the space's, checked before a link is followed)."""
+    return url.path, tuple(sorted(url.params.multi_items()))
 
 
 # The names of this machine's own loopback host. Other 127.0.0.0/8 addresses are other hosts
@@ -608,8 +541,3 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 def _same_origin(a: httpx.URL, b: httpx.URL) -> bool:
     return _origin(a) == _origin(b)
-
-
-def _reject_constant(name: str) -> Any:
-    """NaN and Infinity are not JSON (RFC 8259), and no database column can hold them."""
-    raise ValueError(f"{name} is not valid JSON")

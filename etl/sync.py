@@ -26,10 +26,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
 from .errors import ApiError, PayloadError
+from .outcomes import LIVE_UPSTREAM
 from .pipeline import Progress, Run, Summary, execute, without_exact
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import ClientStats, SignalWireClient
@@ -103,9 +104,6 @@ class Probe(StrEnum):
     BY_ID = "by-id"
 
 
-IN_PROGRESS = "in-progress"  # the list's documented status filter value for live sessions
-
-
 @dataclass
 class Plan:
     """Where the list walk may stop (None: walk every page) and how to see older live rows."""
@@ -161,6 +159,72 @@ def _parse_list_item(run: Run, listing: Listing, item: Any) -> SessionRow | None
         return None
 
 
+class PagePolicy(Protocol):
+    """What a list walk keeps of each page, and whether it may stop before the list's end."""
+
+    def keep(self, run: Run, page: list[Any]) -> list[SessionRow]:
+        """The rows of `page` to store (items that cannot be stored are the run's to count)."""
+        ...
+
+    def done(self) -> bool:
+        """Whether the walk has all it came for (asked after each page is stored)."""
+        ...
+
+
+async def walk(
+    run: Run,
+    client: SignalWireClient,
+    policy: PagePolicy,
+    page_size: int,
+    what: str = "listing sessions",
+    **filters: str,
+) -> bool:
+    """Walk the list (with `filters`, e.g. the in-progress filter) and store what `policy`
+    keeps of each page, until the list's end or until the policy is done. Returns whether the
+    walk ended as planned: False when it broke (a run error, `what` failed: the sync exits 1;
+    see SignalWireClient.list_room_sessions for a walk that cannot end) or the run is stopping.
+    """
+    try:
+        async for page in client.list_room_sessions(page_size=page_size, **filters):
+            await run.add_rows(policy.keep(run, page))
+            if run.stopping():
+                return False
+            if policy.done():
+                break
+    except ApiError as exc:
+        run.run_error(f"{what} failed: {exc}")
+        return False
+    return True
+
+
+@dataclass
+class NewestFirst:
+    """A sync's policy: parse every item; store each id once in the run (`taken`, shared by
+    its walks), while every item counts for the order and the stop; done once the walk is
+    past `listing.stop_before`, newest first."""
+
+    listing: Listing
+    taken: set[str]
+
+    def keep(self, run: Run, page: list[Any]) -> list[SessionRow]:
+        rows: list[SessionRow] = []
+        for item in page:
+            row = _parse_list_item(run, self.listing, item)
+            if row is None:
+                continue
+            self.listing.observe(row["created_at"])
+            if row["id"] not in self.taken:
+                self.taken.add(row["id"])
+                rows.append(row)
+        return rows
+
+    def done(self) -> bool:
+        if self.listing.past_watermark():
+            self.listing.stopped_early = True
+            return True
+        return False
+
+
 async def _walk(
     run: Run,
     client: SignalWireClient,
@@ -169,31 +233,9 @@ async def _walk(
     taken: set[str],
     **filters: str,
 ) -> bool:
-    """Walk the list (with `filters`, e.g. the in-progress filter) and store what it returns,
-    until its end or, newest first, past `listing.stop_before`. Items already taken in this run
-    by another walk still count for the order and the stop, but are stored once. Returns
-    whether the walk ended as planned (not broken, not stopped by a signal)."""
-    try:
-        async for page in client.list_room_sessions(page_size=page_size, **filters):
-            rows: list[SessionRow] = []
-            for item in page:
-                row = _parse_list_item(run, listing, item)
-                if row is None:
-                    continue
-                listing.observe(row["created_at"])
-                if row["id"] not in taken:
-                    taken.add(row["id"])
-                    rows.append(row)
-            await run.add_rows(rows)
-            if run.stop.is_set():
-                return False
-            if listing.past_watermark():
-                listing.stopped_early = True
-                break
-    except ApiError as exc:
-        what = "listing live sessions" if filters else "listing sessions"
-        run.summary.errors.append(f"{what} failed: {exc}")
-        log.error("%s failed: %s", what, exc)
+    """A sync's walk (see `NewestFirst`); the listing is complete when it ended as planned."""
+    what = "listing live sessions" if filters else "listing sessions"
+    if not await walk(run, client, NewestFirst(listing, taken), page_size, what, **filters):
         return False
     listing.completed = True
     return True
@@ -254,7 +296,13 @@ def plan_walk(
 
 
 async def _probe(
-    run: Run, client: SignalWireClient, plan: Plan, listing: Listing, taken: set[str], size: int
+    run: Run,
+    client: SignalWireClient,
+    store: Store,
+    plan: Plan,
+    listing: Listing,
+    taken: set[str],
+    size: int,
 ) -> int:
     """Look at the live rows older than the walk as planned; move the walk's stop so that it
     lists every one of them that ended. Returns the in-progress filter's items."""
@@ -263,7 +311,7 @@ async def _probe(
     old_live = sorted(plan.old_live, key=lambda row: row.created_at)
     if plan.probe == Probe.FILTER:
         live = Listing(stop_before=None, previous_watermark=None)
-        if await _walk(run, client, live, size, taken, status=IN_PROGRESS):
+        if await _walk(run, client, live, size, taken, status=LIVE_UPSTREAM):
             ended = [row for row in old_live if row.id not in taken]
         else:
             ended = old_live  # the filter failed: walk down to all of them instead
@@ -273,7 +321,7 @@ async def _probe(
     if plan.probe == Probe.BY_ID:
         await run.fetch_ids(client, [row.id for row in old_live])
         probed = {row.id for row in old_live}
-        completed = [row for row in run.store.open_rows() if not row.live and row.id in probed]
+        completed = [row for row in store.open_rows() if not row.live and row.id in probed]
         if completed:
             listing.reach_back_to(completed[0].created_at)
         return 0
@@ -286,7 +334,7 @@ def _still_to_fetch(
 ) -> list[str]:
     """What only get-by-id can settle now: failed ids and live rows no walk returned, and rows
     waiting for their cost that a finished walk passed without seeing (deleted, most likely)."""
-    done = taken | run.fetched_by_id
+    done = taken | run.fetched_ids()
     ids = [i for i in run.failed_at_start if i not in done]
     for row in open_rows:
         if row.id in done:
@@ -340,21 +388,21 @@ def run_sync(
         async def body(run: Run, client: SignalWireClient) -> None:
             if progress is not None:
                 progress.start(None)  # the list's length is unknown until it is walked
-            run.track_fetched = True
+            run.keep_fetched_ids()
             open_rows = store.open_rows()
             plan = plan_walk(store, open_rows, previous, overlap, page_size, full)
             listing.stop_before = plan.stop_before
             result.probe = plan.probe
             taken: set[str] = set()
-            result.live_listed = await _probe(run, client, plan, listing, taken, page_size)
-            if run.stop.is_set():
+            result.live_listed = await _probe(run, client, store, plan, listing, taken, page_size)
+            if run.stopping():
                 return
             await _walk(run, client, listing, page_size, taken)
-            if run.stop.is_set():
+            if run.stopping():
                 return
             ids = _still_to_fetch(run, open_rows, taken, listing)
             await run.fetch_ids(client, ids)
-            result.refreshed = len(run.fetched_by_id)
+            result.refreshed = len(run.fetched_ids())
 
         def finish(_run: Run) -> dict[str, Any]:
             return {
@@ -399,10 +447,11 @@ def run_via_list(
         wanted = {uuid.UUID(session_id).int for session_id in ids}
         if progress is not None:
             progress.start(len(wanted))
-        taken = await _walk_for(run, client, wanted, page_size)  # progress: Run.add_rows
-        if run.stop.is_set():
+        policy = Wanted(wanted)
+        await walk(run, client, policy, page_size)  # progress: Run.add_rows
+        if run.stopping():
             return
-        rest = (session_id for session_id in ids if uuid.UUID(session_id).int not in taken)
+        rest = (session_id for session_id in ids if uuid.UUID(session_id).int not in policy.taken)
         unique = _once(rest)
         await run.fetch_ids(client, unique if refresh else without_exact(run, unique))
 
@@ -427,32 +476,30 @@ def _once(ids: Iterable[str]) -> Iterator[str]:
             yield session_id
 
 
-async def _walk_for(
-    run: Run, client: SignalWireClient, wanted: set[int], page_size: int
-) -> set[int]:
-    """Walk the list to its end, or until every wanted id was seen; store the wanted items.
-    Returns the ids (as integers) that were seen. Items not wanted are not parsed at all."""
-    taken: set[int] = set()
-    try:
-        async for page in client.list_room_sessions(page_size=page_size):
-            rows: list[SessionRow] = []
-            for item in page:
-                key = _wanted_key(item, wanted)
-                if key is None or key in taken:
-                    continue
-                taken.add(key)
-                session_id = str(uuid.UUID(int=key))
-                try:
-                    rows.append(parse_session(item, session_id))
-                except PayloadError as exc:
-                    run.reject_item(session_id, str(exc))
-            await run.add_rows(rows)
-            if run.stop.is_set() or len(taken) >= len(wanted):
-                break
-    except ApiError as exc:
-        run.summary.errors.append(f"listing sessions failed: {exc}")
-        log.error("listing sessions failed: %s", exc)
-    return taken
+@dataclass
+class Wanted:
+    """A list backfill's policy: store the wanted items only (the others are not parsed at
+    all), each once; done once every wanted id was seen. `taken`: the ids (as integers) seen."""
+
+    wanted: set[int]
+    taken: set[int] = field(default_factory=set)
+
+    def keep(self, run: Run, page: list[Any]) -> list[SessionRow]:
+        rows: list[SessionRow] = []
+        for item in page:
+            key = _wanted_key(item, self.wanted)
+            if key is None or key in self.taken:
+                continue
+            self.taken.add(key)
+            session_id = str(uuid.UUID(int=key))
+            try:
+                rows.append(parse_session(item, session_id))
+            except PayloadError as exc:
+                run.reject_item(session_id, str(exc))
+        return rows
+
+    def done(self) -> bool:
+        return len(self.taken) >= len(self.wanted)
 
 
 def _wanted_key(item: Any, wanted: set[int]) -> int | None:

@@ -304,6 +304,28 @@ class EndlessPages(Behaviour):
         Raw(json.dumps(page).encode()).respond(conn, request)
 
 
+@dataclass
+class ScriptedPages(Behaviour):
+    """List pages chosen by the request's `page_token` ("" for the first page): each token's
+    items and the raw `links.next` to send with them -- any JSON value, so a test can send a
+    `next` that loops back or is not a string; `None` sends no `next` (the end). A dict instead
+    of the pair is sent as the whole body."""
+
+    pages: Mapping[str, tuple[list[dict[str, Any]], Any] | dict[str, Any]]
+
+    def respond(self, conn: Connection, request: Request) -> None:
+        token = parse_qs(request.query).get("page_token", [""])[0]
+        page = self.pages.get(token, ([], None))
+        if isinstance(page, dict):
+            body = page
+        else:
+            items, next_link = page
+            body = {"links": {"self": f"{request.path}?{request.query}"}, "data": items}
+            if next_link is not None:
+                body["links"]["next"] = next_link
+        Raw(json.dumps(body).encode()).respond(conn, request)
+
+
 class Normal(Behaviour):
     """What the real API would answer: the session by id (404 if unknown) or a list page."""
 

@@ -134,3 +134,20 @@ def test_a_failure_counts_for_its_run_even_if_another_run_fails_the_same_id(
     summary = execute("backfill", settings, Store(engine), body)
     assert summary.counts["failed"] == 1 and summary.exit_code == 1
     assert summary.to_dict()["failed_ids"] == [session_id]
+
+
+def test_the_tally_counts_an_id_failed_twice_once_and_a_settled_one_not_at_all() -> None:
+    from etl.pipeline import Summary, Tally
+
+    summary = Summary()
+    tally = Tally(summary, progress=None)
+    a, b = "00000000-0000-4000-8000-00000000000a", "00000000-0000-4000-8000-00000000000b"
+    tally.asked(2)
+    tally.failed(a, "HTTP 500")
+    tally.failed(a, "HTTP 502")  # failed again in the same run
+    tally.failed(b, "HTTP 500")
+    assert summary.counts["failed"] == 2 and summary.failures == {a: "HTTP 502", b: "HTTP 500"}
+    tally.settled(b)  # then stored (a list walk brought it)
+    assert summary.counts["failed"] == 1 and summary.failures == {a: "HTTP 502"}
+    tally.settled(b)  # settling twice undoes nothing more
+    assert summary.counts["failed"] == 1 and summary.exit_code == 1

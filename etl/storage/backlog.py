@@ -18,7 +18,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..records import FINAL_STATUSES
+from ..outcomes import FINAL_STATUSES
 from .schema import room_sessions
 from .sql import chunked, read_rows
 

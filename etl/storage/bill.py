@@ -36,8 +36,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import CLOCK_SKEW
-from ..outcomes import Outcome
-from ..records import FINAL_STATUSES
+from ..outcomes import FINAL_STATUSES, Outcome
 from .dberrors import database_error, describe_error, map_errors
 from .ledger import ERROR_MAX_CHARS
 from .schema import (

@@ -25,14 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from ..config import GROUPINGS, TIME_GROUPINGS
-from ..outcomes import RunOutcome
-from ..records import FINAL_STATUSES
+from ..outcomes import FINAL_STATUSES, LIVE_UPSTREAM, RunOutcome, SessionStatus
 from .dberrors import map_errors
 from .ledger import COUNT_COLUMNS
 from .migrate import require_head, revision_of
 from .schema import room_sessions, sync_detail_failures, sync_failures, sync_runs
 
-LIVE_STATUS = "in-progress"
+LIVE_STATUS = LIVE_UPSTREAM  # live upstream (see etl.outcomes on the two meanings of live)
 NO_ROOM = "(no room)"
 NO_STATUS = "(none)"
 JSON_KEYS = (
@@ -184,8 +183,12 @@ def build_query(
         columns.append(_room_name(inner.c.grp))
     columns += [
         sa.func.count(),
-        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "completed"), 1), else_=0)),
-        sa.func.sum(sa.case((sa.and_(kept, inner.c.status == "in-progress"), 1), else_=0)),
+        sa.func.sum(
+            sa.case((sa.and_(kept, inner.c.status == SessionStatus.COMPLETED), 1), else_=0)
+        ),
+        sa.func.sum(
+            sa.case((sa.and_(kept, inner.c.status == SessionStatus.IN_PROGRESS), 1), else_=0)
+        ),
         sa.func.sum(inner.c.duration),
         sa.func.count(inner.c.duration),
         sa.func.sum(_summable_cost(final_cost, dialect)),
@@ -193,7 +196,9 @@ def build_query(
         sa.func.sum(
             sa.case(
                 (
-                    sa.and_(kept, inner.c.status == "completed", sa.not_(inner.c.cost_final)),
+                    sa.and_(
+                        kept, inner.c.status == SessionStatus.COMPLETED, sa.not_(inner.c.cost_final)
+                    ),
                     1,
                 ),
                 else_=0,

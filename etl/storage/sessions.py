@@ -33,8 +33,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import CLOCK_SKEW
-from ..outcomes import Outcome
-from ..records import FINAL_STATUSES, LIST_ONLY_FIELDS, SessionRow
+from ..outcomes import FINAL_STATUSES, Outcome
+from ..records import LIST_ONLY_FIELDS, SessionRow
 from . import ledger
 from .dberrors import database_error, describe_error, map_errors
 from .schema import UTCDateTime, room_sessions
