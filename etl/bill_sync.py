@@ -123,8 +123,12 @@ class BillFetch:
         should_stop: Callable[[], bool] = lambda: False,
         dry_run: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
+        """`on_error` takes the failures of a walk (rooms, logs) as the run's own errors
+        (logged, kept in the ledger); without it they are logged and kept in the summary."""
         self.store = store
+        self.on_error = on_error
         self.client = client
         self.run_id = run_id
         self.concurrency = concurrency
@@ -145,22 +149,29 @@ class BillFetch:
     # ------------------------------------------------------------------ details
 
     def due(
-        self, session_ids: Sequence[str] | None = None, *, refresh: bool = False
+        self,
+        session_ids: Sequence[str] | None = None,
+        *,
+        refresh: bool = False,
+        failed: bool = True,
     ) -> dict[str, set[str]]:
-        """The details to ask for (the storage's rule, `detail_due`), with every pair in the
-        detail failure ledger whose session is still stored completed."""
+        """The details to ask for (the storage's rule, `detail_due`; `session_ids` None: every
+        stored session), with `failed` every pair in the detail failure ledger whose session is
+        still stored completed."""
         kinds = self.detail_kinds
         if not kinds:
             return {}
         now = self.clock()
-        due = self.store.detail_due(kinds, now, DETAIL_SETTLE, session_ids, refresh=refresh)
-        failed = [
-            (sid, kind) for sid, kind in self.store.pending_detail_failures() if kind in kinds
-        ]
-        if failed:
-            retry = sorted({sid for sid, _ in failed})
+        due: dict[str, set[str]] = {}
+        if session_ids is None or session_ids:
+            due = self.store.detail_due(kinds, now, DETAIL_SETTLE, session_ids, refresh=refresh)
+        if not failed:
+            return due
+        pairs = [(sid, kind) for sid, kind in self.store.pending_detail_failures() if kind in kinds]
+        if pairs:
+            retry = sorted({sid for sid, _ in pairs})
             eligible = self.store.detail_due(kinds, now, DETAIL_SETTLE, retry, refresh=True)
-            for sid, kind in failed:
+            for sid, kind in pairs:
                 if sid in eligible:
                     due.setdefault(sid, set()).add(kind)
         return due
@@ -353,6 +364,9 @@ class BillFetch:
 
     def _error(self, message: str) -> None:
         message = visible(message)
+        if self.on_error is not None:
+            self.on_error(message)
+            return
         log.error("%s", message)
         self.summary.errors.append(message)
 
