@@ -24,12 +24,14 @@ line, no SIGINT/SIGTERM handler is installed: signals stay the host process's bu
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from .config import (
     DEFAULT_OVERLAP,
+    DETAILS,
     MAX_PAGE_SIZE,
+    SYNC_PARTS,
     Settings,
     check_bound,
     database_url,
@@ -77,6 +79,7 @@ def backfill(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    with_parts: Collection[str] = DETAILS,
 ) -> dict[str, Any]:
     """Fetch and store these ids, as `roomsync backfill` does with a file of them.
 
@@ -84,6 +87,7 @@ def backfill(
     `skip_invalid`); duplicates are fetched once. `shard` ("K/N", "index/N" or a Shard) keeps
     only that shard of the ids, `retry_failed` also retries the ids of the failure ledger.
     Ids stored final with their final cost are counted `skipped` unless `refresh`.
+    `with_parts` (`--with`): the details of the completed sessions to fetch as well.
     The ids are held in memory: for a file of millions, use `backfill_file`.
     """
     from .idfiles import read_ids
@@ -95,6 +99,7 @@ def backfill(
         retry_failed=retry_failed,
         refresh=refresh,
         raise_on_failure=raise_on_failure,
+        with_parts=with_parts,
     )
 
 
@@ -107,6 +112,7 @@ def backfill_file(
     skip_invalid: bool = False,
     refresh: bool = False,
     raise_on_failure: bool = False,
+    with_parts: Collection[str] = DETAILS,
 ) -> dict[str, Any]:
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
     line streams it, so the file's size does not matter."""
@@ -121,6 +127,7 @@ def backfill_file(
             retry_failed=retry_failed,
             refresh=refresh,
             raise_on_failure=raise_on_failure,
+            with_parts=with_parts,
         )
     finally:
         source.close()
@@ -133,6 +140,7 @@ def sync(
     overlap_hours: float = DEFAULT_OVERLAP.total_seconds() / 3600,
     page_size: int = MAX_PAGE_SIZE,
     raise_on_failure: bool = False,
+    with_parts: Collection[str] = SYNC_PARTS,
 ) -> dict[str, Any]:
     """One `roomsync sync`: the list first, then by id only what the list could not settle
     (etl/sync.py). When another sync holds the lock, returns `{"skipped": True, ...}` (exit
@@ -147,7 +155,12 @@ def sync(
     settings = settings if settings is not None else settings_from_env()
     with Store.open(settings.database_url) as store:
         result = run_sync(
-            settings, store, full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size
+            settings,
+            store,
+            full=full,
+            overlap=timedelta(hours=overlap_hours),
+            page_size=page_size,
+            with_parts=with_parts,
         )
     return _finish(result.to_dict(), result.exit_code, "sync", raise_on_failure)
 
@@ -160,6 +173,7 @@ def _backfill(
     retry_failed: bool,
     refresh: bool,
     raise_on_failure: bool,
+    with_parts: Collection[str],
 ) -> dict[str, Any]:
     from .pipeline import run_ids
     from .storage import Store
@@ -175,6 +189,7 @@ def _backfill(
             retry_failed=retry_failed,
             shard=chosen,
             skip_exact=not refresh,
+            with_parts=with_parts,
         )
     return _finish(summary.to_dict(), summary.exit_code, "backfill", raise_on_failure)
 

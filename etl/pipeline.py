@@ -652,9 +652,10 @@ async def fetch_details_of(
     stored completed and due by the storage's rule, or all of them with `refresh` (`fetch`,
     `backfill --refresh`); with `retry_failed`, the details in the detail failure ledger too
     (of this shard only, with `shard`). `ids` is read again, a chunk at a time."""
-    fetch = bill_for(run, client, settings, [p for p in parts if p in DETAILS])
-    if not fetch.detail_kinds or run.stopping():
-        return
+    kinds = [part for part in parts if part in DETAILS]
+    if not kinds or run.stopping():
+        return  # `--with none`: the summary has no `bill`
+    fetch = bill_for(run, client, settings, kinds)
     if retry_failed:
         due = fetch.due([], failed=True)
         if shard is not None:
