@@ -616,9 +616,14 @@ def _record_end(
 
 
 def bill_for(
-    run: Run, client: SignalWireClient, settings: Settings, parts: Collection[str]
+    run: Run,
+    client: SignalWireClient,
+    settings: Settings,
+    parts: Collection[str],
+    now: datetime | None = None,
 ) -> BillFetch:
-    """The bill's side of this run (etl.bill_sync), counted in the run's summary."""
+    """The bill's side of this run (etl.bill_sync), counted in the run's summary; `now` fixes
+    its clock (a simulation's virtual time), else it reads this machine's."""
     fetch = BillFetch(
         run.store,
         client,
@@ -629,6 +634,7 @@ def bill_for(
         should_stop=run.stopping,
         dry_run=run.summary.dry_run,
         on_error=run.run_error,
+        **({} if now is None else {"clock": lambda: now}),
     )
     run.summary.bill = fetch.summary
     return fetch

@@ -416,7 +416,7 @@ def run_sync(
             ids = _still_to_fetch(run, open_rows, taken, listing)
             await run.fetch_ids(client, ids)
             result.refreshed = len(run.fetched_ids())
-            await _sync_bill(run, client, settings, with_parts, overlap, full)
+            await _sync_bill(run, client, settings, with_parts, overlap, full, now)
 
         def finish(_run: Run) -> dict[str, Any]:
             return {
@@ -446,11 +446,12 @@ async def _sync_bill(
     parts: Collection[str],
     overlap: timedelta,
     full: bool,
+    now: datetime | None,
 ) -> None:
     """The rest of the bill, after the sessions: due details, rooms, charges."""
     if not parts or run.stopping():
         return
-    fetch = bill_for(run, client, settings, parts)
+    fetch = bill_for(run, client, settings, parts, now)
     await fetch.fetch_details(fetch.due())
     if "rooms" in parts and not run.stopping():
         await fetch.sync_rooms()
