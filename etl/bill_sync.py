@@ -84,6 +84,20 @@ class BillSummary:
     def failed(self) -> bool:
         return bool(self.detail_failed or self.errors)
 
+    def describe(self) -> str:
+        """One line for the log: details asked and failed, items per part."""
+        parts = "; ".join(
+            f"{part} " + ", ".join(f"{n} {o}" for o, n in sorted(self.items[part].items()))
+            for part in PARTS
+            if part in self.parts and self.items[part]
+        )
+        gone = f"; {self.rooms_gone} rooms gone" if self.rooms_gone else ""
+        return (
+            f"bill: {self.details_asked} details asked, {self.detail_failed} failed"
+            + (f"; {parts}" if parts else "")
+            + gone
+        )
+
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
             "with": sorted(self.parts),
@@ -124,11 +138,13 @@ class BillFetch:
         dry_run: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_error: Callable[[str], None] | None = None,
+        before_write: Callable[[], None] | None = None,
     ) -> None:
         """`on_error` takes the failures of a walk (rooms, logs) as the run's own errors
         (logged, kept in the ledger); without it they are logged and kept in the summary."""
         self.store = store
         self.on_error = on_error
+        self.before_write = before_write  # raises to stop before a write (a sync's lost lock)
         self.client = client
         self.run_id = run_id
         self.concurrency = concurrency
@@ -236,6 +252,7 @@ class BillFetch:
             self._items = 0
             if not details and not failures:
                 return
+            await self._check_lock()
             now = self.clock()
             if not details:
                 await asyncio.to_thread(
@@ -276,6 +293,7 @@ class BillFetch:
             self._error(f"listing rooms failed: {exc}")
             return
         now = self.clock()
+        await self._check_lock()
         gone = await asyncio.to_thread(
             self.store.mark_rooms_gone, listed, now, dry_run=self.dry_run
         )
@@ -326,6 +344,7 @@ class BillFetch:
             newest if previous is None or (newest is not None and newest > previous) else previous
         )
         if moment is not None:
+            await self._check_lock()
             await asyncio.to_thread(
                 self.store.set_cursor, CHARGES_CURSOR, moment, now, dry_run=self.dry_run
             )
@@ -349,11 +368,16 @@ class BillFetch:
     async def _write(self, part: str, write: Any, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
+        await self._check_lock()
         written = await asyncio.to_thread(write, rows, self.clock(), dry_run=self.dry_run)
         self.summary.items[part].update(written.counts())
         for row_id, reason in written.refused.items():
             log.warning("failed %s item %s: %s", part, row_id, reason)
             self.summary.errors.append(f"{part}: {row_id}: {reason}")
+
+    async def _check_lock(self) -> None:
+        if self.before_write is not None:
+            await asyncio.to_thread(self.before_write)
 
     def _item_failed(self, part: str, reason: str) -> None:
         reason = visible(reason)

@@ -621,6 +621,7 @@ def bill_for(
     settings: Settings,
     parts: Collection[str],
     now: datetime | None = None,
+    before_write: Callable[[], None] | None = None,
 ) -> BillFetch:
     """The bill's side of this run (etl.bill_sync), counted in the run's summary; `now` fixes
     its clock (a simulation's virtual time), else it reads this machine's."""
@@ -634,6 +635,7 @@ def bill_for(
         should_stop=run.stopping,
         dry_run=run.summary.dry_run,
         on_error=run.run_error,
+        before_write=before_write,
         **({} if now is None else {"clock": lambda: now}),
     )
     run.summary.bill = fetch.summary
@@ -669,8 +671,9 @@ async def fetch_details_of(
         await fetch.fetch_details(due)
     for chunk in chunked(ids, DETAIL_CHUNK):
         if run.stopping():
-            return
+            break
         await fetch.fetch_details(fetch.due(chunk, refresh=refresh, failed=False))
+    log.info("%s", fetch.summary.describe())
 
 
 def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -416,7 +416,7 @@ def run_sync(
             ids = _still_to_fetch(run, open_rows, taken, listing)
             await run.fetch_ids(client, ids)
             result.refreshed = len(run.fetched_ids())
-            await _sync_bill(run, client, settings, with_parts, overlap, full, now)
+            await _sync_bill(run, client, settings, with_parts, overlap, full, now, lock_check)
 
         def finish(_run: Run) -> dict[str, Any]:
             return {
@@ -447,16 +447,19 @@ async def _sync_bill(
     overlap: timedelta,
     full: bool,
     now: datetime | None,
+    before_write: Callable[[], None] | None,
 ) -> None:
-    """The rest of the bill, after the sessions: due details, rooms, charges."""
+    """The rest of the bill, after the sessions: due details, rooms, charges (each write
+    after `before_write`, the lock check)."""
     if not parts or run.stopping():
         return
-    fetch = bill_for(run, client, settings, parts, now)
+    fetch = bill_for(run, client, settings, parts, now, before_write)
     await fetch.fetch_details(fetch.due())
     if "rooms" in parts and not run.stopping():
         await fetch.sync_rooms()
     if "charges" in parts and not run.stopping():
         await fetch.sync_charges(overlap, full=full)
+    log.info("%s", fetch.summary.describe())
 
 
 def run_via_list(
