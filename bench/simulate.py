@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import collections
 import heapq
 import json
 import logging
@@ -51,7 +52,8 @@ from click.testing import CliRunner
 import etl
 from etl.cli import main as cli_main
 from etl.config import Settings
-from etl.fake_api import FakeSignalWire, generate_sessions
+from etl.fake_api import FakeSignalWire, generate_account, generate_sessions
+from etl.fake_api import data as bill_data
 from etl.fake_api.faults import Response, _json_bytes
 from etl.storage.migrate import upgrade
 
@@ -75,6 +77,12 @@ class Life:
     end: datetime
     deleted: datetime | None
     final_cost: float
+    members: int = 1  # attendance intervals, joined one minute apart from the start
+    recorded: bool = False  # one recording from the start to the end
+
+    @property
+    def id_int(self) -> int:
+        return uuid.UUID(self.id).int
 
 
 @dataclass(order=True)
@@ -102,11 +110,34 @@ class Account(FakeSignalWire):
         self.deleted: dict[str, datetime] = {}  # id -> created, of sessions deleted upstream
         self.list_pages = 0
         self.filter_pages = 0
+        self.bill_requests: collections.Counter[str] = collections.Counter()
+        self.log_order: list[dict[str, Any]] = []  # log entries, newest created first
+        self.log_of_session: dict[str, dict[str, Any]] = {}
+        self.load_rooms()
 
     # --------------------------------------------------------------- the virtual clock
 
+    def begin_request(self, path: str) -> None:
+        super().begin_request(path)
+        if path.endswith("/members"):
+            self.bill_requests["members"] += 1
+        elif path.endswith("/recordings"):
+            self.bill_requests["recordings"] += 1
+        elif path == "/api/video/rooms":
+            self.bill_requests["rooms"] += 1
+        elif path == "/api/video/logs":
+            self.bill_requests["logs"] += 1
+
+    def load_rooms(self) -> None:
+        """The rooms of a small generated account (the sessions here name none by id)."""
+        for room in generate_account(20, seed=3, now=T0).rooms:
+            self.add_room(room)
+
     def advance(self, now: datetime, previous: datetime | None) -> int:
-        """Apply every event up to `now`; return the floor for a sync run now."""
+        """Apply every event up to `now`; return the floor for a sync run now (the sessions'
+        list pages; the bill's floor is counted in `self.bill_floor`)."""
+        self.completed_now = 0
+        self.new_entries = 0
         created: list[dict[str, Any]] = []
         changed: list[datetime] = []  # created_at of sessions changed since `previous`
         removed = False
@@ -117,13 +148,16 @@ class Account(FakeSignalWire):
                 session = self._live_body(life)
                 self.sessions[life.id] = session
                 created.append(session)
+                self._bill_created(session, life)
             elif event.kind == 1:
                 self._complete(self.sessions[life.id], life)
+                self._bill_completed(self.sessions[life.id], life)
                 if previous is not None and life.created <= previous:
                     changed.append(life.created)
             else:
                 del self.sessions[life.id]
                 self.deleted[life.id] = life.created
+                self._bill_deleted(life, event.at)
                 removed = True
                 if previous is not None and life.created <= previous:
                     changed.append(life.created)
@@ -169,6 +203,68 @@ class Account(FakeSignalWire):
             cost_in_dollars=life.final_cost,
         )
 
+    # --------------------------------------------------------------- the rest of the bill
+
+    def _bill_created(self, session: dict[str, Any], life: Life) -> None:
+        start = life.created + timedelta(seconds=5)
+        self.members[life.id] = [
+            bill_data.new_member(
+                str(uuid.UUID(int=life.id_int + n + 1)),
+                life.id,
+                f"guest {n}",
+                min(start + timedelta(minutes=n), life.end),
+            )
+            for n in range(life.members)
+        ]
+        if life.recorded:
+            recording_id = str(uuid.UUID(int=life.id_int + 1000))
+            self.recordings[life.id] = [bill_data.new_recording(recording_id, life.id, start)]
+        entry = bill_data.log_entry(str(uuid.UUID(int=life.id_int + 2000)), session, [])
+        self.logs[entry["id"]] = entry
+        self.log_of_session[life.id] = entry
+        self.log_order.insert(0, entry)  # events come in time order: newest first
+        self.new_entries += 1
+
+    def _bill_completed(self, session: dict[str, Any], life: Life) -> None:
+        for member in self.members.get(life.id, []):
+            bill_data.end_member(member, life.end)
+        for recording in self.recordings.get(life.id, []):
+            bill_data.end_recording(recording, life.end, session.get("quality"))
+        session["cost_in_dollars"] = bill_data.money(
+            sum(m["cost_in_dollars"] for m in self.members.get(life.id, []))
+        )
+        bill_data.refresh_log(
+            self.log_of_session[life.id], session, self.recordings.get(life.id, [])
+        )
+        self.completed_now += 1
+
+    def _bill_deleted(self, life: Life, at: datetime) -> None:
+        """A session deleted upstream: its log entry is deleted with it."""
+        entry = self.log_of_session[life.id]
+        self.discarded_logs[entry["id"]] = bill_data.iso(at)
+
+    def _logs_listed(self, params: dict[str, str]) -> list[dict[str, Any]] | Response:
+        """The logs newest first (kept in order as they are made), `created_after` by
+        bisection, deleted entries as {id, discarded_at, created_at} (include_deleted)."""
+        after = params.get("created_after")
+        entries = self.log_order
+        if after is not None:
+            bound = datetime.fromisoformat(after.replace("Z", "+00:00"))
+            keys = [-bill_data.parse_time(e["created_at"]).timestamp() for e in entries]
+            entries = entries[: bisect.bisect_left(keys, -bound.timestamp())]
+            entries = [e for e in entries if bill_data.parse_time(e["created_at"]) > bound]
+        deleted = params.get("include_deleted") == "true"
+        listed = []
+        for entry in entries:
+            gone = self.discarded_logs.get(entry["id"])
+            if gone is None:
+                listed.append(dict(entry))
+            elif deleted:
+                listed.append(
+                    {"id": entry["id"], "discarded_at": gone, "created_at": entry["created_at"]}
+                )
+        return listed
+
     # --------------------------------------------------------------- the list endpoint
 
     def _list_response(self, path: str, query: str, *, bad_types: bool) -> Response:
@@ -210,9 +306,9 @@ def make_lives(args: argparse.Namespace, rng: random.Random) -> list[Life]:
         if rng.random() < args.deleted_share and end > T0:  # deleted while live, upstream
             deleted = max(created, T0) + (end - max(created, T0)) * rng.random()
         cost = round(minutes * 0.004 * rng.randint(1, 12), 4)
-        lives.append(
-            Life(str(uuid.UUID(int=rng.getrandbits(128), version=4)), created, end, deleted, cost)
-        )
+        session_id = str(uuid.UUID(int=rng.getrandbits(128) >> 16 << 16, version=4))
+        members, recorded = rng.randint(1, 8), rng.random() < 0.2
+        lives.append(Life(session_id, created, end, deleted, cost, members, recorded))
     return lives
 
 
@@ -226,10 +322,75 @@ class Check:
     wrong_cost: int = 0
     pending: int = 0
     unmarked: int = 0
+    bill_wrong: dict[str, int] = field(default_factory=dict)  # per bill table: rows not exact
 
     @property
     def exact(self) -> bool:
-        return not (self.missing or self.stale or self.wrong_cost or self.unmarked)
+        bill = sum(self.bill_wrong.values())
+        return not (self.missing or self.stale or self.wrong_cost or self.unmarked or bill)
+
+
+def check_bill(db: Path, account: Account, parts: frozenset[str]) -> dict[str, int]:
+    """Rows of the four bill tables that differ from the account now (missing, extra or
+    wrong): members and recordings of every completed session, every log entry (charge,
+    status, deleted or not), every room."""
+    conn = sqlite3.connect(db)
+    try:
+        members = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, room_session_id, duration, cost_in_dollars FROM room_session_members"
+            )
+        }
+        recordings = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, room_session_id, status, duration, cost_in_dollars FROM room_recordings"
+            )
+        }
+        charges = {
+            r[0]: r[1:]
+            for r in conn.execute(
+                "SELECT id, charge, status, discarded_at IS NOT NULL FROM video_charges"
+            )
+        }
+        rooms = {r[0]: r[1] for r in conn.execute("SELECT id, deleted_at IS NOT NULL FROM rooms")}
+    finally:
+        conn.close()
+    wrong: dict[str, int] = {}
+    done = [i for i, s in account.sessions.items() if s["status"] == "completed"]
+    if "members" in parts:
+        expected = {
+            m["id"]: (i, m["duration"], m["cost_in_dollars"])
+            for i in done
+            for m in account.members.get(i, [])
+        }
+        wrong["members"] = sum(members.get(k) != v for k, v in expected.items())
+    if "recordings" in parts:
+        expected = {
+            r["id"]: (i, r["status"], r["duration"], r["cost_in_dollars"])
+            for i in done
+            for r in account.recordings.get(i, [])
+        }
+        wrong["recordings"] = sum(recordings.get(k) != v for k, v in expected.items())
+    if "charges" in parts:
+        bad = 0
+        for entry_id, entry in account.logs.items():
+            gone = entry_id in account.discarded_logs
+            row = charges.get(entry_id)
+            if (
+                row is None
+                or bool(row[2]) != gone
+                or not gone
+                and (row[0] != entry["charge"] or row[1] != entry["status"])
+            ):
+                bad += 1
+        wrong["charges"] = bad
+    if "rooms" in parts:
+        wrong["rooms"] = sum(rooms.get(k) != 0 for k in account.rooms) + sum(
+            1 for k, gone in rooms.items() if k not in account.rooms and not gone
+        )
+    return wrong
 
 
 def check_table(db: Path, account: Account) -> Check:
@@ -279,12 +440,12 @@ def check_table(db: Path, account: Account) -> Check:
 # ------------------------------------------------------------------- running roomsync
 
 
-def sync_once(settings: Settings, url: str) -> None:
+def sync_once(settings: Settings, url: str, parts: frozenset[str], now: datetime) -> None:
     from etl.storage import Store
     from etl.sync import run_sync
 
     with Store.open(url) as store:
-        run_sync(settings, store)
+        run_sync(settings, store, with_parts=parts, now=now)
 
 
 def backfill(account: Account, url: str, ids: list[str], tmp: Path, *extra: str) -> int:
@@ -320,6 +481,8 @@ class Totals:
     backfill: str = "-"
     via_list: str = "-"
     seconds: float = 0.0
+    bill: collections.Counter[str] = field(default_factory=collections.Counter)  # by kind
+    bill_floor: int = 0  # of `floor`: the bill's part
 
 
 def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
@@ -342,23 +505,31 @@ def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
             backoff=0.01,
         )
         previous: datetime | None = None
+        parts: frozenset[str] = args.parts
         for run in range(args.runs + 1):
             now = T0 + TICK * run
             floor = account.advance(now, previous)
+            bill_floor = bill_floor_of(account, parts, first=run == 0)
+            floor += bill_floor
             before = (account.total_requests, account.list_pages, account.filter_pages)
-            sync_once(settings, url)
+            bill_before = collections.Counter(account.bill_requests)
+            sync_once(settings, url, parts, now)
             total = account.total_requests - before[0]
             lists = account.list_pages - before[1]
             filters = account.filter_pages - before[2]
-            by_id = total - lists - filters
+            bill = account.bill_requests - bill_before
+            by_id = total - lists - filters - sum(bill.values())
             check = check_table(db, account)
+            check.bill_wrong = check_bill(db, account, parts)
             if args.verbose or run == 0:
                 print(
                     f"  run {run:3d} {now:%m-%d %H:%M}  list {lists:4d}  filter {filters:2d}  "
-                    f"by-id {by_id:5d}  total {total:5d}  floor {floor:4d}  "
+                    f"by-id {by_id:5d}  members {bill['members']:4d}  recordings "
+                    f"{bill['recordings']:4d}  rooms {bill['rooms']}  logs {bill['logs']:3d}  "
+                    f"total {total:5d}  floor {floor:4d}  "
                     f"x{total / floor:6.2f}  exact {'yes' if check.exact else 'NO '}  "
                     f"missing {check.missing} stale {check.stale} wrong {check.wrong_cost} "
-                    f"pending {check.pending} unmarked {check.unmarked}",
+                    f"pending {check.pending} unmarked {check.unmarked} bill {check.bill_wrong}",
                     flush=True,
                 )
             if run == 0:
@@ -370,6 +541,8 @@ def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
                 totals.list_pages += lists
                 totals.filter_pages += filters
                 totals.by_id += by_id
+                totals.bill.update(bill)
+                totals.bill_floor += bill_floor
                 totals.exact_runs += check.exact
                 totals.pending_runs += check.pending > 0
                 totals.worst = max(totals.worst, total / floor)
@@ -377,7 +550,7 @@ def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
         totals.seconds = time.monotonic() - started
         exact_ids = exact_stored_ids(db, account)[: args.backfill_ids]
         if exact_ids:
-            made = backfill(account, url, exact_ids, tmp)
+            made = backfill(account, url, exact_ids, tmp, "--with", "none")
             totals.backfill = f"{made / len(exact_ids):.4f} ({made} for {len(exact_ids):,})"
         if args.via_list:
             fresh = f"sqlite:///{tmp / 'via-list.db'}"
@@ -387,11 +560,30 @@ def simulate(args: argparse.Namespace, tmp: Path) -> Totals:
             )
             ids += list(account.deleted)[:10]
             try:
-                made = backfill(account, fresh, ids, tmp, "--via-list")
+                made = backfill(account, fresh, ids, tmp, "--via-list", "--with", "none")
                 totals.via_list = f"{made / len(ids):.4f} ({made} for {len(ids):,})"
             except RuntimeError as exc:  # an older roomsync without --via-list
                 totals.via_list = f"n/a ({str(exc)[:40]})"
     return totals
+
+
+def bill_floor_of(account: Account, parts: frozenset[str], *, first: bool) -> int:
+    """The bill's floor for a run: one members page and one recordings page per session
+    completed since the previous run, the log pages that hold the entries created since (at
+    least one: a poll reads one page to see there is nothing new), and the one rooms page. The
+    first run's floor is every completed session's and every log entry's."""
+    floor = 0
+    completed = account.completed_now
+    entries = account.new_entries
+    if first:
+        completed = sum(1 for s in account.sessions.values() if s["status"] == "completed")
+        entries = len(account.logs)
+    floor += sum(completed for part in ("members", "recordings") if part in parts)
+    if "charges" in parts:
+        floor += max(1, math.ceil(entries / PAGE))
+    if "rooms" in parts:
+        floor += 1
+    return floor
 
 
 def exact_stored_ids(db: Path, account: Account) -> list[str]:
@@ -437,8 +629,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backfill-ids", type=int, default=10_000)
     parser.add_argument("--no-via-list", dest="via_list", action="store_false")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--parts",
+        default="members,recordings,charges,rooms",
+        help="what sync fetches besides the sessions (`sync --with`; none: sessions only)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="print every run")
     args = parser.parse_args(argv)
+    from etl.config import SYNC_PARTS, parse_with
+
+    args.parts = parse_with(args.parts, SYNC_PARTS)
     if not 1 <= args.runs <= 1000 or not 0 <= (args.history or 0) <= 1_000_000:
         parser.error("--runs must be 1-1000 and --history 0-1,000,000")
     return args
@@ -466,7 +666,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  steady state: {t.requests:,} requests for a floor of {t.floor:,} "
                 f"(x{t.requests / t.floor:.2f}, worst run x{t.worst:.2f}); list {t.list_pages:,}, "
-                f"filter {t.filter_pages:,}, by-id {t.by_id:,}; exact after "
+                f"filter {t.filter_pages:,}, by-id {t.by_id:,}, bill {dict(t.bill)} "
+                f"(floor {t.bill_floor:,}); exact after "
                 f"{t.exact_runs}/{t.runs} runs, cost pending after {t.pending_runs}; "
                 f"first sync {t.first[0]} requests (floor {t.first[1]}); backfill of exact ids: "
                 f"{t.backfill} per id; --via-list: {t.via_list} per id; {t.seconds:.0f} s",

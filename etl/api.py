@@ -25,13 +25,15 @@ line, no SIGINT/SIGTERM handler is installed: signals stay the host process's bu
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import app
 from .config import (
     DEFAULT_OVERLAP,
+    DETAILS,
     MAX_PAGE_SIZE,
+    SYNC_PARTS,
     Settings,
     check_bound,
     database_url,
@@ -79,6 +81,7 @@ def backfill(
     refresh: bool = False,
     raise_on_failure: bool = False,
     allow_empty: bool = False,
+    with_parts: Collection[str] = DETAILS,
 ) -> dict[str, Any]:
     """Fetch and store these ids, as `roomsync backfill` does with a file of them.
 
@@ -88,12 +91,13 @@ def backfill(
     Ids stored final with their final cost are counted `skipped` unless `refresh`.
     No id at all (an empty iterable, or only invalid ones skipped) raises InputError unless
     `allow_empty`, or `retry_failed` (`backfill([], retry_failed=True)` is the retry-only run,
-    as `roomsync backfill --retry-failed` without FILE). The ids are held in memory: for a file
+    as `roomsync backfill --retry-failed` without FILE). `with_parts` (`--with`): the details of
+    the completed sessions to fetch as well. The ids are held in memory: for a file
     of millions, use `backfill_file`.
     """
     from .idfiles import IdSource
 
-    how = _backfill_options(shard, retry_failed, refresh)
+    how = _backfill_options(shard, retry_failed, refresh, with_parts)
     source = IdSource(ids, skip_invalid=skip_invalid, label="id", skip_hint=SKIP_HINT)
     try:
         source.name = "the ids given"
@@ -112,13 +116,14 @@ def backfill_file(
     refresh: bool = False,
     raise_on_failure: bool = False,
     allow_empty: bool = False,
+    with_parts: Collection[str] = DETAILS,
 ) -> dict[str, Any]:
     """`backfill` over an id file (one id per line, `#` comments), streamed as the command
     line streams it, so the file's size does not matter. A file without ids raises
     InputError unless `allow_empty`."""
     from .idfiles import IdSource
 
-    how = _backfill_options(shard, retry_failed, refresh)
+    how = _backfill_options(shard, retry_failed, refresh, with_parts)
     source = IdSource.from_path(os.fspath(path), skip_invalid=skip_invalid, skip_hint=SKIP_HINT)
     try:
         return _backfill(source, how, settings, allow_empty, raise_on_failure)
@@ -147,6 +152,7 @@ def sync(
     overlap_hours: float = DEFAULT_OVERLAP.total_seconds() / 3600,
     page_size: int = MAX_PAGE_SIZE,
     raise_on_failure: bool = False,
+    with_parts: Collection[str] = SYNC_PARTS,
 ) -> dict[str, Any]:
     """One `roomsync sync`: the list first, then by id only what the list could not settle
     (etl/sync.py). When another sync holds the lock, returns `"run_skipped": True` (exit
@@ -155,7 +161,12 @@ def sync(
 
     check_bound("page_size", page_size)
     check_bound("overlap_hours", overlap_hours)
-    how = app.SyncOptions(full=full, overlap=timedelta(hours=overlap_hours), page_size=page_size)
+    how = app.SyncOptions(
+        full=full,
+        overlap=timedelta(hours=overlap_hours),
+        page_size=page_size,
+        with_parts=with_parts,
+    )
     return _finish(app.sync(how, _run_options(settings)), raise_on_failure)
 
 
@@ -169,10 +180,12 @@ def _run_options(settings: Settings | None) -> app.RunOptions:
 
 
 def _backfill_options(
-    shard: Shard | str | None, retry_failed: bool, refresh: bool
+    shard: Shard | str | None, retry_failed: bool, refresh: bool, with_parts: Collection[str]
 ) -> app.BackfillOptions:
     chosen = parse_shard(shard, option="shard") if isinstance(shard, str) else shard
-    return app.BackfillOptions(retry_failed=retry_failed, refresh=refresh, shard=chosen)
+    return app.BackfillOptions(
+        retry_failed=retry_failed, refresh=refresh, shard=chosen, with_parts=with_parts
+    )
 
 
 def _finish(result: app.RunResult, raise_on_failure: bool) -> dict[str, Any]:

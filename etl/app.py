@@ -14,14 +14,14 @@ codes in one place (etl/cli_options.py `handle_errors`), the Python API lets the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .check import Check, run_checks
-from .config import DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings, mask_url
+from .config import DEFAULT_OVERLAP, DETAILS, MAX_PAGE_SIZE, SYNC_PARTS, Settings, mask_url
 from .errors import InputError, RoomsyncError
 from .outcomes import COUNTED
 from .pipeline import Progress, Summary, run_ids
@@ -84,6 +84,7 @@ class BackfillOptions:
     refresh: bool = False  # also ask for ids stored final with their final cost
     via_list: bool = False  # one walk of the list first, by id only what it lacks
     shard: Shard | None = None
+    with_parts: Collection[str] = DETAILS  # --with: the completed sessions' details too
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class SyncOptions:
     full: bool = False
     overlap: timedelta = DEFAULT_OVERLAP
     page_size: int = MAX_PAGE_SIZE
+    with_parts: Collection[str] = SYNC_PARTS  # --with: the rest of the bill after the sessions
 
 
 # --------------------------------------------------------------------------- run results
@@ -197,8 +199,11 @@ def _run_lines(result: RunResult) -> list[str]:
 # --------------------------------------------------------------------------- runs
 
 
-def fetch(ids: Iterable[str], options: RunOptions) -> RunResult:
-    """`roomsync fetch`: these ids, every one asked for."""
+def fetch(
+    ids: Iterable[str], options: RunOptions, with_parts: Collection[str] = DETAILS
+) -> RunResult:
+    """`roomsync fetch`: these ids, every one asked for (and, with `with_parts`, the details
+    of the completed ones)."""
 
     def call(store: Store, stats: ClientStats) -> Summary:
         return run_ids(
@@ -206,6 +211,7 @@ def fetch(ids: Iterable[str], options: RunOptions) -> RunResult:
             options.settings,
             store,
             command="fetch",
+            with_parts=with_parts,
             progress=options.progress,
             handle_signals=options.handle_signals,
             dry_run=options.dry_run,
@@ -225,6 +231,7 @@ def backfill(ids: Iterable[str], how: BackfillOptions, options: RunOptions) -> R
                 options.settings,
                 store,
                 refresh=how.refresh,
+                with_parts=how.with_parts,
                 progress=options.progress,
                 handle_signals=options.handle_signals,
                 dry_run=options.dry_run,
@@ -238,6 +245,7 @@ def backfill(ids: Iterable[str], how: BackfillOptions, options: RunOptions) -> R
             retry_failed=how.retry_failed,
             shard=how.shard,
             skip_exact=not how.refresh,
+            with_parts=how.with_parts,
             progress=options.progress,
             handle_signals=options.handle_signals,
             dry_run=options.dry_run,
@@ -257,6 +265,7 @@ def sync(how: SyncOptions, options: RunOptions) -> RunResult:
             full=how.full,
             overlap=how.overlap,
             page_size=how.page_size,
+            with_parts=how.with_parts,
             progress=options.progress,
             handle_signals=options.handle_signals,
             dry_run=options.dry_run,
@@ -460,9 +469,15 @@ class CheckResult:
         return "".join(f"{c.name:<12} {marks[c.ok]:<8} {c.detail}\n" for c in self.checks)
 
 
-def check(overrides: dict[str, Any], env: dict[str, str], timeout: float) -> CheckResult:
-    """Settings, database and credentials, writing nothing; each failed check logged."""
-    result = CheckResult(run_checks(overrides, env, timeout=timeout))
+def check(
+    overrides: dict[str, Any],
+    env: dict[str, str],
+    timeout: float,
+    parts: Collection[str] = SYNC_PARTS,
+) -> CheckResult:
+    """Settings, database and credentials (and that the token reads each endpoint of `parts`),
+    writing nothing; each failed check logged."""
+    result = CheckResult(run_checks(overrides, env, timeout=timeout, parts=parts))
     for c in result.checks:
         if c.ok is False:
             log.error("check %s failed: %s", c.name, c.detail, extra={"check": c.name})

@@ -2,19 +2,22 @@
 
 Three checks, each reported on its own: the settings (every missing or malformed one named at
 once), the database (reachable, opened read-only, at the newest migration) and the credentials
-(one list request for a single session). A check whose inputs are broken is skipped.
+(one list request for a single session), then one small request to each enabled endpoint of
+the rest of the bill (`--with`: members, recordings, rooms, charges). A check whose inputs are
+broken is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .config import (
     ENV_SPACE,
+    SYNC_PARTS,
     Settings,
     api_values,
     database_url,
@@ -75,23 +78,54 @@ def check_database(url: str) -> Check:
     return Check("database", True, f"{where} (head)")
 
 
-def check_credentials(settings: Settings) -> Check:
-    """One small list request (`page_size=1`): a 401/403 means the credentials are refused."""
-    from .signalwire import SESSION_PATH, SignalWireClient
+def check_credentials(settings: Settings, parts: Collection[str] = ()) -> list[Check]:
+    """One small list request (`page_size=1`): a 401/403 means the credentials are refused.
+    Then one small request to each enabled endpoint of the rest of the bill (`parts`), so a
+    token that reads sessions but not logs, say, is found before a sync: the members and
+    recordings of the session the list returned, the rooms list, the video logs."""
+    from .signalwire import LOGS_PATH, ROOMS_PATH, SESSION_PATH, SignalWireClient
 
-    async def ask() -> None:
+    async def ask() -> list[Check]:
         async with SignalWireClient(settings) as client:
-            await client.get_json(SESSION_PATH, {"page_size": 1})
+            try:
+                body = await client.get_json(SESSION_PATH, {"page_size": 1})
+            except RoomsyncError as exc:
+                return [Check("credentials", False, str(exc))]
+            checks = [Check("credentials", True, f"accepted by {settings.base_url}")]
+            data = body.get("data") if isinstance(body, dict) else None
+            first = data[0] if isinstance(data, list) and data else None
+            session_id = first.get("id") if isinstance(first, dict) else None
+            paths = {
+                "members": f"{SESSION_PATH}/{session_id}/members",
+                "recordings": f"{SESSION_PATH}/{session_id}/recordings",
+                "rooms": ROOMS_PATH,
+                "charges": LOGS_PATH,
+            }
+            for part in SYNC_PARTS:
+                if part not in parts:
+                    continue
+                if part in ("members", "recordings") and not isinstance(session_id, str):
+                    checks.append(Check(part, None, "no session listed to ask about"))
+                    continue
+                try:
+                    await client.get_json(paths[part], {"page_size": 1})
+                except RoomsyncError as exc:
+                    checks.append(Check(part, False, f"{paths[part].split('?')[0]}: {exc}"))
+                else:
+                    checks.append(Check(part, True, "readable"))
+            return checks
 
     try:
-        asyncio.run(ask())
+        return asyncio.run(ask())
     except RoomsyncError as exc:
-        return Check("credentials", False, str(exc))
-    return Check("credentials", True, f"accepted by {settings.base_url}")
+        return [Check("credentials", False, str(exc))]
 
 
 def run_checks(
-    overrides: Mapping[str, Any], env: Mapping[str, str] | None = None, timeout: float = 10.0
+    overrides: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    timeout: float = 10.0,
+    parts: Collection[str] = SYNC_PARTS,
 ) -> list[Check]:
     """Every check, in order; none of them writes anything."""
     env = os.environ if env is None else env
@@ -106,5 +140,5 @@ def run_checks(
         checks.append(Check("credentials", None, "the API settings are incomplete"))
     else:
         quick = {"timeout": timeout, "retries": CHECK_RETRIES, "concurrency": 1}
-        checks.append(check_credentials(load_settings({**overrides, **quick}, env)))
+        checks.extend(check_credentials(load_settings({**overrides, **quick}, env), parts))
     return checks

@@ -34,12 +34,15 @@ from .cli_options import (
     setup,
     url_of,
     version_option,
+    with_option,
 )
 from .cli_types import OneLineGroup, confirm_or_refuse, option_type
 from .config import (
     DEFAULT_OVERLAP,
+    DETAILS,
     GROUPINGS,
     MAX_PAGE_SIZE,
+    SYNC_PARTS,
     TEXT_FORMATS,
     monthly_budget,
     parse_budget,
@@ -65,14 +68,21 @@ def main() -> None:
 )
 @click.argument("ids", nargs=-1, required=True)
 @click.option("--skip-invalid", is_flag=True, help="Leave out invalid ids instead of stopping.")
+@with_option(DETAILS, "Also fetch these of each completed session")
 @setup()
 @run_options
-def fetch(ids: tuple[str, ...], skip_invalid: bool, run: app.RunOptions, **rest: Any) -> int:
+def fetch(
+    ids: tuple[str, ...],
+    skip_invalid: bool,
+    with_parts: frozenset[str],
+    run: app.RunOptions,
+    **rest: Any,
+) -> int:
     """Fetch the given room session ids and upsert them."""
     from .idfiles import read_ids
 
     chosen = read_ids(ids, skip_invalid=skip_invalid, label="argument")
-    return emit(app.fetch(chosen, run), rest["as_json"])
+    return emit(app.fetch(chosen, run, with_parts), rest["as_json"])
 
 
 @main.command(epilog=epilog("roomsync backfill ids.txt --json --concurrency 20", EXIT_RUN))
@@ -105,6 +115,7 @@ def fetch(ids: tuple[str, ...], skip_invalid: bool, run: app.RunOptions, **rest:
     help="Exit 0 when FILE holds no id (by default that is an error, exit 2: a producer "
     "that failed writes nothing).",
 )
+@with_option(DETAILS, "Also fetch these of each completed session")
 @setup()
 @run_options
 def backfill(
@@ -115,6 +126,7 @@ def backfill(
     via_list: bool,
     shard: str | None,
     allow_empty: bool,
+    with_parts: frozenset[str],
     run: app.RunOptions,
     env: Env,
     as_json: bool,
@@ -141,6 +153,7 @@ def backfill(
         refresh=refresh,
         via_list=via_list,
         shard=parse_shard(shard, env) if shard is not None else None,
+        with_parts=with_parts,
     )
     if file is None:
         return emit(app.backfill([], how, run), as_json)
@@ -176,15 +189,25 @@ def backfill(
     show_default=True,
     help="Sessions per list page (the API allows at most 1000).",
 )
+@with_option(SYNC_PARTS, "Also sync these")
 @setup()
 @run_options
-def sync(full: bool, overlap: float, page_size: int, run: app.RunOptions, **rest: Any) -> int:
+def sync(
+    full: bool,
+    overlap: float,
+    page_size: int,
+    with_parts: frozenset[str],
+    run: app.RunOptions,
+    **rest: Any,
+) -> int:
     """Discover new sessions from the list, re-fetch unfinished and failed ones (for cron).
 
     When another sync holds the lock, does nothing and exits 0 (`"run_skipped": true` with
     --json). A dry run takes no lock and writes nothing.
     """
-    how = app.SyncOptions(full=full, overlap=timedelta(hours=overlap), page_size=page_size)
+    how = app.SyncOptions(
+        full=full, overlap=timedelta(hours=overlap), page_size=page_size, with_parts=with_parts
+    )
     return emit(app.sync(how, run), rest["as_json"])
 
 
@@ -239,17 +262,19 @@ def status(max_age: timedelta | None, budget: float | None, env: Env, **rest: An
     show_default=True,
     help="Seconds for the credential request.",
 )
+@with_option(SYNC_PARTS, "Also check the token can read these")
 @json_option
 @api_settings_options
 @setup()
-def check(as_json: bool, timeout: float, env: Env, **flags: Any) -> int:
+def check(as_json: bool, timeout: float, with_parts: frozenset[str], env: Env, **flags: Any) -> int:
     """Check the settings, the database and the credentials; write nothing.
 
     Names every missing setting at once; opens the database read-only (a missing SQLite file
     is reported, not created) and compares its revision with the newest migration; asks the
-    API for one session of the list to see the credentials accepted. No ledger row is written.
+    API for one session of the list to see the credentials accepted, and one item of each
+    endpoint named by --with. No ledger row is written.
     """
-    return emit(app.check(flags, env, timeout), as_json)
+    return emit(app.check(flags, env, timeout, with_parts), as_json)
 
 
 @main.group()

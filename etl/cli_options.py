@@ -332,6 +332,21 @@ def parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parame
     return callback
 
 
+def with_option(allowed: tuple[str, ...], what: str) -> Callable[[F], F]:
+    """--with: comma-separated parts of the bill, or `none` (etl.config.parse_with)."""
+    from .config import parse_with
+
+    return click.option(
+        "--with",
+        "with_parts",
+        default=",".join(allowed),
+        show_default=True,
+        metavar="PARTS",
+        callback=parsed(lambda text: parse_with(text, allowed)),
+        help=f"{what}: comma-separated, from {', '.join(allowed)}; `none` for sessions only.",
+    )
+
+
 def parse_duration(text: str) -> timedelta:
     from .status import parse_duration
 

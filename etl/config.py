@@ -49,6 +49,34 @@ CLOCK_SKEW = timedelta(minutes=10)
 DEFAULT_OVERLAP = timedelta(hours=1)
 MAX_PAGE_SIZE = 1000
 
+# The rest of the bill (issue 18). What `--with` may name, per command, and the defaults.
+DETAILS = ("members", "recordings")
+SYNC_PARTS = (*DETAILS, "charges", "rooms")
+# A completed session's detail that is not final yet (a member without leave_time, a recording
+# not completed) is fetched again by each sync until it is, but only for this long after the
+# session ended: a vendor that never finishes a recording cannot cost a request a run forever.
+DETAIL_SETTLE = timedelta(days=7)
+# The logs walk starts after the last one's newest entry less the sync's --overlap, and reaches
+# back to the oldest stored entry whose charge can still change (not completed), no further
+# back than this: an entry stuck in progress cannot hold every walk for ever.
+CHARGES_REACH = timedelta(days=7)
+
+
+def parse_with(text: str, allowed: tuple[str, ...]) -> frozenset[str]:
+    """`--with members,recordings`: the parts named (`none`: nothing but the sessions); an
+    unknown name is a ValueError naming the choices."""
+    names = [name.strip().lower() for name in text.split(",") if name.strip()]
+    if names == ["none"]:
+        return frozenset()
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise ValueError(
+            f"unknown part {', '.join(unknown) or repr(text)}: choose from "
+            f"{', '.join(allowed)} (comma-separated) or none"
+        )
+    return frozenset(names)
+
+
 # --------------------------------------------------------------------------- value bounds
 # The limits that make a run possible at all. At fewer than 0.001 requests a second (one per
 # 16 min 40 s) a sync from cron could not make its first few requests before the next one is

@@ -1,8 +1,11 @@
 """`roomsync demo`: the whole job end to end against the local stand-in API and SQLite.
 
-The stand-in serves generated sessions on a free loopback port, with a few scripted faults so
-that the retries show; a couple of unknown ids show `not_found`. After the backfill by id, one
-`sync` picks up what only the list carries (the cost) and re-fetches the live sessions.
+The stand-in serves a generated account (sessions with their members, recordings, rooms and
+video log entries) on a free loopback port, with a few scripted faults so that the retries
+show; a couple of unknown ids show `not_found`. After the backfill by id (with the members and
+recordings of the completed sessions), one `sync` picks up what only the list carries (the
+cost), re-fetches the live sessions, walks the rooms and the video logs. The summary closes
+with participant-minutes and the cost as each source states it.
 
 `roomsync demo --serve` then keeps the stand-in up (`serving`, `StopSignals`) so that every
 command can be tried by hand against it, with the settings `demo_environment` gives.
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings, mask_url
-from .fake_api import FakeSignalWire, generate_sessions
+from .fake_api import FakeSignalWire, generate_account
 from .pipeline import Summary, run_ids
 from .storage import Store, current_revision, shareable_url, upgrade
 from .sync import SyncResult, run_sync
@@ -31,10 +34,13 @@ DEMO_TOKEN = "demo-token"
 
 @contextmanager
 def serving(n_sessions: int, port: int = 0) -> Iterator[FakeSignalWire]:
-    """The stand-in API with the demo's sessions on 127.0.0.1:`port` (0: a free one); stopped
+    """The stand-in API with the demo's account (sessions, members, recordings, rooms,
+    video logs) on 127.0.0.1:`port` (0: a free one); stopped
     (its port released, open connections hung up) when the block ends."""
-    sessions = generate_sessions(n_sessions, seed=7)
-    with FakeSignalWire(sessions, project_id=DEMO_PROJECT, token=DEMO_TOKEN, port=port) as api:
+    account = generate_account(n_sessions, seed=7)
+    with FakeSignalWire(
+        project_id=DEMO_PROJECT, token=DEMO_TOKEN, account=account, port=port
+    ) as api:
         yield api
 
 
@@ -106,6 +112,7 @@ def run_demo(
         backfill = run_ids([*ids, *unknown], settings, store)
         synced = run_sync(settings, store)
         totals = store.report_rows("status")
+        bill = store.bill_totals()
     sync_result = synced.to_dict()
     by_status = ", ".join(f"{t.group}: {t.sessions} ({t.minutes:,.0f} min)" for t in totals)
     lines = [
@@ -119,6 +126,18 @@ def run_demo(
             synced.summary,
         ),
         f"stored sessions by status: {by_status}",
+        f"attendance: {bill.members} member intervals, {bill.participant_minutes:,.1f} "
+        f"participant-minutes; {bill.recordings} recordings; {bill.rooms} rooms",
+        "cost by source: "
+        + ", ".join(
+            f"{name} {_dollars(value)}"
+            for name, value in (
+                ("sessions (final list cost)", bill.session_cost),
+                ("members", bill.member_cost),
+                ("recordings", bill.recording_cost),
+                (f"video logs ({bill.charges} entries)", bill.charge),
+            )
+        ),
         "run it again: every id comes back unchanged",
         # masked: the demo may be pointed at a PostgreSQL URL with a password in it
         f"see the numbers: {command} report --database-url {mask_url(database_url)} --by status",
@@ -148,6 +167,10 @@ def _shown(path: str, here: Path) -> str:
     except ValueError:
         return str(absolute)
     return relative if "/" in relative else f"./{relative}"  # a bare name would search PATH
+
+
+def _dollars(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
 
 
 def _line(what: str, summary: Summary | None) -> str:

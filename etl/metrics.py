@@ -90,6 +90,10 @@ def build_registry(status: Status, traffic: Mapping[str, RunTraffic]) -> Collect
     live = gauge("live_sessions", "Sessions stored as in-progress.")
     failing = gauge("failing_ids", "Ids waiting in the failure ledger (sync_failures).")
     awaiting = gauge("sessions_awaiting_final_cost", "Sessions waiting for their final cost.")
+    failing_details = gauge(
+        "failing_details",
+        "Members or recordings of a session whose last fetch failed (sync_detail_failures).",
+    )
     run_id = gauge("last_run_id", "Ledger id of the last run of each command.", ("command",))
     start = gauge("last_run_start_timestamp_seconds", "When the last run started.", ("command",))
     end = gauge(
@@ -125,6 +129,7 @@ def build_registry(status: Status, traffic: Mapping[str, RunTraffic]) -> Collect
     live.set(status.live)
     failing.set(status.failing_ids)
     awaiting.set(status.awaiting_final_cost)
+    failing_details.set(status.failing_details)
     for command, run in status.runs.items():
         run_id.labels(command).set(run.id)
         start.labels(command).set(run.started_at.timestamp())

@@ -21,13 +21,14 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sized
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from . import logs
-from .config import Settings, fd_bounded_concurrency
+from .bill_sync import BillFetch, BillSummary
+from .config import DETAILS, Settings, fd_bounded_concurrency
 from .errors import ApiError, NotFoundError, PayloadError, RoomsyncError
 from .idfiles import FailedFirst
 from .outcomes import COUNTED, Outcome, RunOutcome
@@ -69,6 +70,7 @@ class Summary:
     retries: int = 0  # requests made again after a retryable failure
     requests: dict[str, int] = field(default_factory=dict)  # responses by HTTP status, `error`
     dry_run: bool = False  # the counts say what would have been written; nothing was
+    bill: BillSummary | None = None  # the rest of the bill, when the run fetched any of it
 
     def take_stats(self, stats: ClientStats) -> None:
         self.retries = stats.retries
@@ -92,14 +94,19 @@ class Summary:
         """0 when every id was stored or confirmed not found, 1 when any failed."""
         if self.interrupted:
             return SIGNAL_EXIT.get(self.interrupted, 1)
-        return 1 if self.counts[Outcome.FAILED] or self.errors else 0
+        return 1 if self._failed else 0
+
+    @property
+    def _failed(self) -> bool:
+        """Any id, run-level step or detail of the bill failed."""
+        bill_failed = self.bill is not None and self.bill.failed
+        return bool(self.counts[Outcome.FAILED] or self.errors or bill_failed)
 
     @property
     def outcome(self) -> RunOutcome:
         if self.interrupted:
             return RunOutcome.INTERRUPTED
-        failed = self.counts[Outcome.FAILED] or self.errors
-        return RunOutcome.FAILED if failed else RunOutcome.OK
+        return RunOutcome.FAILED if self._failed else RunOutcome.OK
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {
@@ -116,6 +123,8 @@ class Summary:
             result["interrupted"] = self.interrupted
         if self.errors:
             result["errors"] = list(self.errors)
+        if self.bill is not None:
+            result["bill"] = self.bill.to_dict()
         return result
 
 
@@ -639,6 +648,67 @@ def _record_end(
         log.warning("could not record the end of run %s in the ledger: %s", run_id, exc)
 
 
+def bill_for(
+    run: Run,
+    client: SignalWireClient,
+    settings: Settings,
+    parts: Collection[str],
+    now: datetime | None = None,
+    before_write: Callable[[], None] | None = None,
+) -> BillFetch:
+    """The bill's side of this run (etl.bill_sync), counted in the run's summary; `now` fixes
+    its clock (a simulation's virtual time), else it reads this machine's."""
+    fetch = BillFetch(
+        run.store,
+        client,
+        parts=parts,
+        run_id=run.summary.run_id,
+        concurrency=settings.concurrency,
+        batch_size=settings.batch_size,
+        should_stop=run.stopping,
+        dry_run=run.summary.dry_run,
+        on_error=run.run_error,
+        before_write=before_write,
+        **({} if now is None else {"clock": lambda: now}),
+    )
+    run.summary.bill = fetch.summary
+    return fetch
+
+
+DETAIL_CHUNK = 5000  # ids looked up per query for the details of a backfill
+
+
+async def fetch_details_of(
+    run: Run,
+    client: SignalWireClient,
+    settings: Settings,
+    parts: Collection[str],
+    ids: Iterable[str],
+    *,
+    refresh: bool,
+    retry_failed: bool,
+    shard: Shard | None = None,
+) -> None:
+    """The members and recordings (those of `parts`) of the sessions among `ids` that are
+    stored completed and due by the storage's rule, or all of them with `refresh` (`fetch`,
+    `backfill --refresh`); with `retry_failed`, the details in the detail failure ledger too
+    (of this shard only, with `shard`). `ids` is read again, a chunk at a time."""
+    kinds = [part for part in parts if part in DETAILS]
+    if not kinds or run.stopping():
+        return  # `--with none`: the summary has no `bill`
+    fetch = bill_for(run, client, settings, kinds)
+    if retry_failed:
+        due = fetch.due([], failed=True)
+        if shard is not None:
+            due = {sid: kinds for sid, kinds in due.items() if shard.owns(sid)}
+        await fetch.fetch_details(due)
+    for chunk in chunked(ids, DETAIL_CHUNK):
+        if run.stopping():
+            break
+        await fetch.fetch_details(fetch.due(chunk, refresh=refresh, failed=False))
+    log.info("%s", fetch.summary.describe())
+
+
 def without_exact(run: Run, ids: Iterable[str]) -> Iterator[str]:
     """`ids` less those stored final with their final cost (nothing the API says can change
     them, short of a later update, which `--refresh` is for), looked up a chunk at a time so a
@@ -663,12 +733,14 @@ def run_ids(
     handle_signals: bool = False,
     dry_run: bool = False,
     stats: ClientStats | None = None,
+    with_parts: Collection[str] = DETAILS,
 ) -> Summary:
     """Fetch and store every id as one ledgered run; with `retry_failed`, the ids waiting in the
     failure ledger first (read once, when the run starts). With `shard`, only the ids of that
     shard, the failed ones included (etl/shard.py). With `skip_exact`, ids stored final with
     their final cost are counted `skipped` and not asked for (see `without_exact`). A dry run
-    writes nothing (execute)."""
+    writes nothing (execute). Then, for the `with_parts` named (members, recordings), the
+    details of those ids that are due (see `fetch_details_of`)."""
 
     async def body(run: Run, client: SignalWireClient) -> None:
         todo: Iterable[str] = FailedFirst(run.failed_at_start, ids) if retry_failed else ids
@@ -677,6 +749,10 @@ def run_ids(
         if progress is not None:
             progress.start(len(todo) if isinstance(todo, Sized) else None)
         await run.fetch_ids(client, without_exact(run, todo) if skip_exact else todo)
+        await fetch_details_of(
+            run, client, settings, with_parts, todo, refresh=not skip_exact,
+            retry_failed=retry_failed, shard=shard,
+        )  # fmt: skip
 
     return execute(
         command,

@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -49,6 +49,8 @@ from .retry import RETRY_STATUSES, Sleep, parse_retry_after, retry_kind, retryin
 from .transport import ONE_READ_DEFAULT, Http11Transport
 
 SESSION_PATH = "/api/video/room_sessions"
+ROOMS_PATH = "/api/video/rooms"
+LOGS_PATH = "/api/video/logs"
 MAX_PAGES_WITHOUT_NEWS = 3  # consecutive list pages that bring no new id end a walk
 ERROR_BODY_BYTES = 64 * 1024  # read of an error body, for its message
 # Failures that mean "no server answers there" when nothing has ever answered.
@@ -81,8 +83,23 @@ class ClientStats:
 
 
 def _session_id_of(url: str) -> str | None:
+    """The session a URL is about (by id, or its members or recordings), if any."""
+    path = httpx.URL(url).path
     prefix = f"{SESSION_PATH}/"
-    return url[len(prefix) :] if url.startswith(prefix) else None
+    return path[len(prefix) :].partition("/")[0] if path.startswith(prefix) else None
+
+
+_LISTS = {SESSION_PATH: "the list", ROOMS_PATH: "the rooms list", LOGS_PATH: "the video logs"}
+
+
+def _what(url: str) -> str:
+    """What a retried request was for, in a log line: a session, its detail, or a list."""
+    path = httpx.URL(url).path
+    session_id = _session_id_of(url)
+    if session_id is None:
+        return _LISTS.get(path, "the list")
+    detail = path.partition(f"{session_id}/")[2]
+    return f"the {detail} of session {session_id}" if detail else f"session {session_id}"
 
 
 class RatePacer:
@@ -298,7 +315,7 @@ class SignalWireClient:
         kind = retry_kind(exc)
         wait_s = round(state.upcoming_sleep, 3)
         session_id = _session_id_of(url)
-        what = f"session {session_id}" if session_id else "the list"
+        what = _what(url)
         status = exc.status if isinstance(exc, TransientError) else None
         fields: dict[str, Any] = {
             "status": status if status is not None and status != 200 else kind,
@@ -384,7 +401,47 @@ class SignalWireClient:
     async def list_room_sessions(
         self, page_size: int = 1000, **filters: str
     ) -> AsyncIterator[list[Any]]:
-        """Yield the `data` of each page of the list, following `links.next` as given.
+        """Yield the `data` of each page of the session list (see `list_pages`)."""
+        async for page in self.list_pages(SESSION_PATH, {"page_size": page_size, **filters}):
+            yield page
+
+    async def list_members(
+        self, session_id: str, page_size: int = 1000
+    ) -> AsyncGenerator[list[Any], None]:
+        """The pages of a session's members (attendance intervals)."""
+        async for page in self.list_pages(
+            f"{SESSION_PATH}/{session_id}/members", {"page_size": page_size}
+        ):
+            yield page
+
+    async def list_recordings(
+        self, session_id: str, page_size: int = 1000
+    ) -> AsyncGenerator[list[Any], None]:
+        """The pages of a session's recordings (their temporary `uri` is dropped by the parser)."""
+        async for page in self.list_pages(
+            f"{SESSION_PATH}/{session_id}/recordings", {"page_size": page_size}
+        ):
+            yield page
+
+    async def list_rooms(self, page_size: int = 1000) -> AsyncGenerator[list[Any], None]:
+        async for page in self.list_pages(ROOMS_PATH, {"page_size": page_size}):
+            yield page
+
+    async def list_logs(
+        self, created_after: str | None = None, page_size: int = 1000
+    ) -> AsyncGenerator[list[Any], None]:
+        """The pages of the video logs, deleted entries included (`include_deleted=true`: the
+        one documented signal of a deletion), created after `created_after` when given."""
+        params: dict[str, Any] = {"page_size": page_size, "include_deleted": "true"}
+        if created_after is not None:
+            params["created_after"] = created_after
+        async for page in self.list_pages(LOGS_PATH, params):
+            yield page
+
+    async def list_pages(
+        self, path: str, params: dict[str, Any]
+    ) -> AsyncGenerator[list[Any], None]:
+        """Yield the `data` of each page of the list at `path`, following `links.next` as given.
 
         `next` may be an absolute URL or a path relative to the space; paging ends when it is
         absent, null or empty. A walk cannot end early without saying so (a sync would take a
@@ -394,9 +451,8 @@ class SignalWireClient:
         pages stop bringing any id not seen before in it: the server would never let it end.
         A `next` on another origin is refused: following it would send the credentials there.
         """
-        params: dict[str, Any] = {"page_size": page_size, **filters}
-        url = self._http.build_request("GET", SESSION_PATH, params=params).url
-        body = await self.get_json(SESSION_PATH, params)
+        url = self._http.build_request("GET", path, params=params).url
+        body = await self.get_json(path, params)
         read: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {_page_key(url): 1}
         ids = SeenValues()  # every id listed: 16 bytes each (a first sync lists them all)
         pages = 1

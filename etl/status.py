@@ -72,6 +72,10 @@ def render_text(status: Status, database: str) -> str:
         f"newest:       {newest['created_at']} ({newest['id']})" if newest else "newest:       -",
         f"failing ids:  {status.failing_ids}"
         + (" (`roomsync backfill --retry-failed` retries them)" if status.failing_ids else ""),
+        f"failing details: {status.failing_details} (members or recordings of a session; the "
+        "next sync retries them)"
+        if status.failing_details
+        else "failing details: 0",
     ]
     if status.spend is not None:
         lines.append(f"month spend:  {describe_spend(status.spend)}")

@@ -22,17 +22,25 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from .config import CLOCK_SKEW, DEFAULT_OVERLAP, MAX_PAGE_SIZE, Settings
+from .config import CLOCK_SKEW, DEFAULT_OVERLAP, DETAILS, MAX_PAGE_SIZE, SYNC_PARTS, Settings
 from .errors import ApiError, PayloadError
 from .idset import IdSet
 from .outcomes import LIVE_UPSTREAM
-from .pipeline import Progress, Run, Summary, execute, without_exact
+from .pipeline import (
+    Progress,
+    Run,
+    Summary,
+    bill_for,
+    execute,
+    fetch_details_of,
+    without_exact,
+)
 from .records import SessionRow, canonical_uuid, parse_session
 from .signalwire import ClientStats, SignalWireClient
 from .storage import OpenRow, Store, no_lock
@@ -363,8 +371,13 @@ def run_sync(
     dry_run: bool = False,
     progress: Progress | None = None,
     stats: ClientStats | None = None,
+    with_parts: Collection[str] = SYNC_PARTS,
 ) -> SyncResult:
     """One sync run, or a skipped one when another holds the lock.
+
+    After the sessions, the rest of the bill named in `with_parts` (etl.bill_sync): the
+    members and recordings that are due, one walk of the rooms, the video logs from the
+    charges' cursor less `overlap` (every entry with `full`).
 
     A dry run writes nothing (see `execute`) and takes no lock: holding it would make the real
     sync that cron starts meanwhile skip, and a run that writes nothing cannot clash with one.
@@ -404,6 +417,7 @@ def run_sync(
             ids = _still_to_fetch(run, open_rows, taken, listing)
             await run.fetch_ids(client, ids)
             result.refreshed = len(run.fetched_ids())
+            await _sync_bill(run, client, settings, with_parts, overlap, full, now, lock_check)
 
         def finish(_run: Run) -> dict[str, Any]:
             return {
@@ -442,6 +456,29 @@ def _warn_if_ledger_ahead(store: Store, not_after: datetime) -> None:
         )
 
 
+async def _sync_bill(
+    run: Run,
+    client: SignalWireClient,
+    settings: Settings,
+    parts: Collection[str],
+    overlap: timedelta,
+    full: bool,
+    now: datetime | None,
+    before_write: Callable[[], None] | None,
+) -> None:
+    """The rest of the bill, after the sessions: due details, rooms, charges (each write
+    after `before_write`, the lock check)."""
+    if not parts or run.stopping():
+        return
+    fetch = bill_for(run, client, settings, parts, now, before_write)
+    await fetch.fetch_details(fetch.due())
+    if "rooms" in parts and not run.stopping():
+        await fetch.sync_rooms()
+    if "charges" in parts and not run.stopping():
+        await fetch.sync_charges(overlap, full=full)
+    log.info("%s", fetch.summary.describe())
+
+
 def run_via_list(
     ids: Iterable[str],
     settings: Settings,
@@ -453,6 +490,7 @@ def run_via_list(
     handle_signals: bool = False,
     dry_run: bool = False,
     stats: ClientStats | None = None,
+    with_parts: Collection[str] = DETAILS,
 ) -> Summary:
     """Backfill `ids` from one walk of the list (1,000 sessions a request, with their cost),
     then by id only those the list did not return: deleted ones (404, marked) and any the list
@@ -471,6 +509,9 @@ def run_via_list(
         rest = (session_id for session_id in ids if uuid.UUID(session_id).int not in policy.taken)
         unique = _once(rest)
         await run.fetch_ids(client, unique if refresh else without_exact(run, unique))
+        await fetch_details_of(
+            run, client, settings, with_parts, ids, refresh=refresh, retry_failed=False
+        )
 
     return execute(
         "backfill",

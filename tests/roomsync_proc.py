@@ -65,6 +65,18 @@ def _limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
 
+RUN_COMMANDS = ("fetch", "backfill", "sync")
+
+
+def sessions_only(args: list[str]) -> list[str]:
+    """The process tests here are about the sessions (their stand-ins serve nothing else):
+    `fetch`, `backfill` and `sync` run with `--with none` unless the test names the parts.
+    The bill end to end: tests/test_sync_bill.py."""
+    if args and args[0] in RUN_COMMANDS and "--with" not in args:
+        return [*args, "--with", "none"]
+    return args
+
+
 class Roomsync:
     """A started `python -m etl ARGS` process; `finish()` waits for it (bounded)."""
 
@@ -79,7 +91,9 @@ class Roomsync:
     ) -> None:
         self._out = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finish)
         self._err = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finish)
-        command = [sys.executable, "-m", "etl", *args] if shell is None else ["bash", "-c", shell]
+        command = [sys.executable, "-m", "etl", *sessions_only(args)]
+        if shell is not None:
+            command = ["bash", "-c", shell]
         self.process = subprocess.Popen(
             command,
             env={**env, "PYTHON": sys.executable},

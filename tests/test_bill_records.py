@@ -24,7 +24,7 @@ from etl.storage.schema import room_recordings, room_session_members, rooms, vid
 SESSION = "a1b2c3d4-5e6f-7890-abcd-ef1234567890"
 ITEM = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
 URI = "https://files.signalwire.com/temporary/link/to/the/recording/file?Signature=s3cr3t"
-SYNC_COLUMNS = {"first_synced_at", "last_synced_at"}
+SYNC_COLUMNS = {"first_synced_at", "last_synced_at", "deleted_at"}  # deleted_at: rooms gone (0008)
 
 
 def member() -> dict[str, Any]:

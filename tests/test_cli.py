@@ -66,7 +66,7 @@ def test_backfill_file_then_rerun_is_unchanged(
     ids = [s["id"] for s in sessions]
     lines = ["# exported ids", "", *ids, ids[0].upper(), UNKNOWN]
     path = write_ids(tmp_path, lines)
-    first = invoke(["backfill", path, "--json"], cli_env)
+    first = invoke(["backfill", path, "--json", "--with", "none"], cli_env)
     assert first.exit_code == 0, first.output
     assert summary_of(first) | {"elapsed_s": 0} == {
         "command": "backfill",

@@ -28,6 +28,8 @@ def test_demo_backfills_syncs_and_is_idempotent(tmp_path: Path) -> None:
     first = CliRunner().invoke(main, args, env={"DATABASE_URL": "sqlite:////nonexistent/x.db"})
     assert first.exit_code == 0, first.output
     result = json.loads(first.stdout)
+    bill = result["backfill"].pop("bill")  # the members and recordings of the backfilled ids
+    assert bill["detail_failed"] == 0 and bill["members"]["inserted"] > 0
     assert result["backfill"] | {"elapsed_s": 0} == {
         "command": "backfill",
         "run_id": 1,

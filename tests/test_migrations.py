@@ -216,3 +216,52 @@ def test_recording_sizes_beyond_32_bits_round_trip(migrated_url: str) -> None:
         engine.dispose()
     assert stored == sizes
     assert raw_sizes == sizes
+
+
+# --------------------------------------------------------------------------- 0008: fetching state
+
+STATE_TABLES = {"room_session_details", "sync_detail_failures", "sync_cursors"}
+
+
+def column_names(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {c["name"] for c in sa.inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def test_fetch_state_up_and_down(db_url: str) -> None:
+    """0008 adds the detail state, the detail failure ledger, the cursors and rooms.deleted_at
+    on top of 0006, and takes exactly them away again (the rooms' rows stay)."""
+    upgrade(db_url, "0006")
+    before = table_names(db_url)
+    assert not STATE_TABLES & before
+    assert "deleted_at" not in column_names(db_url, "rooms")
+    upgrade(db_url, "0008")
+    assert table_names(db_url) == before | STATE_TABLES
+    assert "deleted_at" in column_names(db_url, "rooms")
+    downgrade(db_url, "0006")
+    assert current_revision(db_url) == "0006"
+    assert table_names(db_url) == before
+    assert "deleted_at" not in column_names(db_url, "rooms")
+    upgrade(db_url, "0008")
+    assert table_names(db_url) >= STATE_TABLES
+
+
+def test_fetch_state_native_types(migrated_url: str, backend: str) -> None:
+    engine = make_engine(migrated_url)
+    try:
+        inspector = sa.inspect(engine)
+        details = {c["name"]: c for c in inspector.get_columns("room_session_details")}
+        failures = {c["name"]: c for c in inspector.get_columns("sync_detail_failures")}
+        keys = inspector.get_pk_constraint("sync_detail_failures")["constrained_columns"]
+        foreign = inspector.get_foreign_keys("sync_detail_failures")
+    finally:
+        engine.dispose()
+    assert set(keys) == {"session_id", "detail"}
+    assert foreign[0]["referred_table"] == "sync_runs"
+    if backend == "postgresql":
+        assert type(details["session_id"]["type"]).__name__ == "UUID"
+        assert type(details["members_final"]["type"]).__name__ == "BOOLEAN"
+        assert type(failures["failed_at"]["type"]).__name__ == "TIMESTAMP"

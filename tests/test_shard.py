@@ -152,7 +152,16 @@ def test_n_worker_processes_fetch_each_id_once_and_leave_the_table_exact(
         shard, env = f"{k}/{workers}", base_env
         if k == workers - 1:
             shard, env = f"index/{workers}", {**base_env, "JOB_COMPLETION_INDEX": str(k)}
-        command = [str(ROOMSYNC), "backfill", str(ids_file), "--shard", shard, "--json"]
+        command = [
+            str(ROOMSYNC),
+            "backfill",
+            str(ids_file),
+            "--shard",
+            shard,
+            "--json",
+            "--with",
+            "none",
+        ]
         processes.append(
             subprocess.Popen(
                 [*command, "--concurrency", "4", "--batch-size", "20"],

@@ -26,7 +26,11 @@ def iso(moment: datetime) -> str:
 
 
 def sync(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
-    result = CliRunner().invoke(main, ["sync", "--json", *args], env=env, catch_exceptions=False)
+    """`roomsync sync --json` of the sessions alone (the bill's requests: tests/test_bill_sync)."""
+    bill = [] if "--with" in args else ["--with", "none"]
+    result = CliRunner().invoke(
+        main, ["sync", "--json", *bill, *args], env=env, catch_exceptions=False
+    )
     return result, json.loads(result.stdout) if result.stdout.strip() else {}
 
 
@@ -297,7 +301,8 @@ def test_backfill_retry_failed_fetches_exactly_the_failed_ids(
     assert first.exit_code == 1
     assert failed_ids(engine) == {ids[1], ids[4]}
     api.reset_stats()
-    retry = CliRunner().invoke(main, ["backfill", "--retry-failed", "--json"], env=env)
+    retry_args = ["backfill", "--retry-failed", "--json", "--with", "none"]
+    retry = CliRunner().invoke(main, retry_args, env=env)
     assert retry.exit_code == 0, retry.output
     assert json.loads(retry.stdout)["requested"] == 2
     assert api.total_requests == 2

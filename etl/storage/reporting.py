@@ -33,6 +33,7 @@ from .schema import (
     room_recordings,
     room_session_members,
     room_sessions,
+    sync_detail_failures,
     sync_failures,
     sync_runs,
     video_charges,
@@ -546,6 +547,7 @@ class Status:
     head: str
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     spend: MonthSpend | None = None  # month to date, against the budget if one is given
+    failing_details: int = 0  # (session, members|recordings) pairs in sync_detail_failures
 
     @property
     def last_successful_sync(self) -> RunInfo | None:
@@ -581,6 +583,7 @@ class Status:
             "sessions": self.sessions,
             "live": self.live,
             "failing_ids": self.failing_ids,
+            "failing_details": self.failing_details,
             "awaiting_final_cost": self.awaiting_final_cost,
             "newest_session": self.newest_session,
             "runs": {
@@ -666,6 +669,7 @@ def read_status(
             last_success=_latest_per_command(conn, sync_runs.c.outcome == RunOutcome.OK),
             revision=revision,
             head=head,
+            failing_details=_count(conn, count.select_from(sync_detail_failures)),
         )
         if now is not None:
             status.now = now

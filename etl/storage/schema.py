@@ -213,6 +213,8 @@ rooms = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     *_synced_columns(),
+    # set when a complete walk of the rooms list no longer lists it (migration 0008)
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
     sa.Index("ix_rooms_name", "name"),  # sessions whose room_id is null match by name
 )
 
@@ -238,4 +240,41 @@ video_charges = sa.Table(
     *_synced_columns(),
     sa.Index("ix_video_charges_room_session_id", "room_session_id"),
     sa.Index("ix_video_charges_created_at", "created_at"),
+)
+
+# ------------------------------------------------------------------ fetching the bill (0008)
+
+# Per session: when its members / recordings were last fetched, and whether that was final.
+room_session_details = sa.Table(
+    "room_session_details",
+    metadata,
+    sa.Column("session_id", uuid_text(), primary_key=True),
+    sa.Column("members_fetched_at", UTCDateTime(), nullable=True),
+    sa.Column("members_final", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("recordings_fetched_at", UTCDateTime(), nullable=True),
+    sa.Column("recordings_final", sa.Boolean(), nullable=False, server_default=sa.false()),
+)
+
+# (session, detail) pairs whose last fetch failed; a later success removes them.
+sync_detail_failures = sa.Table(
+    "sync_detail_failures",
+    metadata,
+    sa.Column("session_id", uuid_text(), primary_key=True),
+    sa.Column("detail", sa.Text(), primary_key=True),
+    sa.Column(
+        "run_id", sa.Integer(), sa.ForeignKey("sync_runs.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("error", sa.Text(), nullable=False),
+    sa.Column("failed_at", UTCDateTime(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="1"),
+    sa.Index("ix_sync_detail_failures_run_id", "run_id"),
+)
+
+# Named moments a sync resumes from (`charges`: the newest created_at a complete logs walk saw).
+sync_cursors = sa.Table(
+    "sync_cursors",
+    metadata,
+    sa.Column("name", sa.Text(), primary_key=True),
+    sa.Column("moment", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from ..outcomes import RunOutcome
 from ..records import SessionRow
-from . import backlog, ledger, lock, migrate, reporting, sessions
+from . import backlog, bill, ledger, lock, migrate, reporting, sessions
 from .backlog import OpenRow
+from .bill import BillTotals, Detail, DetailWritten, Row, Written
 from .dberrors import map_errors
 from .engines import make_engine, readonly_engine
 from .lock import LockCheck
@@ -91,6 +92,78 @@ class Store:
             url=self.url,
             dry_run=dry_run,
         )
+
+    # ------------------------------------------------------------------ the rest of the bill
+
+    def write_details(
+        self,
+        details: Sequence[Detail],
+        now: datetime,
+        *,
+        failures: Mapping[tuple[str, str], str] | None = None,
+        run_id: int | None = None,
+        dry_run: bool = False,
+    ) -> DetailWritten:
+        """Members and recordings of sessions, their detail state and the detail ledger, in
+        one transaction (bill.write_details)."""
+        return bill.write_details(
+            self.engine, details, now, failures=failures, run_id=run_id, url=self.url,
+            dry_run=dry_run,
+        )  # fmt: skip
+
+    def record_detail_failures(
+        self,
+        failures: Mapping[tuple[str, str], str],
+        run_id: int | None,
+        now: datetime,
+        *,
+        dry_run: bool = False,
+    ) -> None:
+        if run_id is not None:
+            bill.record_detail_failures(
+                self.engine, failures, run_id, now, url=self.url, dry_run=dry_run
+            )
+
+    def detail_due(
+        self,
+        kinds: Collection[str],
+        now: datetime,
+        settle: timedelta,
+        session_ids: Sequence[str] | None = None,
+        *,
+        refresh: bool = False,
+    ) -> dict[str, set[str]]:
+        return bill.detail_due(self.engine, kinds, now, settle, session_ids, refresh=refresh)
+
+    def pending_detail_failures(self) -> list[tuple[str, str]]:
+        return bill.pending_detail_failures(self.engine)
+
+    def write_rooms(self, rows: Sequence[Row], now: datetime, *, dry_run: bool = False) -> Written:
+        return bill.write_rooms(self.engine, rows, now, url=self.url, dry_run=dry_run)
+
+    def mark_rooms_gone(
+        self, listed: Collection[str], now: datetime, *, dry_run: bool = False
+    ) -> int:
+        return bill.mark_rooms_gone(self.engine, listed, now, url=self.url, dry_run=dry_run)
+
+    def write_charges(
+        self, rows: Sequence[Row], now: datetime, *, dry_run: bool = False
+    ) -> Written:
+        return bill.write_charges(self.engine, rows, now, url=self.url, dry_run=dry_run)
+
+    def cursor(self, name: str) -> datetime | None:
+        return bill.cursor(self.engine, name)
+
+    def set_cursor(
+        self, name: str, moment: datetime, now: datetime, *, dry_run: bool = False
+    ) -> None:
+        bill.set_cursor(self.engine, name, moment, now, url=self.url, dry_run=dry_run)
+
+    def oldest_open_charge(self, not_before: datetime) -> datetime | None:
+        return bill.oldest_open_charge(self.engine, not_before)
+
+    def bill_totals(self) -> BillTotals:
+        return bill.bill_totals(self.engine)
 
     # ------------------------------------------------------------------ ledger
 

@@ -86,7 +86,7 @@ def test_any_readable_id_source_works(
     else:
         listing = tmp_path / "ids.tsv"
         listing.write_text("".join(f"{s['id']}\tx\n" for s in sessions))
-        shell = f'exec "$PYTHON" -m etl backfill <(cut -f1 {listing}) --json'
+        shell = f'exec "$PYTHON" -m etl backfill <(cut -f1 {listing}) --json --with none'
         result = Roomsync([], env, shell=shell).finish(timeout=20)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.summary()["inserted"] == 30
