@@ -139,6 +139,8 @@ class RunResult:
             "throttled": summary.throttled,
             "interrupted": summary.interrupted,
             "errors": list(summary.errors),
+            # the rest of the bill (members, recordings, rooms, charges); null when not asked
+            "bill": counts.get("bill"),
         }
         if self.command == "sync":
             result |= _sync_fields(self.sync)
@@ -185,6 +187,8 @@ def _run_lines(result: RunResult) -> list[str]:
             f"{'listed:':<13} {facts['listed']} sessions{every}; "
             f"re-fetched {facts['refreshed']} unfinished or failed ones"
         )
+    if summary.bill is not None:
+        lines.append(f"{'bill:':<13} {visible(summary.bill.describe().removeprefix('bill: '))}")
     failed = facts["failed_ids"]
     if failed:
         more = " ..." if len(failed) > SHOWN_FAILED_IDS else ""

@@ -90,6 +90,7 @@ def test_sync_then_a_skipped_sync_under_the_lock(migrated_url: str, api: FakeSig
                 "throttled": 0,
                 "interrupted": None,
                 "errors": [],
+                "bill": None,
                 "listed": None,
                 "refreshed": None,
                 "in_progress_listed": None,

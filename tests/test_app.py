@@ -36,6 +36,7 @@ RUN_KEYS = {
     "throttled",
     "interrupted",
     "errors",
+    "bill",  # the rest of the bill's counts; null when the run asked for none
 }
 SYNC_KEYS = {"listed", "refreshed", "in_progress_listed", "probe", "full_pass", "reason"}
 

@@ -87,6 +87,7 @@ def test_backfill_file_then_rerun_is_unchanged(
         "throttled": 0,
         "interrupted": None,
         "errors": [],
+        "bill": None,  # --with none
     }
     again = invoke(["backfill", path, "--json"], cli_env)
     assert summary_of(again)["unchanged"] == len(ids)

@@ -271,6 +271,7 @@ def test_a_sync_that_finds_the_lock_taken_does_nothing(
         "throttled": 0,
         "interrupted": None,
         "errors": [],
+        "bill": None,
         "listed": None,
         "refreshed": None,
         "in_progress_listed": None,
