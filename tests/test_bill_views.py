@@ -464,6 +464,27 @@ def test_an_end_in_the_far_future_counts_until_now(engine: Engine) -> None:
     assert len(days) <= 3
 
 
+def test_a_start_in_the_year_1_does_not_explode_the_day_series(engine: Engine) -> None:
+    """A session starting (and a member joining) in the year 1 used to make concurrency_peaks
+    generate ~740,000 days (half a minute per query on SQLite); a start before 2000-01-01 UTC
+    now counts from then (migration 0008), so the series stays under 10,000 days."""
+    base = generate_sessions(1, seed=6)[0]
+    sid = str(uuid.uuid4())
+    end = datetime(2026, 10, 1, 12, tzinfo=UTC)
+    ancient = {**base, "id": sid, "start_time": "0001-01-01T00:00:00Z"}
+    store_sessions(engine, [{**ancient, "end_time": f"{end:%Y-%m-%dT%H:%M:%SZ}", "duration": None}])
+    insert(engine, room_session_members, [_member(sid, 0.1, datetime(1, 1, 1, tzinfo=UTC), 60)])
+    joined = _member(sid, 0.1, datetime(1, 1, 1, tzinfo=UTC))
+    insert(engine, room_session_members, [{**joined, "leave_time": end, "duration": None}])
+    rows = {date.fromisoformat(str(r["day"])): r for r in rows_of(engine, "concurrency_peaks")}
+    floor = datetime(2000, 1, 1, tzinfo=UTC)
+    assert min(rows) == floor.date() and max(rows) == end.date()
+    assert len(rows) == (end.date() - floor.date()).days + 1  # one per day, none before 2000
+    assert as_utc(rows[floor.date()]["peak_sessions_at"]) == floor
+    assert rows[floor.date()]["peak_members"] == 1  # the 60-second member is left before 2000
+    assert rows[end.date()]["peak_sessions"] == 1
+
+
 # --------------------------------------------------------------------------- overflow
 
 
