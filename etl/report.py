@@ -30,7 +30,7 @@ from .storage.reporting import (
     COST_TOO_LARGE,
     JSON_KEYS,
     ReportRow,
-    finite_cost,
+    cost_sum,
 )
 from .storage.reporting import check_range as check_range  # the query's own guard, for the CLI
 
@@ -75,7 +75,7 @@ def _total_cost(values: Sequence[float | None], overflowed: bool) -> float | Non
     known = [v for v in values if v is not None]
     if overflowed or not known:
         return None
-    return finite_cost(math.fsum(known))[0]
+    return cost_sum(known)[0]
 
 
 def _max(values: Sequence[int | None]) -> int | None:
@@ -88,7 +88,7 @@ def total_row(rows: Sequence[ReportRow]) -> ReportRow:
     peaks are the highest of the groups'."""
     durations = [r.duration_s for r in rows if r.duration_s is not None]
     costs = [r.cost_usd for r in rows if r.cost_usd is not None]
-    cost_usd, note = finite_cost(math.fsum(costs)) if costs else (None, None)
+    cost_usd, note = cost_sum(costs)
     overflowed = any(r.note == COST_TOO_LARGE for r in rows)
     if overflowed:  # a total without that row would mislead
         cost_usd, note = None, COST_TOO_LARGE
