@@ -485,6 +485,30 @@ def test_a_start_in_the_year_1_does_not_explode_the_day_series(engine: Engine) -
     assert rows[end.date()]["peak_sessions"] == 1
 
 
+def test_negative_durations_stored_by_an_older_version_are_left_out(engine: Engine) -> None:
+    """A member with leave_time before join_time (duration -1800) or a recording with a negative
+    duration, stored before the parser refused them, cancelled real participant-minutes in
+    session_costs and daily_usage (migration 0008 leaves a negative duration out)."""
+    base = generate_sessions(1, seed=7)[0]
+    sid = str(uuid.uuid4())
+    t = datetime(2026, 10, 3, 10, tzinfo=UTC)
+    store_sessions(
+        engine, [{**base, "id": sid, "name": "neg", "start_time": f"{t:%Y-%m-%dT%H:%M:%SZ}"}]
+    )
+    good = _member(sid, 0.5, t, 1800)
+    inverted = {**_member(sid, 0.5, t + timedelta(hours=1)), "duration": -1800}
+    inverted["leave_time"] = inverted["join_time"] - timedelta(minutes=30)
+    insert(engine, room_session_members, [good, inverted])
+    insert(engine, room_recordings, [{**_recording(sid, 0.1, t), "duration": -600}])
+    [cost] = [r for r in rows_of(engine, "session_costs") if str(r["room_session_id"]) == sid]
+    assert cost["members"] == 2 and cost["participant_minutes"] == 30.0
+    assert cost["recording_minutes"] is None and cost["member_cost"] == 1.0
+    [usage] = [r for r in rows_of(engine, "daily_usage") if r["room_name"] == "neg"]
+    assert usage["participant_minutes"] == 30.0 and usage["recording_minutes"] is None
+    [room] = [r for r in rows_of(engine, "room_peaks") if r["room_name"] == "neg"]
+    assert room["peak_members"] == 1
+
+
 # --------------------------------------------------------------------------- overflow
 
 
