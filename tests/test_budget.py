@@ -78,6 +78,7 @@ def this_month() -> datetime:
 def test_parse_budget() -> None:
     assert parse_budget("500") == 500.0 and parse_budget(" $1250.50 ") == 1250.5
     assert parse_budget("0") == 0.0
+    assert str(parse_budget("-0")) == "0.0"  # shown as "$-0.00 budget" before
     for bad in ("", "-1", "nan", "inf", "lots", "1e999"):
         with pytest.raises(ValueError, match="amount of dollars"):
             parse_budget(bad)
