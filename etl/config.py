@@ -420,7 +420,7 @@ def parse_budget(text: str) -> float:
         ) from None
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{visible(text)!r} is not an amount of dollars like 500 or 1250.50")
-    return value
+    return value + 0.0  # -0 is 0 (else shown as "$-0.00")
 
 
 def monthly_budget(

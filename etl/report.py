@@ -21,16 +21,18 @@ import json
 import math
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .config import TEXT_FORMATS
+from .errors import TimestampRangeError
+from .records import parse_timestamp
 from .safe_text import json_terminal_safe, spreadsheet_safe, visible
 from .storage.reporting import (
     COST_TOO_LARGE,
     JSON_KEYS,
     ReportRow,
-    finite_cost,
+    cost_sum,
 )
 from .storage.reporting import check_range as check_range  # the query's own guard, for the CLI
 
@@ -55,18 +57,18 @@ TABLE_HEADINGS = (
 
 
 def parse_bound(text: str) -> datetime:
-    """A --since/--until value: a date (midnight UTC) or an ISO 8601 datetime (UTC if naive)."""
+    """A --since/--until value: a date (midnight UTC) or a datetime (UTC if naive), read as API
+    timestamps are (etl.records.parse_timestamp): every RFC 3339 form, lower-case `t`/`z` and
+    a leap second included, besides what `datetime.fromisoformat` reads."""
     try:
-        value = datetime.fromisoformat(text.strip())
+        return parse_timestamp(text.strip())
+    except TimestampRangeError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise ValueError(f"{text!r} is outside the years 1 to 9999 once taken to UTC") from None
     except ValueError:
         raise ValueError(
             f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime "
             "(YYYY-MM-DDTHH:MM[:SS][+HH:MM])"
         ) from None
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
-        raise ValueError(f"{text!r} is outside the years 1 to 9999 once taken to UTC") from None
 
 
 def _total_cost(values: Sequence[float | None], overflowed: bool) -> float | None:
@@ -75,7 +77,7 @@ def _total_cost(values: Sequence[float | None], overflowed: bool) -> float | Non
     known = [v for v in values if v is not None]
     if overflowed or not known:
         return None
-    return finite_cost(math.fsum(known))[0]
+    return cost_sum(known)[0]
 
 
 def _max(values: Sequence[int | None]) -> int | None:
@@ -88,7 +90,7 @@ def total_row(rows: Sequence[ReportRow]) -> ReportRow:
     peaks are the highest of the groups'."""
     durations = [r.duration_s for r in rows if r.duration_s is not None]
     costs = [r.cost_usd for r in rows if r.cost_usd is not None]
-    cost_usd, note = finite_cost(math.fsum(costs)) if costs else (None, None)
+    cost_usd, note = cost_sum(costs)
     overflowed = any(r.note == COST_TOO_LARGE for r in rows)
     if overflowed:  # a total without that row would mislead
         cost_usd, note = None, COST_TOO_LARGE

@@ -464,6 +464,51 @@ def test_an_end_in_the_far_future_counts_until_now(engine: Engine) -> None:
     assert len(days) <= 3
 
 
+def test_a_start_in_the_year_1_does_not_explode_the_day_series(engine: Engine) -> None:
+    """A session starting (and a member joining) in the year 1 used to make concurrency_peaks
+    generate ~740,000 days (half a minute per query on SQLite); a start before 2000-01-01 UTC
+    now counts from then (migration 0008), so the series stays under 10,000 days."""
+    base = generate_sessions(1, seed=6)[0]
+    sid = str(uuid.uuid4())
+    end = datetime(2026, 10, 1, 12, tzinfo=UTC)
+    ancient = {**base, "id": sid, "start_time": "0001-01-01T00:00:00Z"}
+    store_sessions(engine, [{**ancient, "end_time": f"{end:%Y-%m-%dT%H:%M:%SZ}", "duration": None}])
+    insert(engine, room_session_members, [_member(sid, 0.1, datetime(1, 1, 1, tzinfo=UTC), 60)])
+    joined = _member(sid, 0.1, datetime(1, 1, 1, tzinfo=UTC))
+    insert(engine, room_session_members, [{**joined, "leave_time": end, "duration": None}])
+    rows = {date.fromisoformat(str(r["day"])): r for r in rows_of(engine, "concurrency_peaks")}
+    floor = datetime(2000, 1, 1, tzinfo=UTC)
+    assert min(rows) == floor.date() and max(rows) == end.date()
+    assert len(rows) == (end.date() - floor.date()).days + 1  # one per day, none before 2000
+    assert as_utc(rows[floor.date()]["peak_sessions_at"]) == floor
+    assert rows[floor.date()]["peak_members"] == 1  # the 60-second member is left before 2000
+    assert rows[end.date()]["peak_sessions"] == 1
+
+
+def test_negative_durations_stored_by_an_older_version_are_left_out(engine: Engine) -> None:
+    """A member with leave_time before join_time (duration -1800) or a recording with a negative
+    duration, stored before the parser refused them, cancelled real participant-minutes in
+    session_costs and daily_usage (migration 0008 leaves a negative duration out)."""
+    base = generate_sessions(1, seed=7)[0]
+    sid = str(uuid.uuid4())
+    t = datetime(2026, 10, 3, 10, tzinfo=UTC)
+    store_sessions(
+        engine, [{**base, "id": sid, "name": "neg", "start_time": f"{t:%Y-%m-%dT%H:%M:%SZ}"}]
+    )
+    good = _member(sid, 0.5, t, 1800)
+    inverted = {**_member(sid, 0.5, t + timedelta(hours=1)), "duration": -1800}
+    inverted["leave_time"] = inverted["join_time"] - timedelta(minutes=30)
+    insert(engine, room_session_members, [good, inverted])
+    insert(engine, room_recordings, [{**_recording(sid, 0.1, t), "duration": -600}])
+    [cost] = [r for r in rows_of(engine, "session_costs") if str(r["room_session_id"]) == sid]
+    assert cost["members"] == 2 and cost["participant_minutes"] == 30.0
+    assert cost["recording_minutes"] is None and cost["member_cost"] == 1.0
+    [usage] = [r for r in rows_of(engine, "daily_usage") if r["room_name"] == "neg"]
+    assert usage["participant_minutes"] == 30.0 and usage["recording_minutes"] is None
+    [room] = [r for r in rows_of(engine, "room_peaks") if r["room_name"] == "neg"]
+    assert room["peak_members"] == 1
+
+
 # --------------------------------------------------------------------------- overflow
 
 

@@ -73,6 +73,7 @@ def this_month() -> datetime:
 def test_parse_budget() -> None:
     assert parse_budget("500") == 500.0 and parse_budget(" $1250.50 ") == 1250.5
     assert parse_budget("0") == 0.0
+    assert str(parse_budget("-0")) == "0.0"  # shown as "$-0.00 budget" before
     for bad in ("", "-1", "nan", "inf", "lots", "1e999"):
         with pytest.raises(ValueError, match="amount of dollars"):
             parse_budget(bad)
@@ -157,3 +158,41 @@ def test_metrics_file_has_spend_and_budget(
     gauges = _gauges(path)
     assert gauges["roomsync_month_to_date_spend_dollars"] == pytest.approx(expected)
     assert gauges["roomsync_monthly_budget_dollars"] == 250.0
+
+
+def test_costs_of_1e308_on_several_days(
+    migrated_url: str, engine: Engine, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Each day's cost fits a double but the month's does not: math.fsum raised OverflowError
+    ("intermediate overflow") and status --budget, the metrics file and report's total line
+    ended in a traceback. The spend is unknown and over, as for one overflowing day."""
+    if datetime.now(UTC).day < 2:
+        pytest.skip("needs two days of this month")
+    first = this_month()
+    days = [first, first + timedelta(days=1)]
+    store_sessions(
+        engine,
+        [
+            {**BASE, "id": str(uuid.uuid4()), "start_time": _iso(d), "cost_in_dollars": 1e308}
+            for d in days
+        ],
+    )
+    env = {"DATABASE_URL": migrated_url}
+    status = invoke(["status", "--json", "--budget", "5"], env)
+    assert status.exit_code == 1 and "Traceback" not in status.output
+    body = json.loads(status.stdout)["month_to_date"]
+    assert body["spend_usd"] is None and body["over"] is True and "1.8e308" in body["note"]
+    monkeypatch.setenv(ENV_BUDGET, "5")
+    path = tmp_path / "roomsync.prom"
+    with Store.open(migrated_url, readonly=True) as store:
+        write_metrics(str(path), store)
+    gauges = _gauges(path)
+    assert "roomsync_month_to_date_spend_dollars" not in gauges  # unknown, never inf
+    assert gauges["roomsync_monthly_budget_dollars"] == 5.0
+    report = invoke(["report", "--by", "day", "--format", "json"], env)
+    assert report.exit_code == 0, report.output
+    rows = {r["group"]: r for r in json.loads(report.stdout)}
+    assert [rows[f"{d:%Y-%m-%d}"]["cost_usd"] for d in days] == [1e308, 1e308]
+    table = invoke(["report", "--by", "day"], env)
+    assert table.exit_code == 0, table.output
+    assert "does not fit a double" in table.stdout  # the total line's note

@@ -495,13 +495,29 @@ def test_empty_range(loaded: Engine) -> None:
         ("2026-11-25T10:30", datetime(2026, 11, 25, 10, 30, tzinfo=UTC)),
         ("2026-11-25T10:30:00Z", datetime(2026, 11, 25, 10, 30, tzinfo=UTC)),
         ("2026-11-25 12:30:00+02:00", datetime(2026, 11, 25, 10, 30, tzinfo=UTC)),
+        # every RFC 3339 form, as API timestamps are read (they were "not a date")
+        ("2026-11-25t10:30:00z", datetime(2026, 11, 25, 10, 30, tzinfo=UTC)),
+        ("2026-11-25T10:30:00.123456789012Z", datetime(2026, 11, 25, 10, 30, 0, 123456, UTC)),
+        ("2016-12-31T23:59:60Z", datetime(2017, 1, 1, tzinfo=UTC)),
+        ("2026-11-26T00:30:00+14:00", datetime(2026, 11, 25, 10, 30, tzinfo=UTC)),
     ],
 )
 def test_parse_bound(text: str, expected: datetime) -> None:
     assert parse_bound(text) == expected
 
 
-@pytest.mark.parametrize("text", ["yesterday", "2026-13-01", "2026-02-30", "", "25/11/2026"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "yesterday",
+        "2026-13-01",
+        "2026-02-30",
+        "",
+        "25/11/2026",
+        "2026-11-25T24:00:00Z",
+        "2026-11-25T12:00:60Z",
+    ],
+)
 def test_parse_bound_refuses(text: str) -> None:
     with pytest.raises(ValueError, match="not a date"):
         parse_bound(text)

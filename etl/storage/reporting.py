@@ -301,6 +301,19 @@ def finite_cost(value: Any) -> tuple[float | None, str | None]:
     return round(cost, 6), None
 
 
+def cost_sum(values: Sequence[float]) -> tuple[float | None, str | None]:
+    """(sum, note) of money amounts as finite_cost gives it; (None, None) for no amounts.
+
+    math.fsum raises OverflowError as soon as a partial sum passes a double (two costs of 1e308
+    are enough), even when the whole sum fits; such a sum is taken again exactly as Decimal."""
+    if not values:
+        return None, None
+    try:
+        return finite_cost(math.fsum(values))
+    except OverflowError:
+        return finite_cost(sum((Decimal(v) for v in values), Decimal(0)))
+
+
 def _label(by: str, key: Any, room_name: str | None) -> str:
     if by in ("room", "session"):
         if key is None:
@@ -524,7 +537,7 @@ def read_month_spend(conn: sa.Connection, now: datetime, budget: float | None) -
     first, following = month_bounds(now)
     rows = conn.execute(_MONTH_USAGE, {"first": first, "following": following}).all()
     costs = [float(cost) for cost, _ in rows if cost is not None]
-    spend, note = finite_cost(math.fsum(costs)) if costs else (None, None)
+    spend, note = cost_sum(costs)
     return MonthSpend(
         month=f"{first:%Y-%m}",
         spend_usd=spend,
