@@ -16,7 +16,7 @@ participant-minutes. A negative duration now counts as unknown (left out of the 
 one is); the peaks already left out an interval that ends before it begins.
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-06
 """
 
@@ -27,8 +27,8 @@ from types import ModuleType
 
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
