@@ -111,7 +111,7 @@ def test_a_non_empty_pipe_still_works(hostile_api: HostileAPI, sqlite_url: str) 
     hostile_api.set_sessions(sessions)
     ids = " ".join(s["id"] for s in sessions)
     env = env_for_url(hostile_api.base_url, sqlite_url)
-    result = shell(f'printf "%s\\n" {ids} | "$PYTHON" -m etl backfill - --json', env)
+    result = shell(f'printf "%s\\n" {ids} | "$PYTHON" -m etl backfill - --json --with none', env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.summary()["inserted"] == 3
 

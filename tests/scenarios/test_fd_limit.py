@@ -16,7 +16,9 @@ from etl.fake_api import generate_sessions
 
 
 def backfill_under_limit(limit: int, path: Path, env: dict[str, str], *args: str) -> Roomsync:
-    script = f'ulimit -n {limit} && exec "$PYTHON" -m etl backfill {path} --json ' + " ".join(args)
+    # --with none: the hostile stand-in serves sessions only (no members or recordings)
+    script = f'ulimit -n {limit} && exec "$PYTHON" -m etl backfill {path} --json --with none '
+    script += " ".join(args)
     return Roomsync([], env, shell=script)
 
 
