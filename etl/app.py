@@ -518,9 +518,16 @@ class ReportOptions:
 
 def report(url: str, how: ReportOptions, budget: float | None = None) -> ReportResult:
     """Read the rows (read-only) and render them; write them to `how.output` if given. The
-    HTML page also shows this month's spend against `budget`."""
-    from .report import render_text
+    HTML page also shows this month's spend against `budget`. A range that is empty, or an
+    HTML page without an output file, is an InputError, before the database is opened."""
+    from .report import check_range, render_text
 
+    try:
+        check_range(how.since, how.until)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if how.fmt == "html" and how.output is None:
+        raise InputError("--format html writes a page: give -o/--output FILE")
     with Store.open(url, readonly=True) as store:
         rows = store.report_rows(how.by, how.since, how.until)
         if how.fmt == "html":

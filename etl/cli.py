@@ -9,8 +9,6 @@ auth or database); with `--json`, also one JSON object on stdout (`error`, `exit
 
 from __future__ import annotations
 
-import logging
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +21,9 @@ from .cli_options import (
     NO_HTTP_VERBOSE,
     Env,
     api_settings_options,
+    check_backfill_usage,
     database_option,
+    demo_command,
     emit,
     epilog,
     json_option,
@@ -31,6 +31,7 @@ from .cli_options import (
     parsed,
     report_bound,
     run_options,
+    serve_demo,
     setup,
     url_of,
     version_option,
@@ -48,8 +49,6 @@ from .config import (
     parse_budget,
 )
 from .safe_text import visible
-
-log = logging.getLogger("etl.cli")
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -139,12 +138,7 @@ def backfill(
     stored final with their final cost are skipped unless --refresh. --via-list walks the list
     once (1,000 sessions a request) and fetches by id only the ids it did not return.
     """
-    if file is None and not retry_failed:
-        raise click.UsageError("give FILE, or --retry-failed, or both")
-    if via_list and (file is None or retry_failed or shard is not None):
-        raise click.UsageError(
-            "--via-list needs FILE and goes with neither --retry-failed nor --shard"
-        )
+    check_backfill_usage(file, retry_failed, via_list, shard)
     from .idfiles import IdSource, require_ids
     from .shard import parse_shard
 
@@ -362,23 +356,11 @@ def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool
     With --serve the stand-in stays up afterwards, so that `check`, `sync`, `fetch`, `status`
     and `report` can be tried by hand against it (it prints the four variables to export).
     """
-    import shutil
-
-    from .demo import StopSignals, how_to_run, serving
-
-    command = how_to_run(sys.argv[0], shutil.which("roomsync"), sys.executable)
     if not serve:
         if port:
             raise click.UsageError("--port goes with --serve")
-        return emit(app.demo(sessions, database_url, command), as_json)
-    with serving(sessions, port) as api:
-        result = app.demo(sessions, database_url, command, api)
-        with StopSignals() as stop:
-            emit(result, as_json)
-            sys.stdout.flush()
-            stopped_by = stop.wait()
-    log.info("stand-in API stopped (%s)", stopped_by)
-    return 0
+        return emit(app.demo(sessions, database_url, demo_command()), as_json)
+    return serve_demo(sessions, database_url, port, as_json)
 
 
 @main.command(
@@ -421,15 +403,7 @@ def report(database_url: str | None, env: Env, **options: Any) -> int:
     A session counts in the period of its start time, or of its creation time when it never
     started. Sums cover the known values: a group with no known duration or cost shows none.
     """
-    from .report import check_range
-
     how = app.ReportOptions(**options)
-    try:
-        check_range(how.since, how.until)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if how.fmt == "html" and how.output is None:
-        raise click.UsageError("--format html writes a page: give -o/--output FILE")
     budget = monthly_budget(None, env) if how.fmt == "html" else None
     return emit(app.report(url_of(database_url, env), how, budget), False)
 

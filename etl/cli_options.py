@@ -76,6 +76,42 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def check_backfill_usage(
+    file: str | None, retry_failed: bool, via_list: bool, shard: str | None
+) -> None:
+    """backfill's flags that go together, or do not (click cannot say it by itself)."""
+    if file is None and not retry_failed:
+        raise click.UsageError("give FILE, or --retry-failed, or both")
+    if via_list and (file is None or retry_failed or shard is not None):
+        raise click.UsageError(
+            "--via-list needs FILE and goes with neither --retry-failed nor --shard"
+        )
+
+
+def demo_command() -> str:
+    """How the demo's closing lines spell roomsync where the user stands (etl.demo.how_to_run)."""
+    import shutil
+
+    from .demo import how_to_run
+
+    return how_to_run(sys.argv[0], shutil.which("roomsync"), sys.executable)
+
+
+def serve_demo(sessions: int, url: str, port: int, as_json: bool) -> int:
+    """`demo --serve`: run the demo against a stand-in kept up on loopback, print the result
+    (with the settings that point at it), and wait for Ctrl-C or SIGTERM; exit 0."""
+    from .demo import StopSignals, serving
+
+    with serving(sessions, port) as api:
+        result = app.demo(sessions, url, demo_command(), api)
+        with StopSignals() as stop:
+            emit(result, as_json)
+            sys.stdout.flush()
+            stopped_by = stop.wait()
+    log.info("stand-in API stopped (%s)", stopped_by)
+    return 0
+
+
 def emit(result: app.Result, as_json: bool) -> int:
     """Print a command's result on stdout; return its exit code."""
     if as_json:
