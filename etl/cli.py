@@ -29,6 +29,7 @@ from .cli_options import (
     json_option,
     parse_duration,
     parsed,
+    print_deploy_files,
     report_bound,
     run_options,
     serve_demo,
@@ -75,13 +76,14 @@ def fetch(
     skip_invalid: bool,
     with_parts: frozenset[str],
     run: app.RunOptions,
-    **rest: Any,
+    env: Env,
+    as_json: bool,
 ) -> int:
     """Fetch the given room session ids and upsert them."""
     from .idfiles import read_ids
 
     chosen = read_ids(ids, skip_invalid=skip_invalid, label="argument")
-    return emit(app.fetch(chosen, run, with_parts), rest["as_json"])
+    return emit(app.fetch(chosen, run, with_parts), as_json)
 
 
 @main.command(epilog=epilog("roomsync backfill ids.txt --json --concurrency 20", EXIT_RUN))
@@ -192,7 +194,8 @@ def sync(
     page_size: int,
     with_parts: frozenset[str],
     run: app.RunOptions,
-    **rest: Any,
+    env: Env,
+    as_json: bool,
 ) -> int:
     """Discover new sessions from the list, re-fetch unfinished and failed ones (for cron).
 
@@ -202,7 +205,7 @@ def sync(
     how = app.SyncOptions(
         full=full, overlap=timedelta(hours=overlap), page_size=page_size, with_parts=with_parts
     )
-    return emit(app.sync(how, run), rest["as_json"])
+    return emit(app.sync(how, run), as_json)
 
 
 @main.command(
@@ -230,15 +233,21 @@ def sync(
 @json_option
 @database_option
 @setup(NO_HTTP_VERBOSE)
-def status(max_age: timedelta | None, budget: float | None, env: Env, **rest: Any) -> int:
+def status(
+    max_age: timedelta | None,
+    budget: float | None,
+    as_json: bool,
+    database_url: str | None,
+    env: Env,
+) -> int:
     """What the database holds and how the last runs went; reads, never writes.
 
     Sessions stored, live and waiting for their final cost, failing ids, the newest session,
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
-    url, chosen = url_of(rest["database_url"], env), monthly_budget(budget, env)
-    return emit(app.status(url, max_age, chosen), rest["as_json"])
+    url, chosen = url_of(database_url, env), monthly_budget(budget, env)
+    return emit(app.status(url, max_age, chosen), as_json)
 
 
 @main.command(
@@ -260,7 +269,9 @@ def status(max_age: timedelta | None, budget: float | None, env: Env, **rest: An
 @json_option
 @api_settings_options
 @setup()
-def check(as_json: bool, timeout: float, with_parts: frozenset[str], env: Env, **flags: Any) -> int:
+def check(
+    as_json: bool, timeout: float, with_parts: frozenset[str], env: Env, **flags: str | None
+) -> int:
     """Check the settings, the database and the credentials; write nothing.
 
     Names every missing setting at once; opens the database read-only (a missing SQLite file
@@ -431,14 +442,4 @@ def deploy(kind: str, output: str | None, force: bool, env: Env) -> int:
     roomsync's executable, and, written with --output, DIR as the cron wrapper's place
     (/opt/roomsync/cron when printed).
     """
-    from pathlib import Path
-
-    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
-
-    if output is None:
-        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
-        return 0
-    directory = Path(output).absolute()
-    for path in write(deploy_files(kind, str(directory)), directory, force):
-        click.echo(str(path))
-    return 0
+    return print_deploy_files(kind, output, force)
