@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 
-def settings_from_env(**overrides: Any) -> Settings:
+def settings_from_env(**overrides: object) -> Settings:
     """Settings from the environment, as the command line builds them; keyword overrides take
     the place of its flags (space, project_id, database_url, concurrency, timeout, retries,
     backoff, rate_limit, batch_size). Missing credentials raise ConfigError (naming every
@@ -193,7 +193,7 @@ def _finish(result: app.RunResult, raise_on_failure: bool) -> dict[str, Any]:
     `raise_on_failure`, RunFailed unless it is 0."""
     facts = result.to_dict()
     if raise_on_failure and result.exit_code != 0:
-        errors = "; ".join(facts["errors"])
+        errors = "; ".join(result.summary.errors) if result.summary is not None else ""
         raise RunFailed(
             f"{result.command}: {facts['failed']} id(s) failed" + (f"; {errors}" if errors else ""),
             facts,

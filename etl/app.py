@@ -14,7 +14,7 @@ codes in one place (etl/cli_options.py `handle_errors`), the Python API lets the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from .check import Check, run_checks
 from .config import DEFAULT_OVERLAP, DETAILS, MAX_PAGE_SIZE, SYNC_PARTS, Settings, mask_url
 from .errors import InputError, RoomsyncError
-from .outcomes import COUNTED
+from .outcomes import COUNTED, JsonObject
 from .pipeline import Progress, Summary, run_ids
 from .safe_text import visible
 from .shard import Shard
@@ -53,7 +53,7 @@ class Result(Protocol):
     @property
     def skipped(self) -> bool: ...
 
-    def to_dict(self) -> dict[str, Any]: ...
+    def to_dict(self) -> JsonObject: ...
 
     def to_text(self) -> str: ...
 
@@ -119,7 +119,7 @@ class RunResult:
     def skipped(self) -> bool:
         return self.summary is None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         """Counts are counts (`skipped` among them: ids left alone); the run being skipped is
         the separate flag `run_skipped`. The keys are the same for every run; a sync adds what
         its list walk saw."""
@@ -189,7 +189,7 @@ def _run_lines(result: RunResult) -> list[str]:
         )
     if summary.bill is not None:
         lines.append(f"{'bill:':<13} {visible(summary.bill.describe().removeprefix('bill: '))}")
-    failed = facts["failed_ids"]
+    failed = sorted(summary.failures)  # what `failed_ids` holds
     if failed:
         more = " ..." if len(failed) > SHOWN_FAILED_IDS else ""
         lines.append(f"{'failed ids:':<13} {' '.join(failed[:SHOWN_FAILED_IDS])}{more}")
@@ -412,7 +412,7 @@ class StatusResult:
     def exit_code(self) -> int:
         return 0 if self.healthy and not self.over_budget else 1
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         result = self.status.to_dict()
         if self.max_age is not None:
             result["max_age_s"] = self.max_age.total_seconds()
@@ -461,7 +461,7 @@ class CheckResult:
     def exit_code(self) -> int:
         return 0 if self.ok else 3
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "ok": self.ok,
             "checks": [c.to_dict() for c in self.checks],
@@ -474,7 +474,7 @@ class CheckResult:
 
 
 def check(
-    overrides: dict[str, Any],
+    overrides: Mapping[str, object],
     env: dict[str, str],
     timeout: float,
     parts: Collection[str] = SYNC_PARTS,
@@ -499,7 +499,7 @@ class ReportResult:
     skipped: bool = False
     exit_code: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"rows": [row.to_dict() for row in self.rows], "output": self.output}
 
     def to_text(self) -> str:
@@ -518,9 +518,16 @@ class ReportOptions:
 
 def report(url: str, how: ReportOptions, budget: float | None = None) -> ReportResult:
     """Read the rows (read-only) and render them; write them to `how.output` if given. The
-    HTML page also shows this month's spend against `budget`."""
-    from .report import render_text
+    HTML page also shows this month's spend against `budget`. A range that is empty, or an
+    HTML page without an output file, is an InputError, before the database is opened."""
+    from .report import check_range, render_text
 
+    try:
+        check_range(how.since, how.until)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if how.fmt == "html" and how.output is None:
+        raise InputError("--format html writes a page: give -o/--output FILE")
     with Store.open(url, readonly=True) as store:
         rows = store.report_rows(how.by, how.since, how.until)
         if how.fmt == "html":
@@ -554,7 +561,7 @@ class SchemaResult:
     skipped: bool = False
     exit_code: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {
             "database": self.database,
             "revision": self.revision,
@@ -606,8 +613,8 @@ class DemoResult:
     skipped: bool = False
     exit_code: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        result = {"backfill": self.backfill.to_dict(), "sync": self.sync.to_dict()}
+    def to_dict(self) -> JsonObject:
+        result: JsonObject = {"backfill": self.backfill.to_dict(), "sync": self.sync.to_dict()}
         if self.environment is not None:
             result["environment"] = dict(self.environment)
         return result

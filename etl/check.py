@@ -13,7 +13,6 @@ import asyncio
 import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from .config import (
     ENV_SPACE,
@@ -28,6 +27,7 @@ from .config import (
     resolve_base_url,
 )
 from .errors import ConfigError, RoomsyncError
+from .outcomes import JsonObject
 
 CHECK_RETRIES = 2  # the credential check: one retry for a passing hiccup, not a long wait
 
@@ -38,12 +38,12 @@ class Check:
     ok: bool | None  # None: skipped, its inputs are broken
     detail: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JsonObject:
         return {"name": self.name, "ok": self.ok, "detail": self.detail}
 
 
 def settings_problems(
-    overrides: Mapping[str, Any], env: Mapping[str, str]
+    overrides: Mapping[str, object], env: Mapping[str, str]
 ) -> tuple[list[str], str | None]:
     """(every problem with the settings, the API's base URL when the space is usable)."""
     missing = missing_settings(overrides, env)
@@ -122,7 +122,7 @@ def check_credentials(settings: Settings, parts: Collection[str] = ()) -> list[C
 
 
 def run_checks(
-    overrides: Mapping[str, Any],
+    overrides: Mapping[str, object],
     env: Mapping[str, str] | None = None,
     timeout: float = 10.0,
     parts: Collection[str] = SYNC_PARTS,

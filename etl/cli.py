@@ -9,8 +9,6 @@ auth or database); with `--json`, also one JSON object on stdout (`error`, `exit
 
 from __future__ import annotations
 
-import logging
-import sys
 from datetime import timedelta
 from typing import Any
 
@@ -23,14 +21,18 @@ from .cli_options import (
     NO_HTTP_VERBOSE,
     Env,
     api_settings_options,
+    check_backfill_usage,
     database_option,
+    demo_command,
     emit,
     epilog,
     json_option,
     parse_duration,
     parsed,
+    print_deploy_files,
     report_bound,
     run_options,
+    serve_demo,
     setup,
     url_of,
     version_option,
@@ -48,8 +50,6 @@ from .config import (
     parse_budget,
 )
 from .safe_text import visible
-
-log = logging.getLogger("etl.cli")
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,13 +76,14 @@ def fetch(
     skip_invalid: bool,
     with_parts: frozenset[str],
     run: app.RunOptions,
-    **rest: Any,
+    env: Env,
+    as_json: bool,
 ) -> int:
     """Fetch the given room session ids and upsert them."""
     from .idfiles import read_ids
 
     chosen = read_ids(ids, skip_invalid=skip_invalid, label="argument")
-    return emit(app.fetch(chosen, run, with_parts), rest["as_json"])
+    return emit(app.fetch(chosen, run, with_parts), as_json)
 
 
 @main.command(epilog=epilog("roomsync backfill ids.txt --json --concurrency 20", EXIT_RUN))
@@ -139,12 +140,7 @@ def backfill(
     stored final with their final cost are skipped unless --refresh. --via-list walks the list
     once (1,000 sessions a request) and fetches by id only the ids it did not return.
     """
-    if file is None and not retry_failed:
-        raise click.UsageError("give FILE, or --retry-failed, or both")
-    if via_list and (file is None or retry_failed or shard is not None):
-        raise click.UsageError(
-            "--via-list needs FILE and goes with neither --retry-failed nor --shard"
-        )
+    check_backfill_usage(file, retry_failed, via_list, shard)
     from .idfiles import IdSource, require_ids
     from .shard import parse_shard
 
@@ -198,7 +194,8 @@ def sync(
     page_size: int,
     with_parts: frozenset[str],
     run: app.RunOptions,
-    **rest: Any,
+    env: Env,
+    as_json: bool,
 ) -> int:
     """Discover new sessions from the list, re-fetch unfinished and failed ones (for cron).
 
@@ -208,7 +205,7 @@ def sync(
     how = app.SyncOptions(
         full=full, overlap=timedelta(hours=overlap), page_size=page_size, with_parts=with_parts
     )
-    return emit(app.sync(how, run), rest["as_json"])
+    return emit(app.sync(how, run), as_json)
 
 
 @main.command(
@@ -236,15 +233,21 @@ def sync(
 @json_option
 @database_option
 @setup(NO_HTTP_VERBOSE)
-def status(max_age: timedelta | None, budget: float | None, env: Env, **rest: Any) -> int:
+def status(
+    max_age: timedelta | None,
+    budget: float | None,
+    as_json: bool,
+    database_url: str | None,
+    env: Env,
+) -> int:
     """What the database holds and how the last runs went; reads, never writes.
 
     Sessions stored, live and waiting for their final cost, failing ids, the newest session,
     the last run of each command, the last successful sync, the schema revision. A missing
     SQLite file is an error, never created.
     """
-    url, chosen = url_of(rest["database_url"], env), monthly_budget(budget, env)
-    return emit(app.status(url, max_age, chosen), rest["as_json"])
+    url, chosen = url_of(database_url, env), monthly_budget(budget, env)
+    return emit(app.status(url, max_age, chosen), as_json)
 
 
 @main.command(
@@ -266,7 +269,9 @@ def status(max_age: timedelta | None, budget: float | None, env: Env, **rest: An
 @json_option
 @api_settings_options
 @setup()
-def check(as_json: bool, timeout: float, with_parts: frozenset[str], env: Env, **flags: Any) -> int:
+def check(
+    as_json: bool, timeout: float, with_parts: frozenset[str], env: Env, **flags: str | None
+) -> int:
     """Check the settings, the database and the credentials; write nothing.
 
     Names every missing setting at once; opens the database read-only (a missing SQLite file
@@ -362,23 +367,11 @@ def demo(sessions: int, database_url: str, serve: bool, port: int, as_json: bool
     With --serve the stand-in stays up afterwards, so that `check`, `sync`, `fetch`, `status`
     and `report` can be tried by hand against it (it prints the four variables to export).
     """
-    import shutil
-
-    from .demo import StopSignals, how_to_run, serving
-
-    command = how_to_run(sys.argv[0], shutil.which("roomsync"), sys.executable)
     if not serve:
         if port:
             raise click.UsageError("--port goes with --serve")
-        return emit(app.demo(sessions, database_url, command), as_json)
-    with serving(sessions, port) as api:
-        result = app.demo(sessions, database_url, command, api)
-        with StopSignals() as stop:
-            emit(result, as_json)
-            sys.stdout.flush()
-            stopped_by = stop.wait()
-    log.info("stand-in API stopped (%s)", stopped_by)
-    return 0
+        return emit(app.demo(sessions, database_url, demo_command()), as_json)
+    return serve_demo(sessions, database_url, port, as_json)
 
 
 @main.command(
@@ -421,15 +414,7 @@ def report(database_url: str | None, env: Env, **options: Any) -> int:
     A session counts in the period of its start time, or of its creation time when it never
     started. Sums cover the known values: a group with no known duration or cost shows none.
     """
-    from .report import check_range
-
     how = app.ReportOptions(**options)
-    try:
-        check_range(how.since, how.until)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from None
-    if how.fmt == "html" and how.output is None:
-        raise click.UsageError("--format html writes a page: give -o/--output FILE")
     budget = monthly_budget(None, env) if how.fmt == "html" else None
     return emit(app.report(url_of(database_url, env), how, budget), False)
 
@@ -457,14 +442,4 @@ def deploy(kind: str, output: str | None, force: bool, env: Env) -> int:
     roomsync's executable, and, written with --output, DIR as the cron wrapper's place
     (/opt/roomsync/cron when printed).
     """
-    from pathlib import Path
-
-    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
-
-    if output is None:
-        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
-        return 0
-    directory = Path(output).absolute()
-    for path in write(deploy_files(kind, str(directory)), directory, force):
-        click.echo(str(path))
-    return 0
+    return print_deploy_files(kind, output, force)

@@ -17,8 +17,8 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import Any, TypeVar
+from datetime import datetime, timedelta
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 
@@ -39,11 +39,14 @@ from .errors import RoomsyncError
 from .safe_text import visible
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
 Env = dict[str, str]
 log = logging.getLogger("etl.cli")
 
 
-def _fail(message: str, exit_code: int, as_json: bool) -> None:
+def _fail(message: str, exit_code: int, as_json: bool) -> NoReturn:
     """Say why the command stops, on stderr (and on stdout as JSON with --json), and exit."""
     if as_json:
         click.echo(json.dumps({"error": message, "exit_code": exit_code}))
@@ -56,11 +59,11 @@ def _fail(message: str, exit_code: int, as_json: bool) -> None:
     sys.exit(exit_code)
 
 
-def handle_errors(func: F) -> F:
+def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Map the project's exceptions to a one-line message and exit code (no traceback)."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         as_json = bool(kwargs.get("as_json"))
         try:
             return func(*args, **kwargs)
@@ -73,7 +76,58 @@ def handle_errors(func: F) -> F:
                 click.echo(json.dumps({"error": exc.format_message(), "exit_code": exc.exit_code}))
             raise
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
+
+
+def check_backfill_usage(
+    file: str | None, retry_failed: bool, via_list: bool, shard: str | None
+) -> None:
+    """backfill's flags that go together, or do not (click cannot say it by itself)."""
+    if file is None and not retry_failed:
+        raise click.UsageError("give FILE, or --retry-failed, or both")
+    if via_list and (file is None or retry_failed or shard is not None):
+        raise click.UsageError(
+            "--via-list needs FILE and goes with neither --retry-failed nor --shard"
+        )
+
+
+def demo_command() -> str:
+    """How the demo's closing lines spell roomsync where the user stands (etl.demo.how_to_run)."""
+    import shutil
+
+    from .demo import how_to_run
+
+    return how_to_run(sys.argv[0], shutil.which("roomsync"), sys.executable)
+
+
+def serve_demo(sessions: int, url: str, port: int, as_json: bool) -> int:
+    """`demo --serve`: run the demo against a stand-in kept up on loopback, print the result
+    (with the settings that point at it), and wait for Ctrl-C or SIGTERM; exit 0."""
+    from .demo import StopSignals, serving
+
+    with serving(sessions, port) as api:
+        result = app.demo(sessions, url, demo_command(), api)
+        with StopSignals() as stop:
+            emit(result, as_json)
+            sys.stdout.flush()
+            stopped_by = stop.wait()
+    log.info("stand-in API stopped (%s)", stopped_by)
+    return 0
+
+
+def print_deploy_files(kind: str, output: str | None, force: bool) -> int:
+    """`deploy`: the files printed, or written into `output` (their paths printed); exit 0."""
+    from pathlib import Path
+
+    from .deploy import DEFAULT_CRON_DIR, deploy_files, render, write
+
+    if output is None:
+        click.echo(render(deploy_files(kind, DEFAULT_CRON_DIR)), nl=False)
+        return 0
+    directory = Path(output).absolute()
+    for path in write(deploy_files(kind, str(directory)), directory, force):
+        click.echo(str(path))
+    return 0
 
 
 def emit(result: app.Result, as_json: bool) -> int:
@@ -317,11 +371,13 @@ def print_version(ctx: click.Context, param: click.Parameter, value: bool) -> No
     ctx.exit()
 
 
-def parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+def parsed(
+    parse: Callable[[str], T],
+) -> Callable[[click.Context, click.Parameter, str | None], T | None]:
     """A click callback: the option's text through `parse`; its ValueError is the option's
     usage error."""
 
-    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> T | None:
         if value is None:
             return None
         try:
@@ -357,7 +413,7 @@ def url_of(flag: str | None, env: Env) -> str:
     return database_url({"database_url": flag}, env)
 
 
-def report_bound(text: str) -> Any:
+def report_bound(text: str) -> datetime:
     """--since/--until: a date or ISO datetime, UTC unless it says otherwise."""
     from .report import parse_bound
 

@@ -16,11 +16,14 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
 from .errors import ConfigError, InputError
 from .safe_text import visible
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL  # for typing only: SQL stays in etl.storage
 
 DEFAULT_DATABASE_URL = "sqlite:///room_sessions.db"
 ENV_SPACE = "SIGNALWIRE_SPACE"
@@ -224,7 +227,7 @@ def _secret_key(name: str) -> bool:
     return "password" in name.lower()
 
 
-def url_secrets(url: Any) -> list[str]:
+def url_secrets(url: str | URL) -> list[str]:
     """Every secret a database URL holds: its password and `?password=`-like parameters."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -240,7 +243,7 @@ def url_secrets(url: Any) -> list[str]:
     return [secret for secret in secrets if secret]
 
 
-def mask_url(url: Any) -> str:
+def mask_url(url: str | URL) -> str:
     """Render a database URL (text or SQLAlchemy URL) with every secret replaced by ***."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -359,7 +362,7 @@ API_VARIABLES = {ENV_SPACE: "space", ENV_PROJECT: "project_id", ENV_TOKEN: "api_
 
 
 def api_values(
-    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
 ) -> dict[str, str | None]:
     """The API settings by variable name: the override, else the environment; None if unset."""
     env = os.environ if env is None else env
@@ -371,7 +374,7 @@ def api_values(
 
 
 def missing_settings(
-    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
 ) -> list[str]:
     """Every API setting that is neither given (`overrides`) nor in `env`, by its variable
     name, in a fixed order: every command names them all at once."""
@@ -391,7 +394,7 @@ def _required(values: Mapping[str, str | None], name: str) -> str:
 
 
 def database_url(
-    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
 ) -> str:
     """The database URL: --database-url, else DATABASE_URL, else a SQLite file in the cwd."""
     env = os.environ if env is None else env
@@ -441,7 +444,7 @@ def monthly_budget(
 
 
 def load_settings(
-    overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None
+    overrides: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
 ) -> Settings:
     """Build settings for a run that calls the API. Missing settings raise ConfigError."""
     env = os.environ if env is None else env
@@ -453,7 +456,8 @@ def load_settings(
     base_url = resolve_base_url(_required(values, ENV_SPACE))
     project_id = _required(values, ENV_PROJECT)
     token = _required(values, ENV_TOKEN)
-    tunables = {
+    # the values are checked against their bounds by Settings itself (__post_init__)
+    tunables: dict[str, Any] = {
         k: overrides[k]
         for k in (
             "timeout",

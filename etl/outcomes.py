@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+#: what a result's `to_dict()` gives (`--json` prints it): JSON-shaped, read by json.dumps
+JsonObject = dict[str, object]
+
 
 class Outcome(StrEnum):
     """What happened to one id in a run."""
