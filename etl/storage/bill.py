@@ -50,8 +50,7 @@ from .schema import (
     sync_detail_failures,
     video_charges,
 )
-from .sessions import _in_the_data, _transaction
-from .sql import chunked, insert_for, read_rows
+from .sql import chunked, in_the_data, insert_for, read_rows, transaction
 
 MEMBERS = "members"
 RECORDINGS = "recordings"
@@ -213,10 +212,10 @@ def _write_isolated(
     in halves down to the single rows it refuses, each of which fails alone."""
     target = url or engine.url
     try:
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             return Written(write(conn, rows))
     except _ERRORS as exc:
-        if not _in_the_data(exc):
+        if not in_the_data(exc):
             raise database_error(exc, target, "writing to") from None
         if len(rows) <= 1:
             reason = describe_error(exc, engine.url)
@@ -243,7 +242,7 @@ def mark_rooms_gone(
     gone = sorted(room_ids(engine) - set(listed))
     with (
         map_errors(url or engine.url, "writing to"),
-        _transaction(engine, commit=not dry_run) as conn,
+        transaction(engine, commit=not dry_run) as conn,
     ):
         for chunk in chunked(gone):
             conn.execute(
@@ -293,17 +292,17 @@ def write_details(
     target = url or engine.url
     failures = dict(failures or {})
     try:
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             items = _write_details(conn, details, now)
             _detail_ledger(conn, failures, details, run_id, now)
         return DetailWritten(items)
     except _ERRORS as exc:
-        if not _in_the_data(exc):
+        if not in_the_data(exc):
             raise database_error(exc, target, "writing to") from None
     with map_errors(target, "writing to"):
         items, refused = _isolate_details(engine, details, now, dry_run)
         written = [d for d in details if (d.session_id, d.detail) not in refused]
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             _detail_ledger(conn, {**failures, **refused}, written, run_id, now)
     return DetailWritten(items, refused)
 
@@ -344,10 +343,10 @@ def _isolate_details(
     engine: Engine, details: Sequence[Detail], now: datetime, dry_run: bool
 ) -> tuple[dict[str, Counter[str]], dict[tuple[str, str], str]]:
     try:
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             return _write_details(conn, details, now), {}
     except _ERRORS as exc:
-        if not _in_the_data(exc):
+        if not in_the_data(exc):
             raise
         if len(details) == 1:
             one = details[0]
@@ -417,7 +416,7 @@ def record_detail_failures(
         return
     with (
         map_errors(url or engine.url, "writing to"),
-        _transaction(engine, commit=not dry_run) as conn,
+        transaction(engine, commit=not dry_run) as conn,
     ):
         _detail_ledger(conn, failures, [], run_id, now)
 
@@ -508,7 +507,7 @@ def set_cursor(
     t = sync_cursors
     with (
         map_errors(url or engine.url, "writing to"),
-        _transaction(engine, commit=not dry_run) as conn,
+        transaction(engine, commit=not dry_run) as conn,
     ):
         insert = insert_for(conn.dialect.name, t)
         conn.execute(

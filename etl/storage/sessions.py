@@ -19,11 +19,10 @@ failure ledger, and every other row is written. A database that is down is a Dat
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import operator
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,7 +37,7 @@ from ..records import LIST_ONLY_FIELDS, SessionRow
 from . import bulk, ledger
 from .dberrors import database_error, describe_error, map_errors
 from .schema import UTCDateTime, room_sessions
-from .sql import insert_for
+from .sql import in_the_data, insert_for, transaction
 
 TABLE = room_sessions.name
 _NEVER_UPDATED = ("id", "first_synced_at")
@@ -311,17 +310,17 @@ def write_batch(
         return BatchResult({})  # nothing to write: not even a transaction
     target = url or engine.url
     try:
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             outcomes = _write_rows(conn, batch, now, listed)
             _write_ledger(conn, failures or {}, list(resolved), run_id, now)
             mark_deleted(conn, list(gone), now)
         return BatchResult(outcomes)
     except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        if not _in_the_data(exc):
+        if not in_the_data(exc):
             raise database_error(exc, target, "writing to") from None
     with map_errors(target, "writing to"):
         outcomes, refused = _isolate(engine, batch, now, listed, dry_run)
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             cleared = [i for i in outcomes if i not in refused]
             _write_ledger(conn, {**(failures or {}), **refused}, [*cleared, *resolved], run_id, now)
             mark_deleted(conn, list(gone), now)
@@ -352,20 +351,6 @@ def _write_rows(
     return outcomes
 
 
-@contextlib.contextmanager
-def _transaction(engine: Engine, *, commit: bool) -> Iterator[sa.Connection]:
-    """engine.begin(), or a transaction that is always rolled back (a dry run)."""
-    if commit:
-        with engine.begin() as conn:
-            yield conn
-        return
-    with engine.connect() as conn, conn.begin() as transaction:
-        try:
-            yield conn
-        finally:
-            transaction.rollback()
-
-
 def _write_ledger(
     conn: sa.Connection,
     failures: Mapping[str, str],
@@ -378,17 +363,6 @@ def _write_ledger(
         ledger.record_failures(conn, failures, run_id, now)
 
 
-def _in_the_data(exc: BaseException) -> bool:
-    """Whether the database (or the driver, binding values) refused what the rows hold, as
-    opposed to being unreachable or broken."""
-    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
-        return True
-    if isinstance(exc, sa.exc.DBAPIError):
-        # SQLite reports malformed or too deeply nested JSON as an OperationalError.
-        return "JSON" in str(exc.orig)
-    return True  # raised while encoding values: StatementError, ValueError, UnicodeError ...
-
-
 def _isolate(
     engine: Engine,
     batch: Sequence[SessionRow],
@@ -399,10 +373,10 @@ def _isolate(
     """Write the batch in halves, each in its own transaction, down to the single rows the
     database refuses; return the outcomes of the rows written and why each other one was not."""
     try:
-        with _transaction(engine, commit=not dry_run) as conn:
+        with transaction(engine, commit=not dry_run) as conn:
             return _write_rows(conn, batch, now, listed), {}
     except (SQLAlchemyError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        if not _in_the_data(exc):
+        if not in_the_data(exc):
             raise
         if len(batch) == 1:
             reason = describe_error(exc, engine.url)

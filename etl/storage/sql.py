@@ -3,6 +3,7 @@ ON CONFLICT), chunks of ids small enough for any driver, and reads on a connecti
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -51,3 +52,28 @@ def write(engine: Engine, statement: Any) -> list[Any]:
     with map_errors(engine.url, "writing to"), engine.begin() as conn:
         result = conn.execute(statement)
         return list(result.scalars()) if result.returns_rows else []
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine, *, commit: bool) -> Iterator[sa.Connection]:
+    """engine.begin(), or a transaction that is always rolled back (a dry run)."""
+    if commit:
+        with engine.begin() as conn:
+            yield conn
+        return
+    with engine.connect() as conn, conn.begin() as begun:
+        try:
+            yield conn
+        finally:
+            begun.rollback()
+
+
+def in_the_data(exc: BaseException) -> bool:
+    """Whether the database (or the driver, binding values) refused what the rows hold, as
+    opposed to being unreachable or broken: such a batch is split down to the refused rows."""
+    if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        # SQLite reports malformed or too deeply nested JSON as an OperationalError.
+        return "JSON" in str(exc.orig)
+    return True  # raised while encoding values: StatementError, ValueError, UnicodeError ...
