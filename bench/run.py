@@ -159,6 +159,10 @@ def roomsync_cmd(ids_file: Path, concurrency: int, *extra: str) -> list[str]:
         "--json",
         "--concurrency",
         str(concurrency),
+        # sessions only: the peers fetch each session and nothing else (members and
+        # recordings are measured by the firstsync workload and bench/simulate.py)
+        "--with",
+        "none",
         *extra,
     ]
 
