@@ -40,6 +40,7 @@ Results are printed as Markdown tables and saved as JSON under bench/results/.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import random
@@ -151,6 +152,20 @@ def markdown(header: list[str], rows: list[list[str]]) -> str:
 # --------------------------------------------------------------------------- the clients
 
 
+@functools.cache
+def sessions_only() -> tuple[str, ...]:
+    """`--with none` when the roomsync under test (PYTHONPATH may point at another checkout)
+    fetches more than sessions by default; nothing for a version from before the bill."""
+    out = subprocess.run(
+        [str(VENV_BIN / "roomsync"), "backfill", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    ).stdout
+    return ("--with", "none") if "--with" in out else ()
+
+
 def roomsync_cmd(ids_file: Path, concurrency: int, *extra: str) -> list[str]:
     return [
         str(VENV_BIN / "roomsync"),
@@ -161,8 +176,7 @@ def roomsync_cmd(ids_file: Path, concurrency: int, *extra: str) -> list[str]:
         str(concurrency),
         # sessions only: the peers fetch each session and nothing else (members and
         # recordings are measured by the firstsync workload and bench/simulate.py)
-        "--with",
-        "none",
+        *sessions_only(),
         *extra,
     ]
 
