@@ -3,13 +3,16 @@ SQLite migrations atomic, the ledger says why, failed ids do not grow the summar
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import pytest
 from hostile_api import BY_ID, Gate, HostileAPI, Status
@@ -207,28 +210,14 @@ def revision_of(path: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
-KILL_AFTER_STATEMENT = """
-import os, signal, sys
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine
-count = 0
-def kill_after(*args):
-    global count
-    count += 1
-    if count == int(os.environ["KILL_AT"]):
-        os.kill(os.getpid(), signal.SIGKILL)
-sa.event.listen(Engine, "after_cursor_execute", kill_after)
-from etl.cli import main
-sys.argv = ["roomsync", "db", "upgrade"]
-main()
-"""
-
-
 @pytest.mark.timeout(300)  # two processes per kill point; generous for a loaded machine
 def test_sqlite_db_upgrade_is_atomic_per_migration(tmp_path: Path) -> None:
     """SIGKILL `db upgrade` right after its k-th SQL statement, for k across the whole upgrade
     (deterministic: a SQLAlchemy event hook in the child, no timing): the file is always at some
-    revision with exactly that revision's schema, and a further `db upgrade` completes."""
+    revision with exactly that revision's schema, and a further `db upgrade` completes.
+
+    Each upgrade is its own process, forked by one warm child (`FORK_UPGRADES`) so that the
+    interpreter and imports are paid once, not twice per kill point."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -244,24 +233,114 @@ def test_sqlite_db_upgrade_is_atomic_per_migration(tmp_path: Path) -> None:
         upgrade(f"sqlite:///{reference}", revision)
         expected[revision] = schema_of(reference)
 
-    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     broken = []
-    for k in range(2, 400, 7):  # about 30 kill points over today's ~200 statements
-        path = tmp_path / f"k{k}.db"
-        env = {**base_env, "DATABASE_URL": f"sqlite:///{path}", "KILL_AT": str(k)}
-        killed = Roomsync([], env, shell=f"exec \"$PYTHON\" -c '{KILL_AFTER_STATEMENT}'")
-        result = killed.finish(timeout=30)
-        if result.returncode == 0:
-            break  # k is past the last statement: the upgrade ran to the end
-        assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
-        revision = revision_of(path) if path.exists() else None
-        if schema_of(path) != expected.get(revision):
-            broken.append((k, revision))
-            continue
-        again = roomsync(["db", "upgrade"], {**base_env, "DATABASE_URL": f"sqlite:///{path}"})
-        assert again.returncode == 0, (k, again.stderr[-2000:])
-        assert revision_of(path) == head_revision()
+    with ForkedUpgrades() as upgrades:
+        total = upgrades.run(tmp_path / "count.db", kill_at=0)
+        assert total.statements > 50, "the statement count hook saw no upgrade"
+        # about 40 kill points spread over every statement of the upgrade, each migration's
+        # last statements (its version stamp) among them
+        for k in sorted(set(range(2, total.statements + 1, max(1, total.statements // 40)))):
+            path = tmp_path / f"k{k}.db"
+            killed = upgrades.run(path, kill_at=k)
+            assert killed.signal == signal.SIGKILL, (k, killed)
+            revision = revision_of(path) if path.exists() else None
+            if schema_of(path) != expected.get(revision):
+                broken.append((k, revision))
+                continue
+            again = upgrades.run(path, kill_at=0)
+            assert again.exit_code == 0, (k, again)
+            assert revision_of(path) == head_revision()
     assert not broken, f"killed after statement k, left half-migrated: {broken}"
+
+
+FORK_UPGRADES = """
+import json, os, signal, sys
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+import alembic.command, sqlalchemy.dialects.sqlite  # warm: each fork starts with them loaded
+from etl.cli import main
+import etl.storage.migrate
+
+def upgrade(url, kill_at):
+    count = 0
+    def kill_after(*args):
+        nonlocal count
+        count += 1
+        if count == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+    sa.event.listen(Engine, "after_cursor_execute", kill_after)
+    os.environ["DATABASE_URL"] = url
+    sys.argv = ["roomsync", "db", "upgrade"]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    with open(os.environ["COUNT_FILE"], "w") as out:
+        out.write(str(count))
+    sys.stdout.flush()
+    os._exit(code)
+
+for line in sys.stdin:
+    request = json.loads(line)
+    os.environ["COUNT_FILE"] = request["count_file"]
+    pid = os.fork()
+    if pid == 0:  # the upgrade's own output is not this protocol's
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+        upgrade(request["url"], request["kill_at"])
+    _, status = os.waitpid(pid, 0)
+    print(json.dumps({"exit_code": os.waitstatus_to_exitcode(status)}), flush=True)
+"""
+
+
+class Upgraded(NamedTuple):
+    exit_code: int  # negative: killed by that signal
+    statements: int  # SQL statements executed (when it ran to the end)
+
+    @property
+    def signal(self) -> int:
+        return -self.exit_code
+
+
+class ForkedUpgrades:
+    """A child Python that forks one `roomsync db upgrade` per request (a real process, killed
+    for real); bounded: each request waits at most 60 s, the child is killed on exit."""
+
+    def __enter__(self) -> ForkedUpgrades:
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", FORK_UPGRADES],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        return self
+
+    def run(self, path: Path, kill_at: int) -> Upgraded:
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        count_file = path.with_suffix(".count")
+        request = {"url": f"sqlite:///{path}", "kill_at": kill_at, "count_file": str(count_file)}
+        self._proc.stdin.write(json.dumps(request) + "\n")
+        self._proc.stdin.flush()
+        timer = threading.Timer(60, self._proc.kill)
+        timer.start()
+        try:
+            line = self._proc.stdout.readline()
+        finally:
+            timer.cancel()
+        assert line, "the upgrade forker died"
+        exit_code = int(json.loads(line)["exit_code"])
+        statements = int(count_file.read_text()) if count_file.exists() else 0
+        return Upgraded(exit_code, statements)
+
+    def __exit__(self, *exc: object) -> None:
+        self._proc.kill()
+        self._proc.wait(timeout=30)
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
 
 # --------------------------------------------------------------------------- ledger, memory
