@@ -1206,3 +1206,62 @@ def test_a_listed_equal_content_length_is_one_length(kind: str, server: ScriptSe
     head = b"Content-Length: %d, %d\r\n" % (len(BODY), len(BODY))
     server.queue(keep_alive_raw(response(headers=head)))
     assert run(kind, server, n=2) == [OK, OK]
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+@pytest.mark.parametrize("interim", [False, True])
+def test_the_head_limit_is_counted_to_the_byte(
+    server: ScriptServer, extra: int, interim: bool
+) -> None:
+    """The lean transport counts the head itself (llhttp does not), 1xx heads included and the
+    empty line too: a head of exactly `max_head` bytes is read, one byte more is refused."""
+    limit = 400
+    early = b"HTTP/1.1 100 Continue\r\n\r\n" if interim else b""
+    head = early + b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Pad: \r\n\r\n" % len(BODY)
+    pad = b"p" * (limit - len(head) + extra)
+    data = head.replace(b"X-Pad: ", b"X-Pad: " + pad) + BODY
+    server.queue(once(data, then="close"))
+
+    async def go() -> list[Outcome]:
+        return await fetch_all(Http11Transport(max_head=limit), server.url)
+
+    assert asyncio.run(go()) == ([OK] if extra == 0 else [httpx.RemoteProtocolError])
+
+
+def test_host_is_the_first_header_written(kind: str) -> None:
+    """RFC 9110 7.2: a user agent SHOULD send Host first (h11 does; so does the lean
+    transport, whatever order the headers were given in)."""
+    heads: list[bytes] = []
+
+    def record(peer: Peer) -> None:
+        head = peer.request()
+        assert head is not None
+        heads.append(head)
+        peer.send(response())
+        peer.hold()
+
+    with ScriptServer(default=record) as server:
+
+        async def go() -> None:
+            async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+                request = client.build_request("GET", server.url, headers={"X-First": "1"})
+                del request.headers["Host"]
+                request.headers["Host"] = "example.org"  # now the last header
+                await client.send(request)
+
+        asyncio.run(go())
+    lines = heads[0].split(b"\r\n")
+    assert lines[1] == b"Host: example.org"
+    assert b"X-First: 1" in lines
+
+
+def test_obs_text_in_a_header_value_comes_through(kind: str, server: ScriptServer) -> None:
+    """Bytes 0x80-0xFF are obs-text, allowed in a field value (RFC 9110 5.5)."""
+    head = b"Content-Length: %d\r\nX-Latin: caf\xe9\r\n" % len(BODY)
+    server.queue(once(response(headers=head)))
+
+    async def go() -> bytes:
+        async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+            return (await client.get(server.url)).headers.raw[-1][1]
+
+    assert asyncio.run(go()) == b"caf\xe9"
