@@ -276,7 +276,7 @@ class _Exchange:
     def on_headers_complete(self) -> None:
         parser = self.parser
         status = parser.get_status_code()
-        if status < 200 and status != 101 and status >= 100:
+        if 100 <= status < 200 and status != 101:
             return  # 100 Continue, 103 Early Hints: the answer is still to come
         if status < 100 or status == 101:
             self._fail(f"unexpected status {status} (no protocol switch was asked for)")
@@ -305,7 +305,7 @@ class _Exchange:
                 codings.append(value)
         if codings:
             if len(codings) > 1 or codings[0].strip().lower() != b"chunked":
-                self._fail("unsupported Transfer-Encoding: " + repr(b", ".join(codings))[2:-1])
+                self._fail("unsupported Transfer-Encoding (only a lone chunked is read)")
             if self.http_version == b"HTTP/1.0":
                 self._fail("Transfer-Encoding in an HTTP/1.0 answer")
             self.chunked = True
@@ -546,7 +546,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
         lines: list[bytes] = []
         for name, value in raw:
             _checked(_TOKEN, name, "header name", request)
-            _checked(_FIELD_VALUE, value, "header value", request)
+            _checked(_FIELD_VALUE, value, "header value", request, name)
             lower = name.lower()
             if lower == b"host":
                 has_host = True
@@ -675,9 +675,20 @@ class Http11Transport(httpx.AsyncBaseTransport):
         self._drop()
 
 
-def _checked(pattern: re.Pattern[bytes], value: bytes, what: str, request: httpx.Request) -> bytes:
+def _checked(
+    pattern: re.Pattern[bytes],
+    value: bytes,
+    what: str,
+    request: httpx.Request,
+    name: bytes | None = None,
+) -> bytes:
+    """`value` if it matches; else LocalProtocolError naming what is wrong, never the value
+    (a header value may be the credentials; a target may carry them in its query)."""
     if pattern.fullmatch(value) is None:
-        raise httpx.LocalProtocolError(f"Illegal {what}: {value[:40]!r}", request=request)
+        where = "" if name is None else " of " + repr(name[:40])
+        raise httpx.LocalProtocolError(
+            f"Illegal characters in the request {what}{where}", request=request
+        )
     return value
 
 

@@ -1265,3 +1265,19 @@ def test_obs_text_in_a_header_value_comes_through(kind: str, server: ScriptServe
             return (await client.get(server.url)).headers.raw[-1][1]
 
     assert asyncio.run(go()) == b"caf\xe9"
+
+
+def test_a_refused_request_header_value_is_never_echoed(server: ScriptServer) -> None:
+    """The lean transport's error names the header, never its value (it may be the
+    credentials). (h11, under httpx's transport, puts the value in its message.)"""
+
+    async def go() -> str:
+        async with httpx.AsyncClient(transport=Http11Transport(), timeout=WAIT_S) as client:
+            with pytest.raises(httpx.LocalProtocolError) as caught:
+                await client.get(server.url, headers={"Authorization": "Basic s3cr3t\r\nX: 1"})
+            return str(caught.value)
+
+    message = asyncio.run(go())
+    assert "s3cr3t" not in message
+    assert "Authorization" in message
+    assert server.requests == 0
