@@ -54,6 +54,7 @@ ONE_READ_DEFAULT = 8 << 20  # Content-Length bodies up to this size come in one 
 DISCONNECTED = "Server disconnected without sending a response."  # httpcore's words
 CUT_SHORT = "Server disconnected before the body ended."
 HEAD_END = b"\r\n\r\n"
+CHUNK_FRAMING = 32  # bytes a chunk may spend on its size line, extensions and CRLFs
 PROTOCOL = b"HTTP/1."
 
 # The request head's grammar (RFC 9110 5.1, 5.5; RFC 9112 3): what h11 checked, CTLs included.
@@ -228,8 +229,9 @@ class _Exchange:
     a HEAD request (whose body llhttp would otherwise wait for).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_head: int = MAX_HEAD_BYTES) -> None:
         self.parser = httptools.HttpResponseParser(self)
+        self.max_framing = max_head  # chunk framing beyond CHUNK_FRAMING bytes a chunk
         self.head_request = False
         self._reset()
 
@@ -258,6 +260,8 @@ class _Exchange:
         self.extra = False  # bytes came after the answer's end
         self.body: list[bytes] = []
         self.failure: httpx.RemoteProtocolError | None = None
+        self.chunks = 0  # chunked: the chunks begun, the bytes fed and the body bytes got
+        self.fed = self.got = 0
 
     # --- llhttp's callbacks
     def on_message_begin(self) -> None:
@@ -271,7 +275,8 @@ class _Exchange:
         self.reason += status  # in pieces when the status line comes in pieces
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value.rstrip(b" \t")))  # llhttp keeps trailing OWS
+        if not self.head_done:  # trailers are dropped (as httpx does)
+            self.headers.append((name, value.rstrip(b" \t")))  # llhttp keeps trailing OWS
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -312,6 +317,10 @@ class _Exchange:
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
+        self.got += len(body)
+
+    def on_chunk_header(self) -> None:
+        self.chunks += 1
 
     def on_message_complete(self) -> None:
         if self.head_done:
@@ -324,6 +333,8 @@ class _Exchange:
     # --- for the transport
     def feed(self, data: bytes) -> None:
         """Parse these bytes; llhttp's errors as httpx's RemoteProtocolError."""
+        if self.chunked:
+            self._bound_framing(len(data))
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # 101 is refused first; this is a backstop
@@ -337,6 +348,15 @@ class _Exchange:
             if not self.head_done and str(exc) in _LENGTH_LIST_ERRORS:
                 raise _LengthList from None
             raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__) from None
+
+    def _bound_framing(self, size: int) -> None:
+        """Chunk sizes, extensions and trailers are not body, so the caller's body limit does
+        not bound them, and llhttp (and httptools, which gathers a field in pieces) have no
+        limit of their own: what is fed beyond the body may not pass `max_head` plus
+        CHUNK_FRAMING bytes a chunk (checked before each feed: overshoot is one read)."""
+        self.fed += size
+        if self.fed - self.got - size > self.max_framing + CHUNK_FRAMING * self.chunks:
+            self._fail("chunk framing, extensions or trailers too large")
 
     def take_body(self) -> list[bytes]:
         pieces = self.body
@@ -471,7 +491,7 @@ class Http11Transport(httpx.AsyncBaseTransport):
                 return conn, exchange
             self._drop()  # closed by the server while idle, stray bytes, or another origin
         conn = await self._connect(request, origin, timeout)
-        exchange = _Exchange()
+        exchange = _Exchange(self._max_head)
         self._conn, self._exchange, self._origin = conn, exchange, origin
         return conn, exchange
 

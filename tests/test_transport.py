@@ -1281,3 +1281,25 @@ def test_a_refused_request_header_value_is_never_echoed(server: ScriptServer) ->
     assert "s3cr3t" not in message
     assert "Authorization" in message
     assert server.requests == 0
+
+
+@pytest.mark.parametrize("where", ["trailer", "chunk-extension"])
+def test_chunk_framing_is_bounded_like_a_head(kind: str, server: ScriptServer, where: str) -> None:
+    """A trailer or a chunk extension of 300 KiB: not body, so --max-body does not bound it;
+    both transports refuse it as they refuse a head that large (h11: per event; the lean
+    transport: framing beyond the body may not pass the head limit plus 32 bytes a chunk)."""
+    flood = b"a" * (3 * MAX_HEAD_BYTES)
+    if where == "trailer":
+        body = b"5\r\nhello\r\n0\r\nX-Trailer: " + flood + b"\r\n\r\n"
+    else:
+        body = b"5;ext=" + flood + b"\r\nhello\r\n0\r\n\r\n"
+    server.queue(once(response(body, headers=b"Transfer-Encoding: chunked\r\n"), then="close"))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+def test_many_small_chunks_are_not_framing_abuse(kind: str, server: ScriptServer) -> None:
+    """20,000 one-byte chunks with short extensions (about 20 bytes of framing each) are read."""
+    body = b"".join(b"1;n=%d\r\n%c\r\n" % (i, 97 + i % 26) for i in range(20_000)) + b"0\r\n\r\n"
+    expected = bytes(97 + i % 26 for i in range(20_000))
+    server.queue(once(response(body, headers=b"Transfer-Encoding: chunked\r\n")))
+    assert run(kind, server) == [(200, expected)]
