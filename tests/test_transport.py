@@ -6,7 +6,8 @@ connection, as each lane was before; "lean" is etl.transport.Http11Transport). T
 real loopback sockets scripted byte by byte (`ScriptServer`): each accepted connection runs the
 next script queued, so a test says exactly what the server sends, when it hangs up, and how
 (FIN, half-close or RST). Where the two may differ (bytes after a Content-Length body, a head
-just over the size limit), the test says so and asserts each transport's own outcome.
+just over the size limit, and the inputs where llhttp's strict mode and h11 part ways: see the
+section "llhttp"), the test says so and asserts each transport's own outcome.
 
 Bounds: every server socket has a timeout, every script waits at most a few seconds, and
 `stop()` hangs up every open connection.
