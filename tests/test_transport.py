@@ -6,7 +6,8 @@ connection, as each lane was before; "lean" is etl.transport.Http11Transport). T
 real loopback sockets scripted byte by byte (`ScriptServer`): each accepted connection runs the
 next script queued, so a test says exactly what the server sends, when it hangs up, and how
 (FIN, half-close or RST). Where the two may differ (bytes after a Content-Length body, a head
-just over the size limit), the test says so and asserts each transport's own outcome.
+just over the size limit, and the inputs where llhttp's strict mode and h11 part ways: see the
+section "llhttp"), the test says so and asserts each transport's own outcome.
 
 Bounds: every server socket has a timeout, every script waits at most a few seconds, and
 `stop()` hangs up every open connection.
@@ -809,3 +810,497 @@ def test_a_header_with_a_line_break_is_never_sent(kind: str, server: ScriptServe
         return outcomes
 
     assert asyncio.run(go()) == [OK, httpx.LocalProtocolError, OK]
+
+
+# --------------------------------------------------------------------------- llhttp (issue 21)
+# The lean transport parses with httptools (llhttp) in its strict mode; these are the inputs
+# where a C parser, fed in pieces, could judge differently from h11. Where the two transports
+# differ, the lean transport's outcome is the one RFC 9112 asks for (see each test).
+
+
+def _split_everywhere(data: bytes) -> Script:
+    """Answer request i with `data` sent in two writes split at byte i (0 < i < len(data)),
+    a pause between them so that the client reads the first part on its own."""
+
+    def script(peer: Peer) -> None:
+        for i in range(1, len(data)):
+            if peer.request() is None:
+                return
+            peer.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if not peer.send(data[:i]) or peer.stopping.wait(0.002) or not peer.send(data[i:]):
+                return
+        peer.hold()
+
+    return script
+
+
+SPLIT_HEADS = {
+    "plain": response(headers=b"Content-Length: %d\r\nX-Two:  two words \r\n" % len(BODY)),
+    "1xx-first": b"HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
+    + response(headers=b"Content-Length: %d\r\nX-Two: two words\r\n" % len(BODY)),
+    "repeated-length": response(
+        headers=b"Content-Length: %d\r\nX-Two: two words\r\nContent-Length: %d\r\n"
+        % (len(BODY), len(BODY))
+    ),
+    "chunked": response(
+        chunked(BODY[:7], BODY[7:]),
+        headers=b"Transfer-Encoding: chunked\r\nX-Two: two words\r\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SPLIT_HEADS))
+def test_an_answer_split_at_every_byte_is_read_alike(kind: str, name: str) -> None:
+    """The same answer, cut in two at every byte boundary (the head's end, the empty line's
+    CR and LF, a 1xx head's end, the chunk sizes), reads the same on one kept connection."""
+    data = SPLIT_HEADS[name]
+    with ScriptServer(default=_split_everywhere(data)) as server:
+
+        async def go() -> list[tuple[int, bytes, str | None, str | None]]:
+            got = []
+            async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as c:
+                for _ in range(1, len(data)):
+                    reply = await c.get(server.url)
+                    got.append(
+                        (
+                            reply.status_code,
+                            reply.content,
+                            reply.headers.get("x-two"),
+                            reply.headers.get("x-early"),
+                        )
+                    )
+            return got
+
+        outcomes = asyncio.run(go())
+        assert outcomes == [(200, BODY, "two words", None)] * (len(data) - 1)
+        assert server.connections == 1
+
+
+def test_trailing_whitespace_of_a_header_value_is_not_its_value(
+    kind: str, server: ScriptServer
+) -> None:
+    head = b"Content-Length: %d\r\nX-Pad: \t padded \t \r\n" % len(BODY)
+    server.queue(once(response(headers=head)))
+
+    async def go() -> str:
+        async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+            return (await client.get(server.url)).headers["x-pad"]
+
+    assert asyncio.run(go()) == "padded"
+
+
+def test_a_status_line_without_a_reason(kind: str, server: ScriptServer) -> None:
+    """`HTTP/1.1 200` with no SP and no reason (RFC 9112 4: the reason is optional)."""
+    server.queue(once(b"HTTP/1.1 200\r\nContent-Length: %d\r\n\r\n%s" % (len(BODY), BODY)))
+
+    async def go() -> tuple[int, str, bytes]:
+        async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+            reply = await client.get(server.url)
+            return reply.status_code, reply.reason_phrase, reply.content
+
+    assert asyncio.run(go()) == (200, "", BODY)
+
+
+def test_chunk_extensions_are_ignored(kind: str, server: ScriptServer) -> None:
+    body = b'5;name=value;q="a b"\r\n' + BODY[:5] + b"\r\n"
+    body += b"%x;ext\r\n%s\r\n0;last\r\n\r\n" % (len(BODY) - 5, BODY[5:])
+    server.queue(keep_alive_raw(response(body, headers=b"Transfer-Encoding: chunked\r\n")))
+    assert run(kind, server, n=2) == [OK, OK]
+    assert server.connections == 1
+
+
+def test_informational_answer_with_headers_then_the_answer_in_one_packet(
+    kind: str, server: ScriptServer
+) -> None:
+    """The 1xx's headers are not the answer's; both arrive in one send."""
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\nX-Early: yes\r\nContent-Length: 9\r\n\r\n"
+    server.queue(once(early + response(headers=b"Content-Length: %d\r\n" % len(BODY))))
+
+    async def go() -> tuple[int, bytes, str | None, str | None]:
+        async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+            reply = await client.get(server.url)
+            return (
+                reply.status_code,
+                reply.content,
+                reply.headers.get("x-early"),
+                reply.headers.get("link"),
+            )
+
+    assert asyncio.run(go()) == (200, BODY, None, None)
+
+
+def test_a_flood_of_informational_answers_counts_against_the_head_limit(
+    kind: str, server: ScriptServer
+) -> None:
+    """An endless run of 100 Continue: the lean transport counts every 1xx head into the
+    response head's limit; httpx's (h11's limit is per head) reads all of them."""
+    flood = b"HTTP/1.1 100 Continue\r\n\r\n" * (MAX_HEAD_BYTES // 25 + 100)
+    server.queue(once(flood + response(), then="close"))
+    outcome = run(kind, server)
+    assert outcome == ([httpx.RemoteProtocolError] if kind == "lean" else [OK])
+
+
+def test_pipelined_second_answer_is_never_taken_for_the_next_request(
+    kind: str, server: ScriptServer
+) -> None:
+    """Two answers to one request in one packet: the second is not the next request's answer
+    (the lean transport drops the connection; httpx's hands it to the next request)."""
+    other = b'{"id": "not yours"}'
+    server.queue(once(response() + response(other)))
+    outcomes = run(kind, server, n=2, timeout=httpx.Timeout(WAIT_S, read=1.0))
+    if kind == "lean":
+        assert outcomes == [OK, OK]
+        assert server.connections == 2
+    else:
+        assert outcomes[0] == OK
+        assert outcomes[1] in (OK, (200, other))
+
+
+@pytest.mark.parametrize("stray", [response(), b"garbage", b"\r\n"])
+def test_stray_bytes_on_an_idle_connection_retire_it(
+    kind: str, server: ScriptServer, stray: bytes
+) -> None:
+    """An answer (or anything) sent while no request is out: the next request goes on a new
+    connection and gets its own answer."""
+
+    def script(peer: Peer) -> None:
+        if peer.request() is None:
+            return
+        peer.send(response())
+        peer.send(b"")
+        peer.stopping.wait(0.05)
+        peer.send(stray)
+        server.closed.set()
+        keep_alive(b'{"id": "late"}')(peer)
+
+    server.queue(script)
+
+    async def sent() -> None:
+        assert await asyncio.to_thread(server.closed.wait, WAIT_S)
+        await asyncio.sleep(0.05)  # let the event loop take the bytes in (no assertion on time)
+
+    assert run(kind, server, n=2, between=sent) == [OK, OK]
+    assert server.connections == 2
+
+
+def test_bytes_after_a_head_answer_retire_the_connection(kind: str, server: ScriptServer) -> None:
+    """A HEAD answer has no body whatever its Content-Length says; a body sent anyway is
+    bytes after the answer: the connection is not reused."""
+
+    def script(peer: Peer) -> None:
+        if peer.request() is None:
+            return
+        peer.send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+        keep_alive(BODY)(peer)
+
+    server.queue(script)
+
+    async def go() -> list[Outcome]:
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=1.0) as client:
+            head = await client.head(server.url)
+            outcomes: list[Outcome] = [(head.status_code, head.content)]
+            try:
+                get = await client.get(server.url)
+                outcomes.append((get.status_code, get.content))
+            except httpx.TransportError as exc:
+                outcomes.append(type(exc))
+            return outcomes
+
+    outcomes = asyncio.run(go())
+    assert outcomes[0] == (200, b"")
+    if kind == "lean":
+        assert outcomes[1] == OK
+        assert server.connections == 2
+    else:  # h11 takes "hello" for the start of the next answer
+        assert outcomes[1] in (OK, httpx.RemoteProtocolError)
+
+
+def test_connection_close_in_the_request_closes_it(kind: str, server: ScriptServer) -> None:
+    async def go() -> list[int]:
+        codes = []
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            for _ in range(2):
+                reply = await client.get(server.url, headers={"Connection": "close"})
+                codes.append(reply.status_code)
+        return codes
+
+    assert asyncio.run(go()) == [200, 200]
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize("how", ["connection-close", "http-1.0"])
+def test_an_answer_that_closes_is_not_reused(kind: str, server: ScriptServer, how: str) -> None:
+    if how == "connection-close":
+        data = response(headers=b"Connection: close\r\nContent-Length: %d\r\n" % len(BODY))
+    else:
+        data = response(version=b"HTTP/1.0")
+    server.queue(keep_alive_raw(data))
+    assert run(kind, server, n=2) == [OK, OK]
+    assert server.connections == 2
+
+
+def test_http_1_0_keep_alive_with_a_length(kind: str, server: ScriptServer) -> None:
+    """HTTP/1.0 with `Connection: keep-alive` and a length: the answer is read whole (the lean
+    transport keeps the connection as llhttp allows; httpx's closes it)."""
+    head = b"Connection: keep-alive\r\nContent-Length: %d\r\n" % len(BODY)
+    server.queue(keep_alive_raw(response(headers=head, version=b"HTTP/1.0")))
+    assert run(kind, server, n=2) == [OK, OK]
+    assert server.connections == (1 if kind == "lean" else 2)
+
+
+def test_a_chunked_request_body_is_framed(kind: str) -> None:
+    bodies: list[bytes] = []
+
+    def record(peer: Peer) -> None:
+        head = peer.request()
+        assert head is not None and b"transfer-encoding: chunked" in head.lower()
+        data = peer._buffer
+        while not data.endswith(b"0\r\n\r\n"):
+            data += peer.sock.recv(65536)
+        bodies.append(data)
+        peer.send(response())
+        peer.hold()
+
+    async def parts() -> Any:
+        yield b"abc"
+        yield b"defgh"
+
+    with ScriptServer(default=record) as server:
+
+        async def go() -> int:
+            async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+                return (await client.post(server.url, content=parts())).status_code
+
+        assert asyncio.run(go()) == 200
+    assert bodies == [b"3\r\nabc\r\n5\r\ndefgh\r\n0\r\n\r\n"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"X-Value": "a\x00b"}, id="nul-in-value"),
+        pytest.param({"X-Value": "a\nb"}, id="lf-in-value"),
+        pytest.param({"X-Value": "a\rb"}, id="cr-in-value"),
+        pytest.param({"Bad Name": "x"}, id="space-in-name"),
+        pytest.param({"Bad:Name": "x"}, id="colon-in-name"),
+        pytest.param({"X-\x00": "x"}, id="nul-in-name"),
+    ],
+)
+def test_a_bad_request_header_is_never_sent(
+    kind: str, server: ScriptServer, headers: dict[str, str]
+) -> None:
+    async def go() -> Outcome:
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            try:
+                reply = await client.get(server.url, headers=headers)
+            except httpx.TransportError as exc:
+                return type(exc)
+            return reply.status_code, reply.content
+
+    assert asyncio.run(go()) == httpx.LocalProtocolError
+    assert server.requests == 0
+
+
+def test_a_control_character_in_a_request_header_is_never_sent(
+    kind: str, server: ScriptServer
+) -> None:
+    """An ESC or DEL in a value is outside RFC 9110's field-vchar: the lean transport refuses
+    it; h11 (httpx's) lets every control byte but NUL, CR and LF through."""
+
+    async def go() -> Outcome:
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            try:
+                reply = await client.get(server.url, headers={"X-Value": "a\x1b[2Jb"})
+            except httpx.TransportError as exc:
+                return type(exc)
+            return reply.status_code, reply.content
+
+    assert asyncio.run(go()) == (httpx.LocalProtocolError if kind == "lean" else OK)
+
+
+@pytest.mark.parametrize("method", ["GE T", "GET /x HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET", "G\x00"])
+def test_a_bad_request_method_is_never_sent(kind: str, server: ScriptServer, method: str) -> None:
+    """httpx passes any method string to its transport; one that is not a token would split
+    the request line. (A bad target never reaches a transport: httpx's URL refuses control
+    bytes and escapes spaces; the lean transport checks it all the same.)"""
+
+    async def go() -> Outcome:
+        async with httpx.AsyncClient(transport=make_transport(kind), timeout=WAIT_S) as client:
+            try:
+                reply = await client.request(method, server.url)
+            except httpx.TransportError as exc:
+                return type(exc)
+            return reply.status_code, reply.content
+
+    assert asyncio.run(go()) == httpx.LocalProtocolError
+    assert server.requests == 0
+
+
+# Refused by both transports.
+BOTH_REFUSE = {
+    "nul-in-header-value": b"HTTP/1.1 200 OK\r\nX-A: a\x00b\r\nContent-Length: 0\r\n\r\n",
+    "nul-in-header-name": b"HTTP/1.1 200 OK\r\nX-\x00A: 1\r\nContent-Length: 0\r\n\r\n",
+    "chunk-size-garbage": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"2zz\r\n{}\r\n0\r\n\r\n",
+    "chunk-size-absurd": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"1" + b"0" * 200 + b"\r\n{}\r\n0\r\n\r\n",
+    "te-gzip-chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    b"2\r\n{}\r\n0\r\n\r\n",
+    "te-chunked-gzip": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n{}",
+    "te-chunked-twice": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    "rtsp": b"RTSP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    "status-two-digits": b"HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\n{}",
+    "unequal-length-list": b"HTTP/1.1 200 OK\r\nContent-Length: 2, 3\r\n\r\n{}",
+    "length-overflow": b"HTTP/1.1 200 OK\r\nContent-Length: " + b"9" * 30 + b"\r\n\r\n{}",
+    "bare-cr-in-value": b"HTTP/1.1 200 OK\r\nX-A: a\rb\r\nContent-Length: 2\r\n\r\n{}",
+    # RFC 9110 15: status codes are 100-599 by class; 0xx has no class (llhttp takes it).
+    "status-099": b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\n{}",
+    # Never asked for: no Upgrade was sent (llhttp pauses for it; refused here first).
+    "switching-protocols": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+    b"Connection: upgrade\r\n\r\n{}",
+}
+
+
+@pytest.mark.parametrize("name", list(BOTH_REFUSE))
+def test_hostile_answers_both_refuse(kind: str, server: ScriptServer, name: str) -> None:
+    server.queue(once(BOTH_REFUSE[name], then="close"))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+# Refused by the lean transport, taken by httpx's (h11): each as RFC 9112 allows or asks.
+LEAN_REFUSES = {
+    # RFC 9112 5.2: obs-fold is deprecated; a user agent MAY replace it with SP, but llhttp
+    # takes it only with lenient_headers (which also lets control bytes through): refused.
+    "obs-fold": b"HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\nContent-Length: 2\r\n\r\n{}",
+    # RFC 9112 2.2: a recipient MAY take a bare LF as a line end; llhttp's strict mode does
+    # not (lenient_optional_cr_before_lf): refused.
+    "bare-lf-lines": b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",
+    # RFC 9112 6.3: both framings "ought to be handled as an error" (smuggling): refused.
+    "te-and-length": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n"
+    b"\r\n2\r\n{}\r\n0\r\n\r\n",
+    # RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing.
+    "te-in-http-1-0": b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    # RFC 9112 4: reason-phrase is HTAB / SP / VCHAR / obs-text; an ESC would reach logs.
+    "control-in-reason": b"HTTP/1.1 200 O\x1b[2JK\r\nContent-Length: 2\r\n\r\n{}",
+    "http-2-0-line": b"HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+    # RFC 9112 2.3: a higher minor version SHOULD be read as 1.1; llhttp's strict mode
+    # refuses it (lenient_version). No HTTP/1.2 exists: refused, the one id fails.
+    "http-1-2": b"HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+}
+
+
+@pytest.mark.parametrize("name", list(LEAN_REFUSES))
+def test_hostile_answers_the_lean_transport_refuses(
+    kind: str, server: ScriptServer, name: str
+) -> None:
+    server.queue(once(LEAN_REFUSES[name], then="close"))
+    outcome = run(kind, server, timeout=httpx.Timeout(WAIT_S, read=1.0))
+    if kind == "lean":
+        assert outcome == [httpx.RemoteProtocolError]
+    else:  # h11 reads each of them as the 200 it claims to be
+        assert outcome == [(200, b"{}")]
+
+
+def test_a_listed_equal_content_length_is_one_length(kind: str, server: ScriptServer) -> None:
+    """`Content-Length: 23, 23` (RFC 9110 8.6 lets a recipient take it as 23, as h11 does)."""
+    head = b"Content-Length: %d, %d\r\n" % (len(BODY), len(BODY))
+    server.queue(keep_alive_raw(response(headers=head)))
+    assert run(kind, server, n=2) == [OK, OK]
+
+
+@pytest.mark.parametrize("extra", [0, 1])
+@pytest.mark.parametrize("interim", [False, True])
+def test_the_head_limit_is_counted_to_the_byte(
+    server: ScriptServer, extra: int, interim: bool
+) -> None:
+    """The lean transport counts the head itself (llhttp does not), 1xx heads included and the
+    empty line too: a head of exactly `max_head` bytes is read, one byte more is refused."""
+    limit = 400
+    early = b"HTTP/1.1 100 Continue\r\n\r\n" if interim else b""
+    head = early + b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Pad: \r\n\r\n" % len(BODY)
+    pad = b"p" * (limit - len(head) + extra)
+    data = head.replace(b"X-Pad: ", b"X-Pad: " + pad) + BODY
+    server.queue(once(data, then="close"))
+
+    async def go() -> list[Outcome]:
+        return await fetch_all(Http11Transport(max_head=limit), server.url)
+
+    assert asyncio.run(go()) == ([OK] if extra == 0 else [httpx.RemoteProtocolError])
+
+
+def test_host_is_the_first_header_written(kind: str) -> None:
+    """RFC 9110 7.2: a user agent SHOULD send Host first (h11 does; so does the lean
+    transport, whatever order the headers were given in)."""
+    heads: list[bytes] = []
+
+    def record(peer: Peer) -> None:
+        head = peer.request()
+        assert head is not None
+        heads.append(head)
+        peer.send(response())
+        peer.hold()
+
+    with ScriptServer(default=record) as server:
+
+        async def go() -> None:
+            async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+                request = client.build_request("GET", server.url, headers={"X-First": "1"})
+                del request.headers["Host"]
+                request.headers["Host"] = "example.org"  # now the last header
+                await client.send(request)
+
+        asyncio.run(go())
+    lines = heads[0].split(b"\r\n")
+    assert lines[1] == b"Host: example.org"
+    assert b"X-First: 1" in lines
+
+
+def test_obs_text_in_a_header_value_comes_through(kind: str, server: ScriptServer) -> None:
+    """Bytes 0x80-0xFF are obs-text, allowed in a field value (RFC 9110 5.5)."""
+    head = b"Content-Length: %d\r\nX-Latin: caf\xe9\r\n" % len(BODY)
+    server.queue(once(response(headers=head)))
+
+    async def go() -> bytes:
+        async with httpx.AsyncClient(transport=make_transport(kind)) as client:
+            return (await client.get(server.url)).headers.raw[-1][1]
+
+    assert asyncio.run(go()) == b"caf\xe9"
+
+
+def test_a_refused_request_header_value_is_never_echoed(server: ScriptServer) -> None:
+    """The lean transport's error names the header, never its value (it may be the
+    credentials). (h11, under httpx's transport, puts the value in its message.)"""
+
+    async def go() -> str:
+        async with httpx.AsyncClient(transport=Http11Transport(), timeout=WAIT_S) as client:
+            with pytest.raises(httpx.LocalProtocolError) as caught:
+                await client.get(server.url, headers={"Authorization": "Basic s3cr3t\r\nX: 1"})
+            return str(caught.value)
+
+    message = asyncio.run(go())
+    assert "s3cr3t" not in message
+    assert "Authorization" in message
+    assert server.requests == 0
+
+
+@pytest.mark.parametrize("where", ["trailer", "chunk-extension"])
+def test_chunk_framing_is_bounded_like_a_head(kind: str, server: ScriptServer, where: str) -> None:
+    """A trailer or a chunk extension of 300 KiB: not body, so --max-body does not bound it;
+    both transports refuse it as they refuse a head that large (h11: per event; the lean
+    transport: framing beyond the body may not pass the head limit plus 32 bytes a chunk)."""
+    flood = b"a" * (3 * MAX_HEAD_BYTES)
+    if where == "trailer":
+        body = b"5\r\nhello\r\n0\r\nX-Trailer: " + flood + b"\r\n\r\n"
+    else:
+        body = b"5;ext=" + flood + b"\r\nhello\r\n0\r\n\r\n"
+    server.queue(once(response(body, headers=b"Transfer-Encoding: chunked\r\n"), then="close"))
+    assert run(kind, server) == [httpx.RemoteProtocolError]
+
+
+def test_many_small_chunks_are_not_framing_abuse(kind: str, server: ScriptServer) -> None:
+    """20,000 one-byte chunks with short extensions (about 20 bytes of framing each) are read."""
+    body = b"".join(b"1;n=%d\r\n%c\r\n" % (i, 97 + i % 26) for i in range(20_000)) + b"0\r\n\r\n"
+    expected = bytes(97 + i % 26 for i in range(20_000))
+    server.queue(once(response(body, headers=b"Transfer-Encoding: chunked\r\n")))
+    assert run(kind, server) == [(200, expected)]
