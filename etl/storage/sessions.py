@@ -22,9 +22,9 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -195,6 +195,49 @@ def sqlite_upsert_sql(n: int) -> str:
     return head + ", ".join([row] * n) + tail
 
 
+def _json_encoder() -> Callable[[Any], str]:
+    """`json.dumps` with its default arguments, the C encoder built once instead of per call.
+
+    The text must stay byte-identical to `json.dumps(raw)`: SQLite's unchanged detection
+    compares the stored JSON text, so another format would mark every stored row updated once.
+    This is the very encoder `json.dumps` builds for each call (`JSONEncoder.iterencode` with
+    `_one_shot`), without the circular-reference markers: `raw` comes from parsed JSON, which
+    cannot be circular (and parse_session refuses nesting deeper than 32 levels); a self-nested
+    value would be a RecursionError, which splits the batch like any value the rows cannot hold.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return json.dumps
+    defaults = json.JSONEncoder()
+    encode = make(
+        None,
+        defaults.default,
+        json.encoder.encode_basestring_ascii,
+        defaults.indent,
+        defaults.key_separator,
+        defaults.item_separator,
+        defaults.sort_keys,
+        defaults.skipkeys,
+        defaults.allow_nan,
+    )
+    join = "".join
+
+    def dumps(value: Any) -> str:
+        return join(encode(value, 0))
+
+    return dumps
+
+
+encode_json = _json_encoder()
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware timestamp in UTC; a naive one is refused, as UTCDateTime does."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column")
+    return value.astimezone(UTC)
+
+
 def driver_rows(
     dialect: str, batch: Sequence[SessionRow], listed: Collection[str] = ()
 ) -> list[list[Any]]:
@@ -202,24 +245,27 @@ def driver_rows(
     table's order, then its cost verdict (`cost_is_final`).
 
     Timestamps must be aware (a naive one is refused, as UTCDateTime does); on SQLite they
-    become UTC text in SQLAlchemy's format, on PostgreSQL psycopg sends them with their offset.
-    `raw` is JSON text as SQLAlchemy's JSON type writes it (`json.dumps`).
+    become UTC text in SQLAlchemy's format (`bulk.sqlite_time`, inlined: this loop is the
+    upsert's hot path), on PostgreSQL psycopg sends them with their offset.
+    `raw` is JSON text as SQLAlchemy's JSON type writes it (`json.dumps`, see `encode_json`).
     A value that cannot be converted is a ValueError or TypeError: the batch is split.
     """
     sqlite = dialect != "postgresql"
+    times, raw, values_of, dumps = _TIMES, _RAW, _values_of, encode_json
     out: list[list[Any]] = []
+    append = out.append
     for row in batch:
-        values = list(_values_of(row))
-        for i in _TIMES:
+        values = list(values_of(row))
+        for i in times:
             value = values[i]
             if value is not None:
+                if value.tzinfo is not UTC:
+                    value = _utc(value)
                 if sqlite:
-                    values[i] = bulk.sqlite_time(value)
-                elif value.tzinfo is None:
-                    raise ValueError("naive datetime given for a UTC column")
-        values[_RAW] = json.dumps(values[_RAW])
-        values.append(cost_is_final(row, row["id"] in listed))
-        out.append(values)
+                    values[i] = value.isoformat(" ", "microseconds")[:26]
+        values[raw] = dumps(values[raw])
+        values.append(bool(listed) and cost_is_final(row, row["id"] in listed))
+        append(values)
     return out
 
 
@@ -238,17 +284,18 @@ def _upsert_rows(
         bulk.empty_stage(conn, STAGE)
         return written
     stamp = bulk.sqlite_time(now)
+    trust = bulk.sqlite_time(trust_until)
     written = []
     for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
         chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
         params: list[Any] = []
+        extend = params.extend
         for values in chunk:
-            cost_final = values.pop()
-            params += values
-            params += (stamp, stamp, None, cost_final)
-        params.append(bulk.sqlite_time(trust_until))
+            values[-1:] = (stamp, stamp, None, values[-1])  # the cost verdict goes last
+            extend(values)
+        params.append(trust)
         result = conn.exec_driver_sql(sqlite_upsert_sql(len(chunk)), tuple(params))
-        written += [(i, first == stamp) for i, first in result]
+        written += [(i, first == stamp) for i, first in result.all()]
     return written
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -265,3 +266,38 @@ def test_a_batch_of_many_failures_is_recorded_whole(engine: Engine) -> None:
     failures = {str(uuid.UUID(int=n + 1)): "HTTP 500" for n in range(17_000)}
     write_batch(engine, [], NOW, failures=failures, run_id=run_id)
     assert len(pending_failures(engine)) == 17_000
+
+
+AWKWARD_JSON: list[Any] = [
+    {"a": 1, "b": [1.5, -0.0, 1e-07, 1e22, 12345678901234567890], "c": None, "d": True},
+    {"naïve": 'café ☕ \u2028 \x00 "quoted" \\ back', "emoji": "😀", "": {}},
+    {"nested": [[[{"x": []}]]], "float": 0.1 + 0.2, "neg": -17, "big": 2**70},
+    {"tab\t": "new\nline", "ctrl": "\x1f\x7f", "keys": {"2": 2, "10": 10, "1": 1}},
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD_JSON)
+def test_raw_is_encoded_exactly_as_json_dumps(value: Any) -> None:
+    """SQLite's unchanged detection compares the stored JSON text: the upsert's encoder must
+    write what `json.dumps` (the format stored by earlier versions) writes, byte for byte."""
+    from etl.storage.sessions import encode_json
+
+    assert encode_json(value) == json.dumps(value)
+    assert encode_json(value) == encode_json(copy.deepcopy(value))  # no state between calls
+
+
+def test_stored_raw_text_is_json_dumps_and_an_identical_body_stays_unchanged(
+    engine: Engine,
+) -> None:
+    payload = generate_sessions(1, seed=21)[0] | {"note": "café ☕ 😀", "ratio": 0.1 + 0.2}
+    row = rows_of([payload])
+    assert upsert_sessions(engine, row, NOW) == {payload["id"]: Outcome.INSERTED}
+    assert stored(engine, payload["id"])["raw"] == payload
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            text = conn.exec_driver_sql(
+                "SELECT raw FROM room_sessions WHERE id = ?", (payload["id"],)
+            ).scalar_one()
+        assert text == json.dumps(payload)
+    again = upsert_sessions(engine, rows_of([payload]), NOW + timedelta(minutes=1))
+    assert again == {payload["id"]: Outcome.UNCHANGED}
