@@ -15,6 +15,7 @@ wrapped as SQLAlchemy wraps the ones it sees (`DataError`, `IntegrityError`, ...
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -30,11 +31,17 @@ def create_stage(conn: sa.Connection, name: str, columns: Sequence[sa.Column[Any
     until the statement that reads it applies the real table's affinity, as a direct INSERT
     would. PostgreSQL's have the real columns' types: COPY parses its text with them.
     """
-    if conn.dialect.name == "postgresql":
-        types = [f"{c.name} {c.type.compile(dialect=conn.dialect)}" for c in columns]
+    conn.exec_driver_sql(_stage_ddl(conn.dialect, name, tuple(columns)))
+
+
+@functools.lru_cache(maxsize=16)
+def _stage_ddl(dialect: sa.Dialect, name: str, columns: tuple[sa.Column[Any], ...]) -> str:
+    """create_stage's statement, built once, not per batch (compiling the types is not free)."""
+    if dialect.name == "postgresql":
+        types = [f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns]
     else:
         types = [c.name for c in columns]
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)})")
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)})"
 
 
 def stage(conn: sa.Connection, name: str, columns: Sequence[str], rows: Iterable[Any]) -> None:
@@ -45,10 +52,6 @@ def stage(conn: sa.Connection, name: str, columns: Sequence[str], rows: Iterable
         return
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
-
-
-def empty_stage(conn: sa.Connection, name: str) -> None:
-    conn.exec_driver_sql(f"DELETE FROM {name}")
 
 
 def _copy(conn: sa.Connection, name: str, columns: Sequence[str], rows: Iterable[Any]) -> None:
@@ -102,5 +105,18 @@ def ids_in(dialect: str, column: str) -> str:
 
 
 def ids_param(dialect: str, ids: Sequence[str]) -> Any:
-    """The one parameter of `ids_in`: a list (PostgreSQL array) or a JSON array (SQLite)."""
-    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+    """The one parameter of `ids_in`: a JSON array (SQLite), or PostgreSQL array text.
+
+    PostgreSQL: the array's text (`{"id","id"}`), which the statement casts to uuid[], built in
+    one join rather than by psycopg's list dumper, which checks every element in Python. Each
+    element is quoted, so an id holds any character but a quote or a backslash; an id that holds
+    one of those (never a UUID) goes as a list, which psycopg quotes itself.
+    """
+    if dialect != "postgresql":
+        return json.dumps(list(ids))
+    if not ids:
+        return "{}"
+    body = '","'.join(ids)
+    if "\\" in body or body.count('"') != 2 * (len(ids) - 1):
+        return list(ids)
+    return '{"' + body + '"}'

@@ -36,7 +36,7 @@ from ..outcomes import FINAL_STATUSES, Outcome
 from ..records import LIST_ONLY_FIELDS, SessionRow
 from . import bulk, ledger
 from .dberrors import database_error, describe_error, map_errors
-from .schema import UTCDateTime, room_sessions
+from .schema import UTCDateTime, room_sessions, sync_failures, sync_relist
 from .sql import in_the_data, insert_for, transaction
 
 TABLE = room_sessions.name
@@ -145,16 +145,22 @@ def _upsert(dialect: str, insert: Any) -> Any:
         # body that differs replaces it, and an identical one leaves the row unchanged
         where=sa.or_(newer, sa.and_(sa.or_(same_age, untrusted), changed)),
     )
-    return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
+    t = room_sessions
+    if dialect == "postgresql":  # the id as text, and whether the row is new: no parsing
+        now = sa.bindparam("now", type_=UTCDateTime())
+        inserted = (t.c.first_synced_at == now).label("inserted")
+        return stmt.returning(sa.cast(t.c.id, sa.Text()).label("id"), inserted)
+    return stmt.returning(t.c.id, t.c.first_synced_at)
 
 
 @functools.cache
 def upsert_statement(dialect: str) -> Any:
     """PostgreSQL: the statement that upserts the staged batch (`bulk.stage`: COPY) and returns
-    (id, first_synced_at) of the rows it wrote; executed with two parameters (`now`,
+    (id as text, inserted) of the rows it wrote; executed with two parameters (`now`,
     `trust_until`) whatever the batch's size, reading the rows in id order.
 
-    SQLite: the same upsert with one VALUES row, compiled once (see `sqlite_upsert_sql`).
+    SQLite: the same upsert with one VALUES row, compiled once (see `sqlite_upsert_sql`),
+    returning (id, first_synced_at).
     """
     if dialect != "postgresql":
         values: dict[str, Any] = {name: sa.bindparam(name) for name in _COLUMNS}
@@ -170,6 +176,30 @@ def upsert_statement(dialect: str) -> Any:
     }
     source = sa.select(*(picked[name].label(name) for name in _COLUMNS)).order_by(stage.c.id)
     return _upsert(dialect, insert_for(dialect, room_sessions).from_select(_COLUMNS, source))
+
+
+@functools.cache
+def postgresql_upsert_sql() -> str:
+    """PostgreSQL: `upsert_statement` as text for the driver, compiled once (pyformat
+    parameters `now` and `trust_until`)."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    return str(upsert_statement("postgresql").compile(dialect=dialect))
+
+
+# PostgreSQL: after the upsert, the rest of the batch's write in one statement (one round
+# trip): the batch's ids leave the failure ledger, the rows written from a by-id body that are
+# final (the ids bound) join the relist queue with the created_at just stored, and the stage
+# is emptied. Every part reads the same snapshot: the stage as COPY filled it.
+_POSTGRESQL_AFTER_UPSERT = (
+    f"WITH cleared AS (DELETE FROM {sync_failures.name} "
+    f"WHERE session_id IN (SELECT id FROM {STAGE})), "
+    f"emptied AS (DELETE FROM {STAGE}) "
+    f"INSERT INTO {sync_relist.name} (session_id, created_at) "
+    f"SELECT id, created_at FROM {STAGE} WHERE {bulk.ids_in('postgresql', 'id')} "
+    "ON CONFLICT (session_id) DO NOTHING"
+)
 
 
 @functools.cache
@@ -277,12 +307,12 @@ def _upsert_rows(
     rows = driver_rows(dialect, batch, listed)
     trust_until = now + CLOCK_SKEW
     if dialect == "postgresql":
-        bulk.create_stage(conn, STAGE, _stage_columns())
-        bulk.stage(conn, STAGE, [c.name for c in _stage_columns()], rows)
-        result = conn.execute(upsert_statement(dialect), {"now": now, "trust_until": trust_until})
-        written = [(str(i), first == now) for i, first in result.all()]
-        bulk.empty_stage(conn, STAGE)
-        return written
+        columns = _stage_columns()
+        bulk.create_stage(conn, STAGE, columns)
+        bulk.stage(conn, STAGE, [c.name for c in columns], rows)
+        times = {"now": now, "trust_until": trust_until}
+        result = conn.exec_driver_sql(postgresql_upsert_sql(), times)
+        return [(i, inserted) for i, inserted in result.all()]
     stamp = bulk.sqlite_time(now)
     trust = bulk.sqlite_time(trust_until)
     written = []
@@ -385,16 +415,20 @@ def _write_rows(
         return outcomes
     for session_id, inserted in _upsert_rows(conn, batch, now, listed):
         outcomes[session_id] = Outcome.INSERTED if inserted else Outcome.UPDATED
-    ledger.clear_failures(conn, list(outcomes))
+    dialect = conn.dialect.name
+    relist = _to_relist(batch, outcomes, listed)
+    if dialect == "postgresql":  # one statement (see _POSTGRESQL_AFTER_UPSERT)
+        conn.exec_driver_sql(_POSTGRESQL_AFTER_UPSERT, (relist,))
+    else:
+        ledger.clear_failures(conn, list(outcomes))
+        ledger.queue_relist_stored(conn, relist)
     listed_ids = [row["id"] for row in batch if row["id"] in listed]
     if listed_ids:
-        dialect = conn.dialect.name
         conn.exec_driver_sql(
             f"DELETE FROM sync_relist WHERE session_id IN (SELECT id FROM {TABLE} "
             f"WHERE cost_final AND {bulk.ids_in(dialect, 'id')})",
             (bulk.ids_param(dialect, listed_ids),),
         )
-    ledger.queue_relist_stored(conn, _to_relist(batch, outcomes, listed))
     return outcomes
 
 
