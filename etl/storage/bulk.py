@@ -4,7 +4,9 @@ of every bound value (about 35 µs a row for `room_sessions`' 33 columns).
 - `stage`: rows, already converted to what the driver binds, go into a temporary table of the
   connection: `executemany` on SQLite, `COPY ... FROM STDIN` on PostgreSQL. One set-based
   statement then reads them from there (the upsert in `sessions.py`). The table lives as long as
-  the connection, and holds rows only inside the transaction that staged them.
+  the connection, and holds rows only inside the transaction that staged them (PostgreSQL: ON
+  COMMIT DELETE ROWS, a truncation, so that a long run's stage does not fill with dead rows
+  that every later batch would scan again; SQLite: the caller empties it).
 - `ids_in`: an `IN` over a list of ids bound as ONE parameter (a JSON array read with
   `json_each` on SQLite, an array on PostgreSQL): no placeholder per id, no chunks.
 
@@ -39,8 +41,11 @@ def _stage_ddl(dialect: sa.Dialect, name: str, columns: tuple[sa.Column[Any], ..
     """create_stage's statement, built once, not per batch (compiling the types is not free)."""
     if dialect.name == "postgresql":
         types = [f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns]
-    else:
-        types = [c.name for c in columns]
+        return (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)}) "
+            "ON COMMIT DELETE ROWS"
+        )
+    types = [c.name for c in columns]
     return f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)})"
 
 

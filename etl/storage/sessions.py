@@ -189,15 +189,14 @@ def postgresql_upsert_sql() -> str:
 
 
 # PostgreSQL: after the upsert, the rest of the batch's write in one statement (one round
-# trip): the batch's ids leave the failure ledger, the rows written from a by-id body that are
-# final (the ids bound) join the relist queue with the created_at just stored, and the stage
-# is emptied. Every part reads the same snapshot: the stage as COPY filled it.
+# trip): the batch's ids (the stage's) leave the failure ledger, and the rows written from a
+# by-id body that are final (the ids bound) join the relist queue with their stored created_at.
+# The stage empties itself at commit (bulk.create_stage).
 _POSTGRESQL_AFTER_UPSERT = (
     f"WITH cleared AS (DELETE FROM {sync_failures.name} "
-    f"WHERE session_id IN (SELECT id FROM {STAGE})), "
-    f"emptied AS (DELETE FROM {STAGE}) "
+    f"WHERE session_id IN (SELECT id FROM {STAGE})) "
     f"INSERT INTO {sync_relist.name} (session_id, created_at) "
-    f"SELECT id, created_at FROM {STAGE} WHERE {bulk.ids_in('postgresql', 'id')} "
+    f"SELECT id, created_at FROM {TABLE} WHERE {bulk.ids_in('postgresql', 'id')} "
     "ON CONFLICT (session_id) DO NOTHING"
 )
 
@@ -418,7 +417,7 @@ def _write_rows(
     dialect = conn.dialect.name
     relist = _to_relist(batch, outcomes, listed)
     if dialect == "postgresql":  # one statement (see _POSTGRESQL_AFTER_UPSERT)
-        conn.exec_driver_sql(_POSTGRESQL_AFTER_UPSERT, (relist,))
+        conn.exec_driver_sql(_POSTGRESQL_AFTER_UPSERT, (bulk.ids_param(dialect, relist),))
     else:
         ledger.clear_failures(conn, list(outcomes))
         ledger.queue_relist_stored(conn, relist)

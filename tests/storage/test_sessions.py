@@ -301,3 +301,20 @@ def test_stored_raw_text_is_json_dumps_and_an_identical_body_stays_unchanged(
         assert text == json.dumps(payload)
     again = upsert_sessions(engine, rows_of([payload]), NOW + timedelta(minutes=1))
     assert again == {payload["id"]: Outcome.UNCHANGED}
+
+
+def test_the_postgresql_stage_holds_nothing_between_batches(engine: Engine) -> None:
+    """The batch goes through a temporary table of the connection: a long run writes batch
+    after batch through it, and each later batch would scan every row an earlier one left,
+    dead or alive. Between batches it holds no row and no page."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL stages the batch (COPY)")
+    from etl.storage.sessions import STAGE
+
+    payloads = generate_sessions(600, seed=31)
+    for start in range(0, 600, 200):
+        upsert_sessions(engine, rows_of(payloads[start : start + 200]), NOW)
+        with engine.connect() as conn:  # the pool's one connection: the one that staged
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM {STAGE}").scalar_one() == 0
+            pages = conn.exec_driver_sql(f"SELECT pg_relation_size('{STAGE}')").scalar_one()
+            assert pages == 0
