@@ -318,3 +318,19 @@ def test_the_postgresql_stage_holds_nothing_between_batches(engine: Engine) -> N
             assert conn.exec_driver_sql(f"SELECT count(*) FROM {STAGE}").scalar_one() == 0
             pages = conn.exec_driver_sql(f"SELECT pg_relation_size('{STAGE}')").scalar_one()
             assert pages == 0
+
+
+def test_written_rows_leave_the_failure_ledger_and_the_others_stay(engine: Engine) -> None:
+    from etl.storage.ledger import pending_failures, start_run
+    from etl.storage.sessions import write_batch
+
+    payloads = generate_sessions(4, seed=41)
+    ids = [p["id"] for p in payloads]
+    run_id = start_run(engine, "test")
+    write_batch(engine, [], NOW, failures=dict.fromkeys(ids[:3], "HTTP 500"), run_id=run_id)
+    assert sorted(pending_failures(engine)) == sorted(ids[:3])
+    written = write_batch(engine, rows_of([payloads[0], payloads[1], payloads[3]]), NOW)
+    assert set(written.outcomes.values()) == {Outcome.INSERTED}
+    assert pending_failures(engine) == [ids[2]]
+    write_batch(engine, rows_of(payloads[2:3]), NOW + timedelta(minutes=1))
+    assert pending_failures(engine) == []
