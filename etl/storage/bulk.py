@@ -4,7 +4,9 @@ of every bound value (about 35 µs a row for `room_sessions`' 33 columns).
 - `stage`: rows, already converted to what the driver binds, go into a temporary table of the
   connection: `executemany` on SQLite, `COPY ... FROM STDIN` on PostgreSQL. One set-based
   statement then reads them from there (the upsert in `sessions.py`). The table lives as long as
-  the connection, and holds rows only inside the transaction that staged them.
+  the connection, and holds rows only inside the transaction that staged them (PostgreSQL: ON
+  COMMIT DELETE ROWS, a truncation, so that a long run's stage does not fill with dead rows
+  that every later batch would scan again; SQLite: the caller empties it).
 - `ids_in`: an `IN` over a list of ids bound as ONE parameter (a JSON array read with
   `json_each` on SQLite, an array on PostgreSQL): no placeholder per id, no chunks.
 
@@ -15,6 +17,7 @@ wrapped as SQLAlchemy wraps the ones it sees (`DataError`, `IntegrityError`, ...
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -30,11 +33,20 @@ def create_stage(conn: sa.Connection, name: str, columns: Sequence[sa.Column[Any
     until the statement that reads it applies the real table's affinity, as a direct INSERT
     would. PostgreSQL's have the real columns' types: COPY parses its text with them.
     """
-    if conn.dialect.name == "postgresql":
-        types = [f"{c.name} {c.type.compile(dialect=conn.dialect)}" for c in columns]
-    else:
-        types = [c.name for c in columns]
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)})")
+    conn.exec_driver_sql(_stage_ddl(conn.dialect, name, tuple(columns)))
+
+
+@functools.lru_cache(maxsize=16)
+def _stage_ddl(dialect: sa.Dialect, name: str, columns: tuple[sa.Column[Any], ...]) -> str:
+    """create_stage's statement, built once, not per batch (compiling the types is not free)."""
+    if dialect.name == "postgresql":
+        types = [f"{c.name} {c.type.compile(dialect=dialect)}" for c in columns]
+        return (
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)}) "
+            "ON COMMIT DELETE ROWS"
+        )
+    types = [c.name for c in columns]
+    return f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({', '.join(types)})"
 
 
 def stage(conn: sa.Connection, name: str, columns: Sequence[str], rows: Iterable[Any]) -> None:
@@ -45,10 +57,6 @@ def stage(conn: sa.Connection, name: str, columns: Sequence[str], rows: Iterable
         return
     marks = ", ".join("?" * len(columns))
     conn.exec_driver_sql(f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({marks})", list(rows))
-
-
-def empty_stage(conn: sa.Connection, name: str) -> None:
-    conn.exec_driver_sql(f"DELETE FROM {name}")
 
 
 def _copy(conn: sa.Connection, name: str, columns: Sequence[str], rows: Iterable[Any]) -> None:
@@ -102,5 +110,18 @@ def ids_in(dialect: str, column: str) -> str:
 
 
 def ids_param(dialect: str, ids: Sequence[str]) -> Any:
-    """The one parameter of `ids_in`: a list (PostgreSQL array) or a JSON array (SQLite)."""
-    return list(ids) if dialect == "postgresql" else json.dumps(list(ids))
+    """The one parameter of `ids_in`: a JSON array (SQLite), or PostgreSQL array text.
+
+    PostgreSQL: the array's text (`{"id","id"}`), which the statement casts to uuid[], built in
+    one join rather than by psycopg's list dumper, which checks every element in Python. Each
+    element is quoted, so an id holds any character but a quote or a backslash; an id that holds
+    one of those (never a UUID) goes as a list, which psycopg quotes itself.
+    """
+    if dialect != "postgresql":
+        return json.dumps(list(ids))
+    if not ids:
+        return "{}"
+    body = '","'.join(ids)
+    if "\\" in body or body.count('"') != 2 * (len(ids) - 1):
+        return list(ids)
+    return '{"' + body + '"}'

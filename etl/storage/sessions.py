@@ -22,9 +22,9 @@ from __future__ import annotations
 import functools
 import json
 import operator
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,7 +36,7 @@ from ..outcomes import FINAL_STATUSES, Outcome
 from ..records import LIST_ONLY_FIELDS, SessionRow
 from . import bulk, ledger
 from .dberrors import database_error, describe_error, map_errors
-from .schema import UTCDateTime, room_sessions
+from .schema import UTCDateTime, room_sessions, sync_failures, sync_relist
 from .sql import in_the_data, insert_for, transaction
 
 TABLE = room_sessions.name
@@ -145,16 +145,22 @@ def _upsert(dialect: str, insert: Any) -> Any:
         # body that differs replaces it, and an identical one leaves the row unchanged
         where=sa.or_(newer, sa.and_(sa.or_(same_age, untrusted), changed)),
     )
-    return stmt.returning(room_sessions.c.id, room_sessions.c.first_synced_at)
+    t = room_sessions
+    if dialect == "postgresql":  # the id as text, and whether the row is new: no parsing
+        now = sa.bindparam("now", type_=UTCDateTime())
+        inserted = (t.c.first_synced_at == now).label("inserted")
+        return stmt.returning(sa.cast(t.c.id, sa.Text()).label("id"), inserted)
+    return stmt.returning(t.c.id, t.c.first_synced_at)
 
 
 @functools.cache
 def upsert_statement(dialect: str) -> Any:
     """PostgreSQL: the statement that upserts the staged batch (`bulk.stage`: COPY) and returns
-    (id, first_synced_at) of the rows it wrote; executed with two parameters (`now`,
+    (id as text, inserted) of the rows it wrote; executed with two parameters (`now`,
     `trust_until`) whatever the batch's size, reading the rows in id order.
 
-    SQLite: the same upsert with one VALUES row, compiled once (see `sqlite_upsert_sql`).
+    SQLite: the same upsert with one VALUES row, compiled once (see `sqlite_upsert_sql`),
+    returning (id, first_synced_at).
     """
     if dialect != "postgresql":
         values: dict[str, Any] = {name: sa.bindparam(name) for name in _COLUMNS}
@@ -170,6 +176,38 @@ def upsert_statement(dialect: str) -> Any:
     }
     source = sa.select(*(picked[name].label(name) for name in _COLUMNS)).order_by(stage.c.id)
     return _upsert(dialect, insert_for(dialect, room_sessions).from_select(_COLUMNS, source))
+
+
+@functools.cache
+def postgresql_upsert_sql() -> str:
+    """PostgreSQL: `upsert_statement` as text for the driver, compiled once (pyformat
+    parameters `now` and `trust_until`)."""
+    from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+    dialect = PGDialect_psycopg()  # type: ignore[no-untyped-call]
+    return str(upsert_statement("postgresql").compile(dialect=dialect))
+
+
+# PostgreSQL: after the upsert, the rest of the batch's write in one statement (one round
+# trip): the batch's ids (the stage's) leave the failure ledger, and the rows written from a
+# by-id body that are final (the ids bound) join the relist queue with their stored created_at.
+# The stage empties itself at commit (bulk.create_stage).
+_POSTGRESQL_AFTER_UPSERT = (
+    f"WITH cleared AS (DELETE FROM {sync_failures.name} "
+    f"WHERE session_id IN (SELECT id FROM {STAGE})) "
+    f"INSERT INTO {sync_relist.name} (session_id, created_at) "
+    f"SELECT id, created_at FROM {TABLE} WHERE {bulk.ids_in('postgresql', 'id')} "
+    "ON CONFLICT (session_id) DO NOTHING"
+)
+
+
+# SQLite: the batch's ids leave the failure ledger (ledger.clear_failures), the ids' JSON array
+# parsed only when the ledger holds anything: it is empty on most runs, and parsing 500 ids
+# cost most of the statement.
+_SQLITE_CLEAR_FAILURES = (
+    f"DELETE FROM {sync_failures.name} WHERE session_id IN (SELECT value FROM json_each("
+    f"CASE WHEN EXISTS (SELECT 1 FROM {sync_failures.name}) THEN ? ELSE '[]' END))"
+)
 
 
 @functools.cache
@@ -195,32 +233,84 @@ def sqlite_upsert_sql(n: int) -> str:
     return head + ", ".join([row] * n) + tail
 
 
+def _json_encoder() -> Callable[[Any], str]:
+    """`json.dumps` with its default arguments, the C encoder built once instead of per call.
+
+    The text must stay byte-identical to `json.dumps(raw)`: SQLite's unchanged detection
+    compares the stored JSON text, so another format would mark every stored row updated once.
+    This is the very encoder `json.dumps` builds for each call (`JSONEncoder.iterencode` with
+    `_one_shot`), without the circular-reference markers: `raw` comes from parsed JSON, which
+    cannot be circular (and parse_session refuses nesting deeper than 32 levels); a self-nested
+    value would be a RecursionError, which splits the batch like any value the rows cannot hold.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # an interpreter without the C accelerator
+        return json.dumps
+    defaults = json.JSONEncoder()
+    encode = make(
+        None,
+        defaults.default,
+        json.encoder.encode_basestring_ascii,
+        defaults.indent,
+        defaults.key_separator,
+        defaults.item_separator,
+        defaults.sort_keys,
+        defaults.skipkeys,
+        defaults.allow_nan,
+    )
+    join = "".join
+
+    def dumps(value: Any) -> str:
+        return join(encode(value, 0))
+
+    return dumps
+
+
+encode_json = _json_encoder()
+
+
+def _utc(value: datetime) -> datetime:
+    """An aware timestamp in UTC; a naive one is refused, as UTCDateTime does."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given for a UTC column")
+    return value.astimezone(UTC)
+
+
 def driver_rows(
-    dialect: str, batch: Sequence[SessionRow], listed: Collection[str] = ()
-) -> list[list[Any]]:
-    """The batch as the driver binds it, each value converted once: the row's columns in the
-    table's order, then its cost verdict (`cost_is_final`).
+    dialect: str,
+    batch: Sequence[SessionRow],
+    listed: Collection[str] = (),
+    before_verdict: tuple[Any, ...] = (),
+) -> Iterator[list[Any]]:
+    """The batch as the driver binds it, row by row, each value converted once: the row's
+    columns in the table's order, `before_verdict`, then its cost verdict (`cost_is_final`).
 
     Timestamps must be aware (a naive one is refused, as UTCDateTime does); on SQLite they
-    become UTC text in SQLAlchemy's format, on PostgreSQL psycopg sends them with their offset.
-    `raw` is JSON text as SQLAlchemy's JSON type writes it (`json.dumps`).
+    become UTC text in SQLAlchemy's format (`bulk.sqlite_time`, inlined: this loop is the
+    upsert's hot path), on PostgreSQL psycopg sends them with their offset.
+    `raw` is JSON text as SQLAlchemy's JSON type writes it (`json.dumps`, see `encode_json`).
     A value that cannot be converted is a ValueError or TypeError: the batch is split.
+
+    A generator: each row's list is consumed (COPY, or one statement's flat parameters) and
+    freed before the next is made, so a batch leaves no containers for the garbage collector
+    to walk again and again (in bench/upsert.py's insert pass that walk was about an eighth of
+    the upsert's CPU).
     """
     sqlite = dialect != "postgresql"
-    out: list[list[Any]] = []
+    times, raw, values_of, dumps = _TIMES, _RAW, _values_of, encode_json
     for row in batch:
-        values = list(_values_of(row))
-        for i in _TIMES:
+        values = list(values_of(row))
+        for i in times:
             value = values[i]
             if value is not None:
+                if value.tzinfo is not UTC:
+                    value = _utc(value)
                 if sqlite:
-                    values[i] = bulk.sqlite_time(value)
-                elif value.tzinfo is None:
-                    raise ValueError("naive datetime given for a UTC column")
-        values[_RAW] = json.dumps(values[_RAW])
-        values.append(cost_is_final(row, row["id"] in listed))
-        out.append(values)
-    return out
+                    values[i] = value.isoformat(" ", "microseconds")[:26]
+        values[raw] = dumps(values[raw])
+        values += before_verdict
+        values.append(bool(listed) and cost_is_final(row, row["id"] in listed))
+        yield values
 
 
 def _upsert_rows(
@@ -228,27 +318,27 @@ def _upsert_rows(
 ) -> list[tuple[str, bool]]:
     """Upsert the batch through the driver; (id, inserted) of every row written."""
     dialect = conn.dialect.name
-    rows = driver_rows(dialect, batch, listed)
     trust_until = now + CLOCK_SKEW
     if dialect == "postgresql":
-        bulk.create_stage(conn, STAGE, _stage_columns())
-        bulk.stage(conn, STAGE, [c.name for c in _stage_columns()], rows)
-        result = conn.execute(upsert_statement(dialect), {"now": now, "trust_until": trust_until})
-        written = [(str(i), first == now) for i, first in result.all()]
-        bulk.empty_stage(conn, STAGE)
-        return written
+        columns = _stage_columns()
+        bulk.create_stage(conn, STAGE, columns)
+        bulk.stage(conn, STAGE, [c.name for c in columns], driver_rows(dialect, batch, listed))
+        times = {"now": now, "trust_until": trust_until}
+        result = conn.exec_driver_sql(postgresql_upsert_sql(), times)
+        return [(i, inserted) for i, inserted in result.all()]
     stamp = bulk.sqlite_time(now)
+    stamps = (stamp, stamp, None)  # first_synced_at, last_synced_at, deleted_at
+    trust = bulk.sqlite_time(trust_until)
     written = []
-    for start in range(0, len(rows), SQLITE_ROWS_PER_STATEMENT):
-        chunk = rows[start : start + SQLITE_ROWS_PER_STATEMENT]
+    for start in range(0, len(batch), SQLITE_ROWS_PER_STATEMENT):
+        chunk = batch[start : start + SQLITE_ROWS_PER_STATEMENT]
         params: list[Any] = []
-        for values in chunk:
-            cost_final = values.pop()
-            params += values
-            params += (stamp, stamp, None, cost_final)
-        params.append(bulk.sqlite_time(trust_until))
+        extend = params.extend
+        for values in driver_rows(dialect, chunk, listed, stamps):
+            extend(values)
+        params.append(trust)
         result = conn.exec_driver_sql(sqlite_upsert_sql(len(chunk)), tuple(params))
-        written += [(i, first == stamp) for i, first in result]
+        written += [(i, first == stamp) for i, first in result.all()]
     return written
 
 
@@ -338,16 +428,20 @@ def _write_rows(
         return outcomes
     for session_id, inserted in _upsert_rows(conn, batch, now, listed):
         outcomes[session_id] = Outcome.INSERTED if inserted else Outcome.UPDATED
-    ledger.clear_failures(conn, list(outcomes))
+    dialect = conn.dialect.name
+    relist = _to_relist(batch, outcomes, listed)
+    if dialect == "postgresql":  # one statement (see _POSTGRESQL_AFTER_UPSERT)
+        conn.exec_driver_sql(_POSTGRESQL_AFTER_UPSERT, (bulk.ids_param(dialect, relist),))
+    else:
+        conn.exec_driver_sql(_SQLITE_CLEAR_FAILURES, (bulk.ids_param(dialect, list(outcomes)),))
+        ledger.queue_relist_stored(conn, relist)
     listed_ids = [row["id"] for row in batch if row["id"] in listed]
     if listed_ids:
-        dialect = conn.dialect.name
         conn.exec_driver_sql(
             f"DELETE FROM sync_relist WHERE session_id IN (SELECT id FROM {TABLE} "
             f"WHERE cost_final AND {bulk.ids_in(dialect, 'id')})",
             (bulk.ids_param(dialect, listed_ids),),
         )
-    ledger.queue_relist_stored(conn, _to_relist(batch, outcomes, listed))
     return outcomes
 
 

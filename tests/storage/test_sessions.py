@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import multiprocessing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -265,3 +266,71 @@ def test_a_batch_of_many_failures_is_recorded_whole(engine: Engine) -> None:
     failures = {str(uuid.UUID(int=n + 1)): "HTTP 500" for n in range(17_000)}
     write_batch(engine, [], NOW, failures=failures, run_id=run_id)
     assert len(pending_failures(engine)) == 17_000
+
+
+AWKWARD_JSON: list[Any] = [
+    {"a": 1, "b": [1.5, -0.0, 1e-07, 1e22, 12345678901234567890], "c": None, "d": True},
+    {"naïve": 'café ☕ \u2028 \x00 "quoted" \\ back', "emoji": "😀", "": {}},
+    {"nested": [[[{"x": []}]]], "float": 0.1 + 0.2, "neg": -17, "big": 2**70},
+    {"tab\t": "new\nline", "ctrl": "\x1f\x7f", "keys": {"2": 2, "10": 10, "1": 1}},
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD_JSON)
+def test_raw_is_encoded_exactly_as_json_dumps(value: Any) -> None:
+    """SQLite's unchanged detection compares the stored JSON text: the upsert's encoder must
+    write what `json.dumps` (the format stored by earlier versions) writes, byte for byte."""
+    from etl.storage.sessions import encode_json
+
+    assert encode_json(value) == json.dumps(value)
+    assert encode_json(value) == encode_json(copy.deepcopy(value))  # no state between calls
+
+
+def test_stored_raw_text_is_json_dumps_and_an_identical_body_stays_unchanged(
+    engine: Engine,
+) -> None:
+    payload = generate_sessions(1, seed=21)[0] | {"note": "café ☕ 😀", "ratio": 0.1 + 0.2}
+    row = rows_of([payload])
+    assert upsert_sessions(engine, row, NOW) == {payload["id"]: Outcome.INSERTED}
+    assert stored(engine, payload["id"])["raw"] == payload
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            text = conn.exec_driver_sql(
+                "SELECT raw FROM room_sessions WHERE id = ?", (payload["id"],)
+            ).scalar_one()
+        assert text == json.dumps(payload)
+    again = upsert_sessions(engine, rows_of([payload]), NOW + timedelta(minutes=1))
+    assert again == {payload["id"]: Outcome.UNCHANGED}
+
+
+def test_the_postgresql_stage_holds_nothing_between_batches(engine: Engine) -> None:
+    """The batch goes through a temporary table of the connection: a long run writes batch
+    after batch through it, and each later batch would scan every row an earlier one left,
+    dead or alive. Between batches it holds no row and no page."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL stages the batch (COPY)")
+    from etl.storage.sessions import STAGE
+
+    payloads = generate_sessions(600, seed=31)
+    for start in range(0, 600, 200):
+        upsert_sessions(engine, rows_of(payloads[start : start + 200]), NOW)
+        with engine.connect() as conn:  # the pool's one connection: the one that staged
+            assert conn.exec_driver_sql(f"SELECT count(*) FROM {STAGE}").scalar_one() == 0
+            pages = conn.exec_driver_sql(f"SELECT pg_relation_size('{STAGE}')").scalar_one()
+            assert pages == 0
+
+
+def test_written_rows_leave_the_failure_ledger_and_the_others_stay(engine: Engine) -> None:
+    from etl.storage.ledger import pending_failures, start_run
+    from etl.storage.sessions import write_batch
+
+    payloads = generate_sessions(4, seed=41)
+    ids = [p["id"] for p in payloads]
+    run_id = start_run(engine, "test")
+    write_batch(engine, [], NOW, failures=dict.fromkeys(ids[:3], "HTTP 500"), run_id=run_id)
+    assert sorted(pending_failures(engine)) == sorted(ids[:3])
+    written = write_batch(engine, rows_of([payloads[0], payloads[1], payloads[3]]), NOW)
+    assert set(written.outcomes.values()) == {Outcome.INSERTED}
+    assert pending_failures(engine) == [ids[2]]
+    write_batch(engine, rows_of(payloads[2:3]), NOW + timedelta(minutes=1))
+    assert pending_failures(engine) == []
