@@ -126,10 +126,23 @@ def _parse_int(text: str) -> int | float:
         return math.inf
 
 
+# Built once: json.loads(..., parse_int=...) builds a decoder for every body.
+_DECODER = json.JSONDecoder()
+_BIG_INT_DECODER = json.JSONDecoder(parse_int=_parse_int)
+
+
 def _loads(content: bytes) -> Any:
-    # NaN, Infinity and numbers that overflow decode to non-finite floats here: valid syntax,
-    # refused later per session by etl.records, so that one such item costs one id, not a page.
-    return json.loads(content, parse_int=_parse_int)
+    """json.loads(content, parse_int=_parse_int), with the decoders built once.
+
+    NaN, Infinity and numbers that overflow decode to non-finite floats here: valid syntax,
+    refused later per session by etl.records, so that one such item costs one id, not a page.
+    A body no longer than Python's limit on an integer's digits cannot hold an integer past it:
+    the C scanner's own integers are then the same as `_parse_int`'s, without a call per number.
+    """
+    text = content.decode(json.detect_encoding(content), "surrogatepass")  # as json.loads does
+    limit = sys.get_int_max_str_digits()
+    decoder = _DECODER if limit == 0 or len(content) <= limit else _BIG_INT_DECODER
+    return decoder.decode(text)
 
 
 def decode_json(content: bytes) -> Any:
