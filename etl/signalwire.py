@@ -228,6 +228,79 @@ class _ReleasingStream(httpx.AsyncByteStream):
                 release()
 
 
+class Deadlines:
+    """The one deadline of every request in flight, kept by one timer for all of them.
+
+    `asyncio.timeout` per request builds a Timeout and schedules (then cancels) a timer handle
+    every time. Here a request costs a dict entry: every request has the same timeout, so
+    deadlines come in the order requests start, and the oldest request in flight holds the
+    earliest one. One timer waits for that deadline; when it fires it cancels the requests
+    past theirs and waits for the next oldest. A request whose deadline passed ends with
+    TimeoutError, as in `asyncio.timeout`: the task's cancellation is withdrawn, and a
+    cancellation from elsewhere at the same time (a second signal) stays a cancellation.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._in_flight: dict[int, tuple[float, asyncio.Task[Any]]] = {}  # by start: deadline
+        self._expired: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
+        self._next_key = 0
+
+    async def run(self, call: Awaitable[Any]) -> Any:
+        """Await `call` within the timeout; TimeoutError once it has passed."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        key = self._next_key
+        self._next_key = key + 1
+        deadline = loop.time() + self.timeout
+        self._in_flight[key] = (deadline, task)
+        if self._timer is None or self._loop is not loop:
+            self._loop = loop
+            self._timer = loop.call_at(deadline, self._fire, loop)
+        cancelling = task.cancelling()
+        try:
+            result = await call
+        except asyncio.CancelledError as exc:
+            if self._end(key) and task.uncancel() <= cancelling:
+                raise TimeoutError from exc  # ours alone: the deadline passed
+            raise
+        except BaseException:
+            if self._end(key):
+                task.uncancel()
+            raise
+        if self._end(key):  # cancelled, but it ended before the cancellation reached it
+            task.uncancel()
+        return result
+
+    def _end(self, key: int) -> bool:
+        """The request `key` is over: whether its deadline had passed (its task cancelled)."""
+        del self._in_flight[key]
+        if key in self._expired:
+            self._expired.discard(key)
+            return True
+        return False
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel every request past its deadline; wait for the next one's."""
+        self._timer = None
+        now = loop.time()
+        for key, (deadline, task) in list(self._in_flight.items()):
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._fire, loop)
+                return
+            if key not in self._expired:
+                self._expired.add(key)
+                task.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 class SignalWireClient:
     """Async client for room sessions; use as `async with SignalWireClient(settings) as c`.
 
@@ -288,6 +361,7 @@ class SignalWireClient:
         self._log_requests = transport is not None  # the client's send logs its own
         self._template = _RequestTemplate(self._http, f"{SESSION_PATH}/")
         self._pacer = RatePacer(settings.rate_limit, sleep=sleep) if settings.rate_limit else None
+        self._deadlines = Deadlines(settings.timeout)
 
     async def __aenter__(self) -> SignalWireClient:
         return self
@@ -296,6 +370,7 @@ class SignalWireClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._deadlines.close()
         await self._http.aclose()
 
     def _retrying(self, url: str = "") -> AsyncRetrying:
@@ -495,9 +570,8 @@ class SignalWireClient:
         if self._should_stop():
             raise StoppedError("stopped before sending the request")
         timeout = self.settings.timeout
-        try:
-            async with asyncio.timeout(timeout):  # the request's one deadline, connect to last byte
-                return await self._request(self._template.request(url))
+        try:  # the request's one deadline, connect to last byte
+            return await self._deadlines.run(self._request(self._template.request(url)))
         except TimeoutError:
             self.stats.requests["error"] += 1  # no complete answer (a status that came is counted)
             if not self._answered:  # not even this request's headers came
