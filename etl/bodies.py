@@ -57,6 +57,8 @@ async def read_bounded(
     raw_chunks: AsyncIterable[bytes], content_encoding: str, max_bytes: int
 ) -> bytes:
     """The decoded body, or BodyTooLargeError as soon as it passes `max_bytes`."""
+    if not content_encoding:  # the usual case, without building a decoder
+        return await _read_identity(raw_chunks, max_bytes)
     decoder = _decoder(content_encoding)
     if isinstance(decoder, _Identity):
         return await _read_identity(raw_chunks, max_bytes)
