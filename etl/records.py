@@ -306,17 +306,20 @@ def parse_session(payload: Any, requested_id: str) -> SessionRow:
         raise PayloadError(f"the body describes session {canonical_id}, not {requested_id}")
     row: dict[str, Any] = {"id": canonical_id}
     for name, check, required in FIELD_KINDS:
-        key = name if name in payload or name not in _ALIASES else _ALIASES[name]
-        value = payload.get(key)
+        value = payload.get(name)
+        if value is None and name in _ALIASES and name not in payload:
+            value = payload.get(_ALIASES[name])
         if value is None:
             if required:
                 raise PayloadError(f"field {name!r} is missing or null")
             row[name] = None
-            continue
-        try:
-            row[name] = check(value)
-        except TypeError as exc:
-            raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
+        elif (value is True or value is False) and check is _check_boolean:
+            row[name] = value  # what _check_boolean returns, without the call
+        else:
+            try:
+                row[name] = check(value)
+            except TypeError as exc:
+                raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
     problem = unstorable(payload)
     if problem is not None:
         raise PayloadError(f"the body cannot be stored: {problem}")

@@ -15,9 +15,11 @@ from etl.errors import PayloadError, TimestampRangeError
 from etl.fake_api import by_id_view, generate_sessions
 from etl.records import (
     COLUMN_FIELDS,
+    FIELD_KINDS,
     _parse_rfc3339,
     _unstorable,
     canonical_uuid,
+    check_boolean,
     parse_session,
     parse_timestamp,
     unstorable,
@@ -314,3 +316,16 @@ def test_a_lone_surrogate_next_to_its_would_be_pair_is_refused() -> None:
     body = reference_example() | {"display_name": "x\ud83d", "name": "\ude00"}
     with pytest.raises(PayloadError, match="lone UTF-16 surrogate"):
         parse_session(body, SID)
+
+
+def test_true_and_false_are_refused_wherever_a_boolean_is_not_wanted() -> None:
+    """And a boolean field takes true and false only (not 1 or 0)."""
+    for name, check, _ in FIELD_KINDS:
+        boolean = check is check_boolean
+        for value in (True, False) if not boolean else (True, False, 1, 0):
+            body = reference_example() | {name: value}
+            if boolean and isinstance(value, bool):
+                assert parse_session(body, SID)[name] is value  # type: ignore[literal-required]
+            else:
+                with pytest.raises(PayloadError, match=f"field '{name}' should be"):
+                    parse_session(body, SID)
