@@ -20,6 +20,8 @@ import zlib
 from collections.abc import AsyncIterable
 from typing import Any, Protocol
 
+import orjson
+
 from .config import MIB
 from .errors import ApiError, BodyTooLargeError, PayloadError, TransientError
 
@@ -147,8 +149,52 @@ def _loads(content: bytes) -> Any:
     return decoder.decode(text)
 
 
+# orjson turns an integer past 64 bits into a float, of magnitude 2**63 or more; a body holding
+# a float that large is decoded again by the standard library, which keeps such an integer
+# (a real float that large costs that second decode, nothing else).
+_BIG = float(2**63)
+
+
+def _holds_big_float(value: Any) -> bool:
+    """Whether a decoded value holds a float of magnitude 2**63 or more, at any depth (walked
+    without recursion: orjson accepts nesting deeper than Python's recursion limit)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            items = item.values()
+        elif kind is list:
+            items = item
+        else:
+            if kind is float and not -_BIG < item < _BIG:
+                return True
+            continue
+        for element in items:
+            element_kind = type(element)
+            if element_kind is float:
+                if not -_BIG < element < _BIG:
+                    return True
+            elif element_kind is dict or element_kind is list:
+                stack.append(element)
+    return False
+
+
 def decode_json(content: bytes) -> Any:
-    """The body as JSON; bytes that are not JSON are a TransientError (a body cut short is)."""
+    """The body as JSON; bytes that are not JSON are a TransientError (a body cut short is).
+
+    orjson decodes first (a third of the standard library's CPU). What it refuses or may have
+    changed is decoded by the standard library as before, so every verdict is the same: NaN and
+    Infinity, numbers that overflow, integers past 64 bits (orjson makes them floats), lone
+    surrogates, a byte order mark or UTF-16, nesting past 1,024, and bytes that are not JSON.
+    """
+    try:
+        value = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        if not _holds_big_float(value):
+            return value
     try:
         return _loads(content)
     except RecursionError:
