@@ -158,10 +158,11 @@ class Tally:
     def settled(self, session_id: str) -> None:
         """This id is stored or confirmed unknown: a failure of it earlier in the run no longer
         counts."""
-        key = uuid.UUID(session_id).int
-        if key in self._failed_keys:
-            self._failed_keys.discard(key)
-            self.summary.add(Outcome.FAILED, -1)
+        if self._failed_keys:  # else nothing to look up: no id of the run has failed so far
+            key = uuid.UUID(session_id).int
+            if key in self._failed_keys:
+                self._failed_keys.discard(key)
+                self.summary.add(Outcome.FAILED, -1)
         self.summary.failures.pop(session_id, None)
 
     def not_found(self) -> None:
@@ -267,7 +268,8 @@ class BatchWriter:
         listed = {row["id"] for row in rows if row["id"] in self._listed}
         self._listed -= listed
         self._in_ledger.update(uuid.UUID(i).int for i in failures)
-        resolved = [i for i in not_found if uuid.UUID(i).int in self._in_ledger]
+        in_ledger = self._in_ledger  # empty: no id to convert (none in the ledger, none failed)
+        resolved = [i for i in not_found if in_ledger and uuid.UUID(i).int in in_ledger]
         result = await asyncio.to_thread(
             self._store.write_batch,
             rows,

@@ -93,6 +93,10 @@ _UUID_TEXT = re.compile(
     re.ASCII | re.IGNORECASE,
 )
 
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII
+)
+
 
 def canonical_uuid(value: object) -> str:
     """Lowercase hyphenated UUID text; raises ValueError for anything that is not a UUID.
@@ -100,6 +104,8 @@ def canonical_uuid(value: object) -> str:
     Accepted: the canonical form in any case, `{...}` and `urn:uuid:...` around it. Refused:
     32 hex digits without hyphens, misplaced or extra hyphens, non-ASCII digits.
     """
+    if type(value) is str and _CANONICAL_UUID.fullmatch(value):
+        return value  # already canonical (the API's form): what the parse below would return
     match = _UUID_TEXT.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise ValueError(f"not a UUID: {value!r}")
@@ -131,6 +137,23 @@ def parse_timestamp(value: str) -> datetime:
     Raises TimestampRangeError when the moment in UTC falls outside years 1-9999, ValueError
     for anything else that is not a timestamp.
     """
+    # The usual text (`...Z`, at most 6 fractional digits) is read by `fromisoformat` in C: its
+    # UTC result is the moment the grammar below gives (tests/test_records.py compares the two).
+    # Anything else it reads or refuses (an offset, a leap second, year 0000, lower-case `t`/`z`)
+    # is read below, as before.
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        if parsed.tzinfo is UTC:
+            return parsed
+    return _parse_rfc3339(value)
+
+
+def _parse_rfc3339(value: str) -> datetime:
+    """parse_timestamp's full reading: RFC 3339 by its grammar, other ISO 8601 forms by
+    `datetime.fromisoformat`."""
     match = _RFC3339.fullmatch(value)
     if match is None:
         return _parse_iso8601(value)
@@ -283,17 +306,20 @@ def parse_session(payload: Any, requested_id: str) -> SessionRow:
         raise PayloadError(f"the body describes session {canonical_id}, not {requested_id}")
     row: dict[str, Any] = {"id": canonical_id}
     for name, check, required in FIELD_KINDS:
-        key = name if name in payload or name not in _ALIASES else _ALIASES[name]
-        value = payload.get(key)
+        value = payload.get(name)
+        if value is None and name in _ALIASES and name not in payload:
+            value = payload.get(_ALIASES[name])
         if value is None:
             if required:
                 raise PayloadError(f"field {name!r} is missing or null")
             row[name] = None
-            continue
-        try:
-            row[name] = check(value)
-        except TypeError as exc:
-            raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
+        elif (value is True or value is False) and check is _check_boolean:
+            row[name] = value  # what _check_boolean returns, without the call
+        else:
+            try:
+                row[name] = check(value)
+            except TypeError as exc:
+                raise PayloadError(f"field {name!r} should be {exc}, got {value!r}") from None
     problem = unstorable(payload)
     if problem is not None:
         raise PayloadError(f"the body cannot be stored: {problem}")
@@ -306,6 +332,45 @@ MAX_DEPTH = 32  # a room session is 2 levels deep; the vendor's other objects, a
 
 def unstorable(value: Any, depth: int = 0) -> str | None:
     """Why a decoded JSON value cannot be stored exactly as valid JSON, or None when it can."""
+    if depth == 0 and type(value) is dict and _flat_and_storable(value):
+        return None
+    return _unstorable(value, depth)
+
+
+_SCALARS = (int, bool, type(None))
+
+
+def _flat_and_storable(body: dict[Any, Any]) -> bool:
+    """True when `body` is an object of scalars only (a room session is) that `_unstorable`
+    would pass: its text is checked in one piece, which has a NUL or a lone surrogate exactly
+    when one of its parts has (Python never pairs surrogates across strings). False means
+    "not known": `_unstorable` then looks, and says what it finds first."""
+    texts = list(body)
+    for value in body.values():
+        kind = type(value)
+        if kind is str:
+            texts.append(value)
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif kind not in _SCALARS:
+            return False
+    try:
+        text = "".join(texts)  # TypeError for a key that is not text: not from JSON
+    except TypeError:
+        return False
+    return "\x00" not in text and (text.isascii() or _encodes(text))
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable(value: Any, depth: int) -> str | None:
     if depth > MAX_DEPTH:
         return f"it is nested more than {MAX_DEPTH} levels deep"
     if isinstance(value, str):
@@ -314,12 +379,12 @@ def unstorable(value: Any, depth: int = 0) -> str | None:
         return None if math.isfinite(value) else f"a number that does not fit a float ({value})"
     if isinstance(value, dict):
         for key, item in value.items():
-            problem = _unstorable_text(key) or unstorable(item, depth + 1)
+            problem = _unstorable_text(key) or _unstorable(item, depth + 1)
             if problem is not None:
                 return problem
     elif isinstance(value, list):
         for item in value:
-            problem = unstorable(item, depth + 1)
+            problem = _unstorable(item, depth + 1)
             if problem is not None:
                 return problem
     return None

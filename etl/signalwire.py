@@ -191,7 +191,7 @@ class LaneTransport(httpx.AsyncBaseTransport):
             self._release(lane)
             raise
         assert isinstance(response.stream, httpx.AsyncByteStream)  # an async transport's body
-        response.stream = _ReleasingStream(response.stream, lambda: self._release(lane))
+        response.stream = _ReleasingStream(response.stream, self, lane)
         return response
 
     def _release(self, lane: Http11Transport) -> None:
@@ -211,21 +211,96 @@ class LaneTransport(httpx.AsyncBaseTransport):
 class _ReleasingStream(httpx.AsyncByteStream):
     """A response body that gives its lane back once closed (httpx closes every response)."""
 
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+    def __init__(
+        self, stream: httpx.AsyncByteStream, transport: LaneTransport, lane: Http11Transport
+    ) -> None:
         self._stream = stream
-        self._release: Callable[[], None] | None = release
+        self._transport: LaneTransport | None = transport
+        self._lane = lane
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()  # the lane's own body, without another generator
 
     async def aclose(self) -> None:
-        release, self._release = self._release, None
+        transport, self._transport = self._transport, None
         try:
             await self._stream.aclose()
         finally:
-            if release is not None:
-                release()
+            if transport is not None:
+                transport._release(self._lane)
+
+
+class Deadlines:
+    """The one deadline of every request in flight, kept by one timer for all of them.
+
+    `asyncio.timeout` per request builds a Timeout and schedules (then cancels) a timer handle
+    every time. Here a request costs a dict entry: every request has the same timeout, so
+    deadlines come in the order requests start, and the oldest request in flight holds the
+    earliest one. One timer waits for that deadline; when it fires it cancels the requests
+    past theirs and waits for the next oldest. A request whose deadline passed ends with
+    TimeoutError, as in `asyncio.timeout`: the task's cancellation is withdrawn, and a
+    cancellation from elsewhere at the same time (a second signal) stays a cancellation.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._in_flight: dict[int, tuple[float, asyncio.Task[Any]]] = {}  # by start: deadline
+        self._expired: set[int] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the timer's
+        self._next_key = 0
+
+    async def run(self, call: Awaitable[Any]) -> Any:
+        """Await `call` within the timeout; TimeoutError once it has passed."""
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        key = self._next_key
+        self._next_key = key + 1
+        deadline = loop.time() + self.timeout
+        self._in_flight[key] = (deadline, task)
+        if self._timer is None or self._loop is not loop:
+            self._loop = loop
+            self._timer = loop.call_at(deadline, self._fire, loop)
+        cancelling = task.cancelling()
+        try:
+            result = await call
+        except asyncio.CancelledError as exc:
+            if self._end(key) and task.uncancel() <= cancelling:
+                raise TimeoutError from exc  # ours alone: the deadline passed
+            raise
+        except BaseException:
+            if self._end(key):
+                task.uncancel()
+            raise
+        if self._end(key):  # cancelled, but it ended before the cancellation reached it
+            task.uncancel()
+        return result
+
+    def _end(self, key: int) -> bool:
+        """The request `key` is over: whether its deadline had passed (its task cancelled)."""
+        del self._in_flight[key]
+        if key in self._expired:
+            self._expired.discard(key)
+            return True
+        return False
+
+    def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel every request past its deadline; wait for the next one's."""
+        self._timer = None
+        now = loop.time()
+        for key, (deadline, task) in list(self._in_flight.items()):
+            if deadline > now:
+                self._timer = loop.call_at(deadline, self._fire, loop)
+                return
+            if key not in self._expired:
+                self._expired.add(key)
+                task.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class SignalWireClient:
@@ -288,6 +363,7 @@ class SignalWireClient:
         self._log_requests = transport is not None  # the client's send logs its own
         self._template = _RequestTemplate(self._http, f"{SESSION_PATH}/")
         self._pacer = RatePacer(settings.rate_limit, sleep=sleep) if settings.rate_limit else None
+        self._deadlines = Deadlines(settings.timeout)
 
     async def __aenter__(self) -> SignalWireClient:
         return self
@@ -296,6 +372,7 @@ class SignalWireClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        self._deadlines.close()
         await self._http.aclose()
 
     def _retrying(self, url: str = "") -> AsyncRetrying:
@@ -340,12 +417,13 @@ class SignalWireClient:
         Failing to connect at all, before the API has ever answered, is an UnreachableError.
         """
         target = self._http.build_request("GET", url, params=params).url
-        return await self._get(target, url)
+        return await self._get(self._template.request(target), url)
 
-    async def _get(self, url: httpx.URL, label: str) -> Any:
-        """GET `url` with retries; `label` names it in retry logs (a path, for a session id)."""
+    async def _get(self, request: httpx.Request, label: str) -> Any:
+        """Send `request` with retries; `label` names it in retry logs (a path, for a session
+        id). A request is never changed by sending it: a retry sends the same one again."""
         try:
-            return await self._get_with_retries(url, label)
+            return await self._get_with_retries(request, label)
         except TransientError as exc:
             never = isinstance(exc, SilentServerError) or isinstance(exc.__cause__, UNREACHABLE)
             if not self._answered and never:
@@ -354,12 +432,12 @@ class SignalWireClient:
                 ) from None
             raise
 
-    async def _get_with_retries(self, url: httpx.URL, label: str) -> Any:
+    async def _get_with_retries(self, request: httpx.Request, label: str) -> Any:
         """The first attempt runs bare; the retry policy is built only once it has failed, and
         its first attempt re-raises that failure, so tenacity counts, waits and logs as if it
         had made it itself."""
         try:
-            return await self._get_once(url)
+            return await self._get_once(request)
         except TransientError as exc:
             previous: TransientError | None = exc
         first = previous
@@ -372,7 +450,7 @@ class SignalWireClient:
                     # The signal came during the wait: the retry is not sent.
                     raise StoppedError(f"stopped before retrying after {previous}")
                 try:
-                    return await self._get_once(url)
+                    return await self._get_once(request)
                 except TransientError as exc:
                     previous = exc
                     raise
@@ -395,7 +473,8 @@ class SignalWireClient:
     async def get_room_session(self, session_id: str) -> Any:
         """The room session's JSON as the API returns it; raises NotFoundError for a 404."""
         if PLAIN_ID.fullmatch(session_id):
-            return await self._get(self._template.url(session_id), f"{SESSION_PATH}/{session_id}")
+            request = self._template.session_request(session_id)
+            return await self._get(request, f"{SESSION_PATH}/{session_id}")
         return await self.get_json(f"{SESSION_PATH}/{session_id}")
 
     async def list_room_sessions(
@@ -489,15 +568,14 @@ class SignalWireClient:
             read[_page_key(target)] = pages
             body = await self.get_json(str(target))
 
-    async def _get_once(self, url: httpx.URL) -> Any:
+    async def _get_once(self, request: httpx.Request) -> Any:
         if self._pacer is not None:
             await self._pacer.wait()
         if self._should_stop():
             raise StoppedError("stopped before sending the request")
         timeout = self.settings.timeout
-        try:
-            async with asyncio.timeout(timeout):  # the request's one deadline, connect to last byte
-                return await self._request(self._template.request(url))
+        try:  # the request's one deadline, connect to last byte
+            return await self._deadlines.run(self._request(request))
         except TimeoutError:
             self.stats.requests["error"] += 1  # no complete answer (a status that came is counted)
             if not self._answered:  # not even this request's headers came
@@ -514,6 +592,10 @@ class SignalWireClient:
         """One GET, its body read within the bounds; the JSON of a 200, else an error."""
         max_body = self.settings.max_body
         response = await self._send(request)
+        # The raw bytes as the transport gives them (a response built in memory gives its
+        # content as it was given): etl.bodies undoes the encoding within bounds.
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
         try:
             self._answered = True
             status = response.status_code
@@ -529,10 +611,6 @@ class SignalWireClient:
             self.stats.requests[str(status)] += 1
             headers = response.headers
             encoding = headers.get("Content-Encoding", "")
-            # The raw bytes as the transport gives them (a response built in memory gives its
-            # content as it was given): etl.bodies undoes the encoding within bounds.
-            stream = response.stream
-            assert isinstance(stream, httpx.AsyncByteStream)
             if status != 200:
                 content = await _error_body(stream, headers.get("Content-Length"), encoding)
                 detail = error_message(content, response.reason_phrase)
@@ -541,7 +619,9 @@ class SignalWireClient:
             check_length(headers.get("Content-Length"), encoding, max_body)
             content = await read_bounded(stream, encoding, max_body)
         finally:
-            await response.aclose()  # gives the lane back (or closes a connection not read out)
+            # Gives the lane back (or closes a connection not read out). What Response.aclose
+            # does, without its per-call context manager; the response is not used after this.
+            await stream.aclose()
         return decode_json(content)
 
 
@@ -603,6 +683,13 @@ class _RequestTemplate:
     def request(self, url: httpx.URL) -> httpx.Request:
         if (url.raw_scheme, url.raw_host, url.port) != self._origin:
             return self._client.build_request("GET", url)
+        return self._copy(url)
+
+    def session_request(self, session_id: str) -> httpx.Request:
+        """The request for a plain session id (PLAIN_ID): the space's own origin, unchecked."""
+        return self._copy(self.url(session_id))
+
+    def _copy(self, url: httpx.URL) -> httpx.Request:
         request = httpx.Request.__new__(httpx.Request)
         request.__dict__.update(self._request.__dict__)
         request.url = url

@@ -7,6 +7,9 @@ import asyncio
 import gzip
 import json
 import math
+import random
+import struct
+import sys
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -15,6 +18,7 @@ import pytest
 
 from etl.bodies import (
     DECODE_PIECE,
+    _parse_int,
     check_length,
     decode_json,
     read_bounded,
@@ -181,3 +185,97 @@ def test_a_body_nested_beyond_any_stack_is_a_payload_error() -> None:
 def test_a_deep_body_that_is_not_json_is_transient() -> None:
     with pytest.raises(TransientError, match="not valid JSON"):
         decode_json(b"[" * 5000 + b"x")
+
+
+def _decoded(decode: Callable[[bytes], object], body: bytes) -> object:
+    """What a decoder makes of `body`: its value as JSON text (NaN and big integers compare
+    by their text), or that it refused it."""
+    try:
+        value = decode(body)
+    except (ValueError, TransientError):  # TransientError from decode_json, ValueError before
+        return "error"
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, 5000))  # a body nested 1,000 deep is written out too
+    try:
+        return json.dumps(value)
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def _reference(body: bytes) -> object:
+    """How bodies were decoded before: json.loads with `_parse_int`, a decoder per body (with
+    room for the nesting a thread with a larger limit gave a deep body)."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, 5000))
+    try:
+        return json.loads(body, parse_int=_parse_int)
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def _hostile_bodies(limit: int) -> list[bytes]:
+    at_limit = b"9" * limit
+    past_limit = b"9" * (limit + 1)
+    return [
+        b'{"a": [1, -0, 2.5e3, "x", true, null]}',
+        b"[NaN, Infinity, -Infinity, 1e999, -1e999]",
+        b'["\\ud800", "\\udfff\\ud800", "\\ud83d\\ude00", "\\u0000"]',
+        b'"\xed\xa0\x80"',  # an encoded surrogate: accepted as before, refused by the records
+        b"\xef\xbb\xbf" + b'{"bom": 1}',
+        '{"utf16": "\u00e9"}'.encode("utf-16"),
+        b'"\xff"',
+        b"[" + b"18446744073709551616" + b", -9223372036854775809, " + b"1" * 40 + b"]",
+        at_limit,  # exactly at the limit, and as short as it: an integer
+        b" " + at_limit,  # longer than the limit: the slower decoder, the same integer
+        past_limit,  # past the limit: infinity, by either decoder
+        b"[" + past_limit + b"]",
+        b"[" + b"1, " * limit + b"2]",
+        b'{"a": 1}{}',
+        b"",
+        # what orjson refuses or changes, deeper in a page: the standard library decides
+        b'{"data": [{"n": 1}, {"n": [18446744073709551616]}], "links": {}}',
+        b'{"data": [{"n": -9223372036854775809}]}',
+        b'{"data": [{"n": 9223372036854775808, "m": 18446744073709551615}]}',  # 64 bits: ints
+        b'{"data": [{"x": 1e300, "y": -1.5e19, "z": 9.2e18}]}',  # floats, of any size
+        b'{"b": 1, "a": 2, "b": 3}',  # a repeated key: its last value, in its first place
+        b'{"data": [{"s": "\\u0000 \\ud800"}]}',
+        b"[" * 1000 + b"]" * 1000,  # orjson takes it; deeper than Python's recursion limit
+        b"[" * 1025 + b"]" * 1025,  # orjson refuses it
+        b"[" * 50 + b"1e999" + b"]" * 50,
+    ]
+
+
+def test_decoding_is_what_json_loads_with_the_big_integer_hook_gave() -> None:
+    """The decoders built once, and the C scanner's own integers for bodies too short to hold
+    an integer past the digit limit, decode every body as before."""
+    limit = sys.get_int_max_str_digits()
+    for body in _hostile_bodies(limit):
+        assert _decoded(decode_json, body) == _decoded(_reference, body), body[:60]
+
+
+def test_decoding_follows_the_digit_limit_in_force() -> None:
+    previous = sys.get_int_max_str_digits()
+    try:
+        for limit in (0, 640):
+            sys.set_int_max_str_digits(limit)
+            for body in _hostile_bodies(limit or 5000):
+                assert _decoded(decode_json, body) == _decoded(_reference, body), body[:60]
+    finally:
+        sys.set_int_max_str_digits(previous)
+
+
+def test_decoding_keeps_every_float_as_the_standard_library_reads_it() -> None:
+    """orjson's floats are the standard library's, to the last bit (the stored JSON text is
+    made from them): random doubles written out, and decimal texts of every length."""
+    rng = random.Random(21)
+    texts = []
+    for _ in range(5000):
+        (double,) = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))
+        if math.isfinite(double):
+            texts.append(repr(double))
+        digits = rng.randint(1, 30)
+        texts.append(
+            f"{rng.getrandbits(100) % 10**digits}.{rng.getrandbits(64)}e{rng.randint(-330, 310)}"
+        )
+    body = ("[" + ", ".join(texts) + "]").encode()
+    assert _decoded(decode_json, body) == _decoded(_reference, body)

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from etl.errors import PayloadError
+from etl.errors import PayloadError, TimestampRangeError
 from etl.fake_api import by_id_view, generate_sessions
-from etl.records import COLUMN_FIELDS, canonical_uuid, parse_session
+from etl.records import (
+    COLUMN_FIELDS,
+    FIELD_KINDS,
+    _parse_rfc3339,
+    _unstorable,
+    canonical_uuid,
+    check_boolean,
+    parse_session,
+    parse_timestamp,
+    unstorable,
+)
 
 SID = "c22d24f6-5a47-4597-9a23-c7d01e696b92"
 
@@ -225,3 +238,94 @@ def test_a_moment_outside_years_1_to_9999_is_refused_as_unstorable(text: str) ->
 def test_text_that_is_not_a_timestamp_is_refused_as_such(text: str) -> None:
     with pytest.raises(PayloadError, match="'end_time' should be an RFC 3339 timestamp"):
         parse_session(reference_example() | {"end_time": text}, SID)
+
+
+def _outcome(parse: Any, text: str) -> object:
+    """What a timestamp reader makes of `text`: its moment (with its tzinfo), or its error."""
+    try:
+        moment = parse(text)
+    except (ValueError, TimestampRangeError) as exc:
+        return type(exc)
+    return (moment, moment.tzinfo)
+
+
+def _timestamp_texts() -> list[str]:
+    dates = ("2025-03-11", "0001-01-01", "9999-12-31", "0000-12-31", "2024-02-29", "2025-02-29")
+    times = ("01:49:51", "23:59:59", "23:59:60", "00:00:00", "12:00:60", "24:00:00")
+    fractions = ("", ".", ",5", *(".123456789"[: n + 1] for n in range(1, 10)))
+    offsets = ("Z", "z", "+00:00", "-00:00", "+01:30", "-01:00", "+23:59", "+24:00", "+00:60", "")
+    texts = [
+        f"{date}{sep}{time}{fraction}{offset}"
+        for date, sep, time, fraction, offset in itertools.product(
+            dates, ("T", "t", " ", "x"), times, fractions, offsets
+        )
+    ]
+    return [*texts, "2025-W11-2T01:49:51Z", "2025-03-11T01:49Z", "2025-03-11", "20250311T014951Z"]
+
+
+def test_the_fast_reading_of_a_timestamp_is_the_full_one() -> None:
+    """parse_timestamp reads the usual `...Z` text with datetime.fromisoformat; for every text,
+    the moment (or the refusal) is the one its full RFC 3339 reading gives."""
+    for text in _timestamp_texts():
+        assert _outcome(parse_timestamp, text) == _outcome(_parse_rfc3339, text), text
+
+
+def test_canonical_uuid_of_any_accepted_form_is_the_lowercase_hyphenated_text() -> None:
+    for _ in range(200):
+        value = uuid.uuid4()
+        text = str(value)
+        for form in (text, text.upper(), "{" + text + "}", "urn:uuid:" + text, text.title()):
+            assert canonical_uuid(form) == text
+
+
+_FLAT_BODIES: list[dict[Any, Any]] = [
+    {},
+    {"a": "x", "b": 1, "c": 2.5, "d": True, "e": None, "f": "Café 🚀"},
+    {"a": "x\x00y"},
+    {"a\x00": 1},
+    {"a": "\ud800"},
+    {"\udfff": "x"},
+    {"a": "x\ud83d", "b": "\ude00y"},  # a pair only if the two strings were one: they are not
+    {"a\ud83d": "\ude00"},
+    {"a": math.nan},
+    {"a": 1.0, "b": -math.inf},
+    {"a": 10**30, "b": -(10**30)},
+    {"a": "x", "b": {"c": "\x00"}},
+    {"a": ["\ud800"]},
+    {"a": {"b": 1}},
+    {1: "x"},
+]
+
+
+@pytest.mark.parametrize("body", _FLAT_BODIES, ids=range(len(_FLAT_BODIES)))
+def test_unstorable_says_of_a_flat_body_what_the_full_walk_says(body: dict[Any, Any]) -> None:
+    """An object of scalars is checked in one piece: the verdict (and the reason, the first one
+    in the body's order) is the full walk's."""
+    try:
+        expected: object = _unstorable(body, 0)
+    except TypeError as exc:  # a key that is not text: not from JSON
+        expected = type(exc)
+    try:
+        got: object = unstorable(body)
+    except TypeError as exc:
+        got = type(exc)
+    assert got == expected
+
+
+def test_a_lone_surrogate_next_to_its_would_be_pair_is_refused() -> None:
+    body = reference_example() | {"display_name": "x\ud83d", "name": "\ude00"}
+    with pytest.raises(PayloadError, match="lone UTF-16 surrogate"):
+        parse_session(body, SID)
+
+
+def test_true_and_false_are_refused_wherever_a_boolean_is_not_wanted() -> None:
+    """And a boolean field takes true and false only (not 1 or 0)."""
+    for name, check, _ in FIELD_KINDS:
+        boolean = check is check_boolean
+        for value in (True, False) if not boolean else (True, False, 1, 0):
+            body = reference_example() | {name: value}
+            if boolean and isinstance(value, bool):
+                assert parse_session(body, SID)[name] is value  # type: ignore[literal-required]
+            else:
+                with pytest.raises(PayloadError, match=f"field '{name}' should be"):
+                    parse_session(body, SID)
