@@ -626,8 +626,10 @@ def _first_sync_run(
         row.summary = measured.json()
     except RuntimeError as exc:
         row.measured, row.note = None, str(exc).splitlines()[0]
-    if row.summary is not None and measured.returncode != 0:
-        row.note = f"exit {measured.returncode}"
+    if row.summary is not None:
+        row.note = f"CPU µs/session {_us_per_session(row):.1f}" if n else ""
+        if measured.returncode != 0:
+            row.note = f"exit {measured.returncode}"
     return row
 
 
