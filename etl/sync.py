@@ -49,7 +49,7 @@ from .storage import OpenRow, Store, no_lock
 log = logging.getLogger(__name__)
 
 # An id already in canonical form (lowercase 8-4-4-4-12 hex) is its own canonical_uuid: the
-# vendor's list sends them so, and the round trip through uuid.UUID costs 3 µs an item.
+# API reference shows ids so, and the round trip through uuid.UUID costs 3 µs an item.
 _CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
