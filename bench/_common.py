@@ -125,9 +125,14 @@ class ApiServer:
 
 @contextlib.contextmanager
 def api_server(
-    sessions: int, latency_ms: float, ids_file: Path | None, max_seconds: float = 3600.0
+    sessions: int,
+    latency_ms: float,
+    ids_file: Path | None,
+    max_seconds: float = 3600.0,
+    extra: Sequence[str] = (),
 ) -> Iterator[ApiServer]:
-    """Start the stand-in API on 127.0.0.1 in its own process; stop it whatever happens."""
+    """Start the stand-in API on 127.0.0.1 in its own process; stop it whatever happens.
+    `extra`: more of bench/api_server.py's options (`--account`)."""
     cmd = [
         sys.executable,
         str(BENCH / "api_server.py"),
@@ -144,6 +149,7 @@ def api_server(
     ]
     if ids_file is not None:
         cmd += ["--ids-file", str(ids_file)]
+    cmd += extra
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     server = ApiServer(proc, "")
     try:

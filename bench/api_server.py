@@ -5,6 +5,12 @@ JSON line of statistics (requests served, most in flight at once, and the reques
 sliding window) so the benchmark can check concurrency and rate limits from the server's side.
 A server that is not stopped stops by itself after `--max-seconds`.
 
+The account never changes while it is served, so the session list's order (newest first) is
+computed once per filter and kept (`CachedListSignalWire`): etl.fake_api sorts the whole list
+for every page, which costs a 1,000,000-session account minutes a page. `--account` serves the
+whole bill (members, recordings, rooms, logs: etl.fake_api.data.generate_account) with the
+sessions, for a first `roomsync sync` of everything.
+
     python bench/api_server.py --sessions 2000 --latency-ms 100 --ids-file ids.txt
 """
 
@@ -25,6 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from etl.fake_api import FakeSignalWire, generate_sessions  # noqa: E402
+from etl.fake_api.data import (  # noqa: E402
+    _newest_first,
+    _shuffled,
+    generate_account,
+    list_view,
+)
+from etl.fake_api.faults import Response, _json_bytes  # noqa: E402
 
 MAX_RECORDED_STARTS = 2_000_000  # 16 MB of timestamps at most
 
@@ -42,6 +55,42 @@ class StartRecorder:
         with self._lock:
             if len(self.starts) < MAX_RECORDED_STARTS:
                 self.starts.append(now)
+
+
+class CachedListSignalWire(FakeSignalWire):
+    """The stand-in with the session list's order computed once per filter, for an account that
+    does not change while served. Same order, same pages, same links as FakeSignalWire (its
+    `_list_response`, with the sort taken out of the per-page path)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ordered: dict[tuple[bool, tuple[tuple[str, str], ...]], list[dict[str, Any]]] = {}
+        self._order_lock = threading.Lock()
+
+    def _matching(self, filters: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+        key = (self.shuffle_list, filters)
+        with self._order_lock:
+            found = self._ordered.get(key)
+            if found is None:
+                ordered = _shuffled if self.shuffle_list else _newest_first
+                found = ordered(
+                    s
+                    for s in list(self.sessions.values())
+                    if all(s.get(field) == value for field, value in filters)
+                )
+                self._ordered[key] = found
+            return found
+
+    def _list_response(self, path: str, query: str, *, bad_types: bool) -> Response:
+        if bad_types:  # a scripted fault: the stand-in's own path
+            return super()._list_response(path, query, bad_types=bad_types)
+        parsed = self._parse_list_query(query)
+        if isinstance(parsed, Response):
+            return parsed
+        matching = self._matching(parsed.filters)
+        page = [list_view(s) for s in matching[parsed.offset : parsed.offset + parsed.page_size]]
+        links = self._links(path, query, parsed, total=len(matching))
+        return Response(200, _json_bytes({"links": links, "data": page}))
 
 
 def most_in_window(starts: array, window_s: float) -> int:
@@ -74,16 +123,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--project-id", default="bench-project")
     parser.add_argument("--token", default="bench-token")
     parser.add_argument("--ids-file", type=Path, help="write the generated ids here first")
+    parser.add_argument(
+        "--account", action="store_true", help="serve the whole bill too (generate_account)"
+    )
     parser.add_argument("--max-seconds", type=float, default=3600.0, help="stop by itself")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    sessions = generate_sessions(args.sessions, seed=args.seed)
+    account = generate_account(args.sessions, seed=args.seed) if args.account else None
+    sessions = account.sessions if account else generate_sessions(args.sessions, seed=args.seed)
     recorder = StartRecorder()
-    fake = FakeSignalWire(
-        sessions,
+    fake = CachedListSignalWire(
+        () if account else sessions,
+        account=account,
         project_id=args.project_id,
         token=args.token,
         latency=args.latency_ms / 1000,
@@ -98,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     with fake:
         if args.ids_file is not None:
             args.ids_file.write_text("".join(f"{s['id']}\n" for s in sessions))
-        del sessions
+        del sessions, account
         print(fake.base_url, flush=True)
         while not stopping.wait(0.2) and time.monotonic() < deadline:
             pass

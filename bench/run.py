@@ -23,16 +23,23 @@ against the stand-in API in another process on 127.0.0.1, with a set latency. Wo
 - notfound: the CPU of a 404 against the CPU of a 200: `roomsync backfill` of N ids the API
   knows, then of N it does not (never stored, never failed), interleaved, at 0 ms; CPU per id
   after start-up, and the ratio run by run.
-- firstsync (only with --first-sync N[,N...]): `roomsync sync` into an empty database against
-  an account of N sessions at 0 ms: its peak RSS, and the bytes per session between the
-  smallest and the largest N (what a larger account would add). Run with PYTHONPATH set to
-  another checkout to measure that version (the child's `etl` comes from there).
+- firstsync (issue 21, opt-in): a first sync into an empty database of an account of N sessions
+  at 0 ms, for each N of --first-sync (default 20,000 and 100,000; 1,000,000 with
+  `--first-sync 1000000 --first-sync-tools sessions,floor`): `roomsync sync --with none`
+  (sessions only, the like-for-like), `roomsync sync` (the whole bill: the stand-in then serves
+  members, recordings, rooms and logs too) and the floor (bench/firstsync_floor.py: the list
+  pages over http.client, json.loads, sqlite3 executemany / psycopg COPY), interleaved. CPU per
+  session net of each one's start-up (an empty account), roomsync over the floor repeat by
+  repeat, peak RSS, and the bytes per session between the smallest and the largest N. Run with
+  PYTHONPATH set to another checkout to measure that version (the child's `etl` comes from
+  there).
 
     python bench/run.py                          # the default run, a few minutes
     python bench/run.py --only cpu --cpu-ids 20000
     python bench/run.py --only rss --rss --rss-ids 1000000
     python bench/run.py --only transport --transport-ids 5000 --repeat 3 --transport-peers dlt
     python bench/run.py --only latency --tools roomsync,floor --ids 5000 --concurrency 100
+    python bench/run.py --only firstsync --first-sync 20000,100000 --repeat 3
 
 Results are printed as Markdown tables and saved as JSON under bench/results/.
 """
@@ -587,49 +594,158 @@ def measure_validation(ids_file: Path) -> Measured:
     )
 
 
+@dataclass
+class FirstSyncTool:
+    """One client of the firstsync workload: its table label and its command."""
+
+    name: str
+    cmd: list[str]
+
+
+def first_sync_tools(args: argparse.Namespace) -> dict[str, FirstSyncTool]:
+    roomsync = [
+        str(VENV_BIN / "roomsync"),
+        "sync",
+        "--json",
+        "--concurrency",
+        str(args.concurrency),
+    ]
+    every = {
+        "sessions": FirstSyncTool("roomsync sync --with none", [*roomsync, "--with", "none"]),
+        "bill": FirstSyncTool("roomsync sync (whole bill)", roomsync),
+        "floor": FirstSyncTool(
+            "list floor (pages, json.loads, driver insert)",
+            [sys.executable, str(BENCH / "firstsync_floor.py")],
+        ),
+    }
+    keys = [k for k in args.first_sync_tools.split(",") if k]
+    unknown = sorted(set(keys) - set(every))
+    if unknown:
+        raise SystemExit(
+            f"--first-sync-tools: unknown {', '.join(unknown)} (of {', '.join(every)})"
+        )
+    return {key: every[key] for key in keys}
+
+
+def _first_sync_run(
+    tool: FirstSyncTool, n: int, base_url: str, dbs: Databases, startup: float
+) -> Row:
+    """One client into a freshly migrated empty database (the floor writes the same table)."""
+    url = dbs.new("firstsync")
+    migrate(url)
+    measured = measure(tool.cmd, client_env(base_url, url), CLIENT_TIMEOUT_S * 4)
+    row = Row("firstsync", tool.name, n, 1, 0.0, measured)
+    row.startup_cpu_s = startup
+    try:
+        row.summary = measured.json()
+    except RuntimeError as exc:
+        row.measured, row.note = None, str(exc).splitlines()[0]
+    if row.summary is not None:
+        row.note = f"CPU µs/session {_us_per_session(row):.1f}" if n else ""
+        if measured.returncode != 0:
+            row.note = f"exit {measured.returncode}"
+    return row
+
+
+def _first_sync_startups(
+    tools: dict[str, FirstSyncTool], dbs: Databases, account: bool
+) -> dict[str, float]:
+    """Each client's CPU over an empty account (median of three): its start-up, subtracted."""
+    extra = ["--account"] if account else []
+    with api_server(0, 0.0, None, extra=extra) as server:
+        return {
+            key: statistics.median(
+                _cpu(_first_sync_run(tool, 0, server.base_url, dbs, 0.0)) for _ in range(3)
+            )
+            for key, tool in tools.items()
+        }
+
+
+def _cpu(row: Row) -> float:
+    return row.measured.cpu_s if row.measured is not None else float("nan")
+
+
 def first_sync_rows(
     args: argparse.Namespace, dbs: Databases, workdir: Path
 ) -> tuple[list[Row], list[str]]:
-    """`roomsync sync` into an empty database, for each account size; `--repeat` runs each."""
-    sizes = [int(n) for n in args.first_sync.split(",")]
+    """Issue 21's first-sync measure: for each account size, a first `roomsync sync` of the
+    sessions only (`--with none`, the like-for-like), of the whole bill, and the floor
+    (bench/firstsync_floor.py: list pages, json.loads, the bare driver's insert), interleaved
+    (a, b, c, a, b, c...) against one stand-in holding the account, each into a fresh migrated
+    database. CPU per session net of each client's start-up (an empty account), the ratio
+    to the floor run by run, peak RSS."""
+    tools = first_sync_tools(args)
+    account = "bill" in tools  # members, recordings, rooms and logs only matter to the bill
+    startups = _first_sync_startups(tools, dbs, account)
     rows: list[Row] = []
-    peaks: dict[int, list[float]] = {}
+    lines = [
+        "first sync start-up CPU (empty account, median of 3), subtracted: "
+        + ", ".join(f"{tools[k].name} {v * 1000:.0f} ms" for k, v in startups.items())
+    ]
+    peaks: dict[str, dict[int, list[float]]] = {key: {} for key in tools}
+    sizes = [int(n) for n in args.first_sync.split(",")]
     for n in sizes:
-        runs = []
-        for _ in range(args.repeat):
-            with api_server(n, 0.0, None) as server:
-                url = dbs.new("firstsync")
-                migrate(url)
-                env = client_env(server.base_url, url)
-                cmd = [str(VENV_BIN / "roomsync"), "sync", "--json"]
-                measured = measure(cmd, env, CLIENT_TIMEOUT_S * 2)
-            row = Row("firstsync", "roomsync sync", n, 20, 0.0, measured, server=server.stats)
-            row.concurrency_bound = 20
-            try:
-                row.summary = measured.json()
-            except RuntimeError as exc:
-                row.measured, row.note = None, str(exc).splitlines()[0]
-            runs.append(row)
-            print(markdown(HEADER, [row.cells()]).splitlines()[-1], file=sys.stderr, flush=True)
-        peaks[n] = [run.measured.maxrss_mb for run in runs if run.measured is not None]
-        row = median_row(runs)
-        row.note = "peak RSS MB min/median/max " + _spread(peaks[n], ".0f")
-        rows.append(row)
-    lines = []
-    if len(sizes) > 1 and peaks[sizes[0]] and peaks[sizes[-1]]:
-        small, large = sizes[0], sizes[-1]
-        slope = (
-            (statistics.median(peaks[large]) - statistics.median(peaks[small]))
-            * 1024
-            * 1024
-            / (large - small)
-        )
-        at_million = statistics.median(peaks[large]) + slope * (1_000_000 - large) / 1024 / 1024
-        lines.append(
-            f"first sync: {slope:.0f} bytes of peak RSS per session between {small:,} and "
-            f"{large:,} sessions; projected peak for 1,000,000 sessions: {at_million:.0f} MB"
-        )
+        runs: dict[str, list[Row]] = {key: [] for key in tools}
+        extra = ["--account"] if account else []
+        with api_server(n, 0.0, None, max_seconds=4 * 3600, extra=extra) as server:
+            for _ in range(args.repeat):
+                for key, tool in tools.items():
+                    row = _first_sync_run(tool, n, server.base_url, dbs, startups[key])
+                    runs[key].append(row)
+                    line = markdown(HEADER, [row.cells()]).splitlines()[-1]
+                    print(line, file=sys.stderr, flush=True)
+        for key, key_runs in runs.items():
+            peaks[key][n] = [r.measured.maxrss_mb for r in key_runs if r.measured is not None]
+            row = median_row(key_runs)
+            row.note = f"peak RSS MB min/median/max {_spread(peaks[key][n], '.0f')}"
+            rows.append(row)
+        lines += _first_sync_lines(n, tools, runs)
+    for key in tools:
+        if key != "floor":
+            lines += _rss_projection(tools[key].name, sizes, peaks[key])
     return rows, lines
+
+
+def _us_per_session(row: Row) -> float:
+    if row.measured is None or row.summary is None or row.measured.returncode != 0:
+        return float("nan")
+    return (row.measured.cpu_s - row.startup_cpu_s) / max(row.ids, 1) * 1e6
+
+
+def _first_sync_lines(
+    n: int, tools: dict[str, FirstSyncTool], runs: dict[str, list[Row]]
+) -> list[str]:
+    """CPU µs per session of each client, and each roomsync over the floor run by run."""
+    cpu = {key: [_us_per_session(r) for r in key_runs] for key, key_runs in runs.items()}
+    lines = [
+        f"first sync of {n:,} sessions, CPU µs/session net of start-up (min/median/max of "
+        f"{len(next(iter(cpu.values())))}): "
+        + "; ".join(f"{tools[k].name} {_spread(v, '.1f')}" for k, v in cpu.items())
+    ]
+    if "floor" in cpu:
+        for key in (k for k in cpu if k != "floor"):
+            ratios = [a / b for a, b in zip(cpu[key], cpu["floor"], strict=True)]
+            lines.append(
+                f"first sync of {n:,} sessions, {tools[key].name} / floor, CPU per session, "
+                f"repeat by repeat (min/median/max): {_spread(ratios, '.2f')}; of the medians "
+                f"{statistics.median(cpu[key]) / statistics.median(cpu['floor']):.2f}"
+            )
+    return lines
+
+
+def _rss_projection(name: str, sizes: list[int], peaks: dict[int, list[float]]) -> list[str]:
+    """Peak RSS per session between the smallest and the largest account, and where a
+    1,000,000-session account would land if it grew on that line."""
+    if len(sizes) < 2 or not peaks.get(sizes[0]) or not peaks.get(sizes[-1]):
+        return []
+    small, large = sizes[0], sizes[-1]
+    rise = statistics.median(peaks[large]) - statistics.median(peaks[small])
+    slope = rise * 1024 * 1024 / (large - small)
+    at_million = statistics.median(peaks[large]) + slope * (1_000_000 - large) / 1024 / 1024
+    return [
+        f"first sync, {name}: {slope:.0f} bytes of peak RSS per session between {small:,} and "
+        f"{large:,} sessions; projected peak for 1,000,000 sessions: {at_million:.0f} MB"
+    ]
 
 
 def notfound_rows(
@@ -722,6 +838,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--first-sync",
         default="20000,100000",
         help="account sizes of the firstsync workload (comma-separated)",
+    )
+    p.add_argument(
+        "--first-sync-tools",
+        default="sessions,bill,floor",
+        help="clients of the firstsync workload, comma-separated: sessions (roomsync sync "
+        "--with none), bill (roomsync sync, every part), floor (bench/firstsync_floor.py)",
     )
     p.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--repeat", type=int, default=1, help="runs per measurement; the median is kept")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,10 @@ from .signalwire import ClientStats, SignalWireClient
 from .storage import OpenRow, Store, no_lock
 
 log = logging.getLogger(__name__)
+
+# An id already in canonical form (lowercase 8-4-4-4-12 hex) is its own canonical_uuid: the
+# API reference shows ids so, and the round trip through uuid.UUID costs 3 µs an item.
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass
@@ -150,7 +155,10 @@ class SyncResult:
 def _parse_list_item(run: Run, listing: Listing, item: Any) -> SessionRow | None:
     raw_id = item.get("id") if isinstance(item, dict) else None
     try:
-        session_id = canonical_uuid(raw_id)
+        if isinstance(raw_id, str) and _CANONICAL_ID.fullmatch(raw_id):
+            session_id = raw_id
+        else:
+            session_id = canonical_uuid(raw_id)
     except (ValueError, TypeError):
         run.reject_item(None, f"no valid id: {raw_id!r}")
         return None
@@ -206,10 +214,14 @@ async def walk(
 class NewestFirst:
     """A sync's policy: parse every item; store each id once in the run (`taken`, shared by
     its walks), while every item counts for the order and the stop; done once the walk is
-    past `listing.stop_before`, newest first."""
+    past `listing.stop_before`, newest first.
+
+    `taken=None`: no walk before this one took anything and nothing reads `taken` after it
+    (see `_needs_taken`), so the listing's own once-per-walk check is the whole of it: one
+    lookup and 18 bytes an id fewer for a first sync."""
 
     listing: Listing
-    taken: IdSet
+    taken: IdSet | None
 
     def keep(self, run: Run, page: list[Any]) -> list[SessionRow]:
         rows: list[SessionRow] = []
@@ -218,7 +230,7 @@ class NewestFirst:
             if row is None:
                 continue
             self.listing.observe(row["created_at"])
-            if self.taken.add(row["id"]):
+            if self.taken is None or self.taken.add(row["id"]):
                 rows.append(row)
         return rows
 
@@ -234,7 +246,7 @@ async def _walk(
     client: SignalWireClient,
     listing: Listing,
     page_size: int,
-    taken: IdSet,
+    taken: IdSet | None,
     **filters: str,
 ) -> bool:
     """A sync's walk (see `NewestFirst`); the listing is complete when it ended as planned."""
@@ -333,6 +345,15 @@ async def _probe(
     return 0
 
 
+def _needs_taken(run: Run, open_rows: Sequence[OpenRow], taken: IdSet) -> IdSet | None:
+    """`taken` for the last walk of a sync, or None when it would only be written to: no walk
+    took anything before (so there is nothing to store twice) and `_still_to_fetch`, its one
+    reader after the walks, has no open row and no failed id to ask it about (a first sync)."""
+    if len(taken) or open_rows or run.failed_at_start:
+        return taken
+    return None
+
+
 def _still_to_fetch(
     run: Run, open_rows: Sequence[OpenRow], taken: IdSet, listing: Listing
 ) -> list[str]:
@@ -411,7 +432,7 @@ def run_sync(
             result.live_listed = await _probe(run, client, store, plan, listing, taken, page_size)
             if run.stopping():
                 return
-            await _walk(run, client, listing, page_size, taken)
+            await _walk(run, client, listing, page_size, _needs_taken(run, open_rows, taken))
             if run.stopping():
                 return
             ids = _still_to_fetch(run, open_rows, taken, listing)

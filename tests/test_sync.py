@@ -171,6 +171,22 @@ def test_repeated_list_items_are_stored_and_counted_once(
     assert len(rows(engine)) == 40
 
 
+def test_first_sync_stores_ids_in_any_form_once_and_canonical(
+    upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
+) -> None:
+    """A first sync (no set of its own for the ids it stored) still stores each session once,
+    under its canonical id, whatever form of the id the list sends."""
+    again, upper = upstream[4], upstream[10]
+    with FakeSignalWire(upstream, project_id=PROJECT, token=TOKEN) as api:
+        api.sessions["urn-again"] = {**again, "id": f"urn:uuid:{again['id'].upper()}"}
+        api.sessions[upper["id"]]["id"] = upper["id"].upper()
+        result, summary = sync(env_for(api, migrated_url), "--page-size", "5")
+    assert result.exit_code == 0, result.output
+    assert summary["listed"] == 40 == summary["requested"] == summary["inserted"]
+    assert set(rows(engine)) == {s["id"] for s in upstream}
+    assert rows(engine)[upper["id"]]["raw"]["id"] == upper["id"].upper()
+
+
 def test_unordered_list_is_walked_in_full(
     upstream: list[dict[str, Any]], migrated_url: str, engine: Engine
 ) -> None:
