@@ -372,10 +372,15 @@ def _detail_ledger(
     now: datetime,
 ) -> None:
     t = sync_detail_failures
-    done = sorted({(d.session_id, d.detail) for d in written} - set(failures))
-    for chunk in chunked(done):
-        pairs = [sa.and_(t.c.session_id == sid, t.c.detail == kind) for sid, kind in chunk]
-        conn.execute(sa.delete(t).where(sa.or_(*pairs)))
+    done: dict[str, list[str]] = {}
+    for sid, kind in sorted({(d.session_id, d.detail) for d in written} - set(failures)):
+        done.setdefault(kind, []).append(sid)
+    # One statement per kind with the ids as one expanding parameter: SQLAlchemy compiles and
+    # caches it once, whatever the chunk's size (an OR of pairs compiled a new statement for
+    # every size, and its cache of up to 500 of them grew with the account).
+    for kind, sids in done.items():
+        for chunk in chunked(sids):
+            conn.execute(sa.delete(t).where(t.c.detail == kind, t.c.session_id.in_(chunk)))
     if not failures or run_id is None:
         return
     insert = insert_for(conn.dialect.name, t)
