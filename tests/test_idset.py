@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import tracemalloc
 import uuid
+from collections.abc import Callable
 
 from etl.idset import KEY_BYTES, IdSet, _found
 
@@ -78,3 +79,35 @@ def test_seen_values_count_uuids_once_and_keep_other_values() -> None:
     assert len(seen) == 5  # a (in two spellings), b, and three values that are not UUIDs
     seen.update([b, 7, "not-a-uuid"])
     assert len(seen) == 5  # nothing new
+
+
+def test_the_fast_reading_of_an_id_agrees_with_uuid_on_every_form() -> None:
+    """The 36-character fast path gives uuid.UUID's bytes, and refuses what it refuses."""
+    from etl.idset import _key
+
+    rng = random.Random(7)
+    forms = []
+    for _ in range(500):
+        u = uuid.UUID(int=rng.getrandbits(128))
+        text = str(u)
+        forms += [text, text.upper(), f"urn:uuid:{text}", "{" + text + "}", text.replace("-", "")]
+    for text in forms:
+        assert _key(text) == uuid.UUID(text).bytes, text
+    good = str(uuid.UUID(int=rng.getrandbits(128)))
+    odd = [
+        good[:8] + "-" + good[9:13] + " " + good[14:],  # a space where a hyphen goes
+        good[:10] + " " + good[11:],  # a space among the digits
+        good[:9] + "  " + good[11:],  # spaces for a whole byte: fromhex skips them (15 bytes)
+        good[:10] + "g" + good[11:],
+        good[:35] + "\u0661",  # a non-ASCII digit (uuid.UUID takes it: so must we)
+        "-" * 36,
+    ]
+    for text in odd:
+        assert _reading(_key, text) == _reading(lambda t: uuid.UUID(t).bytes, text), text
+
+
+def _reading(read: Callable[[str], bytes], text: str) -> bytes | str:
+    try:
+        return read(text)
+    except ValueError:
+        return "refused"
