@@ -458,18 +458,8 @@ def detail_due(
     kinds = [k for k in DETAILS if k in kinds]
     if not kinds:
         return {}
-    s, d = room_sessions, room_session_details
-    recent = sa.or_(s.c.end_time.is_(None), s.c.end_time >= now - settle)
-    columns = []
-    for kind in kinds:
-        fetched, final = d.c[f"{kind}_fetched_at"], d.c[f"{kind}_final"]
-        due = sa.true() if refresh else sa.or_(fetched.is_(None), sa.and_(sa.not_(final), recent))
-        columns.append(sa.case((due, sa.true()), else_=sa.false()).label(kind))
-    base = (
-        sa.select(s.c.id, *columns)
-        .select_from(s.outerjoin(d, d.c.session_id == s.c.id))
-        .where(s.c.status.in_(FINAL_STATUSES), s.c.deleted_at.is_(None))
-    )
+    s = room_sessions
+    base = _due_query(kinds, now, settle, refresh=refresh)
     due_ids: dict[str, set[str]] = {}
     queries = (
         [base] if session_ids is None else [base.where(s.c.id.in_(c)) for c in chunked(session_ids)]
@@ -480,6 +470,49 @@ def detail_due(
             if wanted:
                 due_ids[str(row[0])] = wanted
     return due_ids
+
+
+def detail_due_page(
+    engine: Engine,
+    kinds: Collection[str],
+    now: datetime,
+    settle: timedelta,
+    after: str | None,
+    limit: int,
+) -> list[tuple[str, tuple[str, ...]]]:
+    """One page of `detail_due` over every stored session, in id order from past `after`: up to
+    `limit` sessions stored completed and not deleted, each with the kinds due of it (empty
+    when none is: the page's last id is where the next page starts, and a page shorter than
+    `limit` is the last). A first sync walks the account this way, a page held at a time."""
+    kinds = [k for k in DETAILS if k in kinds]
+    if not kinds:
+        return []
+    s = room_sessions
+    query = _due_query(kinds, now, settle, refresh=False).order_by(s.c.id).limit(limit)
+    if after is not None:
+        query = query.where(s.c.id > after)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per combination of kinds
+    page = []
+    for row in read_rows(engine, query):
+        wanted = tuple(kind for kind, flag in zip(kinds, row[1:], strict=True) if flag)
+        page.append((str(row[0]), shared.setdefault(wanted, wanted)))
+    return page
+
+
+def _due_query(kinds: Sequence[str], now: datetime, settle: timedelta, *, refresh: bool) -> Any:
+    """(session id, one due flag per kind) of every session stored completed, not deleted."""
+    s, d = room_sessions, room_session_details
+    recent = sa.or_(s.c.end_time.is_(None), s.c.end_time >= now - settle)
+    columns = []
+    for kind in kinds:
+        fetched, final = d.c[f"{kind}_fetched_at"], d.c[f"{kind}_final"]
+        due = sa.true() if refresh else sa.or_(fetched.is_(None), sa.and_(sa.not_(final), recent))
+        columns.append(sa.case((due, sa.true()), else_=sa.false()).label(kind))
+    return (
+        sa.select(s.c.id, *columns)
+        .select_from(s.outerjoin(d, d.c.session_id == s.c.id))
+        .where(s.c.status.in_(FINAL_STATUSES), s.c.deleted_at.is_(None))
+    )
 
 
 def stored_sessions(engine: Engine, session_ids: Sequence[str]) -> set[str]:
