@@ -50,6 +50,7 @@ from .storage.bill import CHARGES_CURSOR, DETAILS, MEMBERS, Detail
 log = logging.getLogger(__name__)
 
 MAX_SHOWN_FAILURES = 100
+DUE_PAGE = 5000  # sessions read per query of `fetch_due` (bounds what a first sync holds)
 PARTS = ("members", "recordings", "rooms", "charges")
 
 
@@ -183,7 +184,14 @@ class BillFetch:
             due = self.store.detail_due(kinds, now, DETAIL_SETTLE, session_ids, refresh=refresh)
         if not failed:
             return due
+        for sid, wanted in self._failed_due(kinds, now).items():
+            due.setdefault(sid, set()).update(wanted)
+        return due
+
+    def _failed_due(self, kinds: Collection[str], now: datetime) -> dict[str, set[str]]:
+        """The pairs of the detail failure ledger whose session is still stored completed."""
         pairs = [(sid, kind) for sid, kind in self.store.pending_detail_failures() if kind in kinds]
+        due: dict[str, set[str]] = {}
         if pairs:
             retry = sorted({sid for sid, _ in pairs})
             eligible = self.store.detail_due(kinds, now, DETAIL_SETTLE, retry, refresh=True)
@@ -191,6 +199,32 @@ class BillFetch:
                 if sid in eligible:
                     due.setdefault(sid, set()).add(kind)
         return due
+
+    async def fetch_due(self, page_size: int = DUE_PAGE) -> None:
+        """What `fetch_details(due())` does, with the sessions read from the database a page at
+        a time in id order and each page's details fetched and written before the next is read:
+        what a run holds is a page's, not the account's (a first sync of a million sessions).
+        The ledger's failed pairs are read first (there are few) and asked for with their
+        session's page, so a session is asked for once."""
+        kinds = self.detail_kinds
+        if not kinds:
+            return
+        now = self.clock()
+        failed = self._failed_due(kinds, now)
+        after: str | None = None
+        while not self.should_stop():
+            page = self.store.detail_due_page(kinds, now, DETAIL_SETTLE, after, page_size)
+            due: dict[str, Collection[str]] = {}
+            for sid, wanted in page:
+                retry = failed.pop(sid, None)
+                if retry or wanted:
+                    due[sid] = retry.union(wanted) if retry else wanted
+            await self.fetch_details(due)
+            if len(page) < page_size:
+                break
+            after = page[-1][0]
+        if failed and not self.should_stop():
+            await self.fetch_details(failed)  # their sessions left the walk while it went on
 
     async def fetch_details(self, due: Mapping[str, Collection[str]]) -> None:
         """Ask for every due detail with `concurrency` workers and store what comes."""

@@ -492,7 +492,7 @@ async def _sync_bill(
     if not parts or run.stopping():
         return
     fetch = bill_for(run, client, settings, parts, now, before_write)
-    await fetch.fetch_details(fetch.due())
+    await fetch.fetch_due()
     if "rooms" in parts and not run.stopping():
         await fetch.sync_rooms()
     if "charges" in parts and not run.stopping():

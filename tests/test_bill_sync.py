@@ -238,3 +238,38 @@ def test_charges_window_reaches_back_to_entries_that_can_change(
     assert charge == entry["charge"]
     assert discarded == T0  # deleted after it was stored: seen through include_deleted
     assert store.cursor("charges") is not None
+
+
+@pytest.mark.parametrize("page_size", [1, 3, 0])  # 0: the number of completed sessions
+def test_the_paged_walk_asks_for_what_is_due_once_each(
+    fake: FakeSignalWire, store: Store, page_size: int
+) -> None:
+    """A sync reads the due sessions a page at a time (fetch_due): it asks for exactly what
+    `due()` over the whole account names -- the rule's details and the ledger's failed ones,
+    merged per session -- each once, whatever the page size, a full last page included."""
+    settings = make_settings(fake, store.url, retries=1)
+    store_sessions(store, fake)
+    broken, final, *_ = done = completed(fake)
+    fake.script_path(f"{LIST_PATH}/{broken}/members", "500")  # one attempt (retries=1)
+    run_bill(store, settings, parts=("members",))  # recordings never fetched: due by the rule
+    run_id = store.start_run("sync")
+    store.record_detail_failures({(final, "members"): "HTTP 500"}, run_id, datetime.now(UTC))
+
+    async def go() -> tuple[BillFetch, dict[str, set[str]]]:
+        async with SignalWireClient(settings) as client:
+            fetch = BillFetch(
+                store, client, parts=("members", "recordings"), run_id=run_id,
+                concurrency=2, batch_size=4,
+            )  # fmt: skip
+            expected = fetch.due()
+            fake.reset_stats()
+            await fetch.fetch_due(page_size or len(done))
+            return fetch, expected
+
+    fetch, expected = asyncio.run(go())
+    # the ledger's members of a session fetched final, and the failed one's members, are due
+    assert expected[final] == {"members", "recordings"} and "members" in expected[broken]
+    asked = {f"{LIST_PATH}/{sid}/{kind}": 1 for sid, kinds in expected.items() for kind in kinds}
+    assert dict(fake.requests) == asked
+    assert fetch.summary.details_asked == len(asked) and fetch.summary.detail_failed == 0
+    assert store.pending_detail_failures() == []

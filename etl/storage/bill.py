@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -37,6 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import CLOCK_SKEW
 from ..outcomes import FINAL_STATUSES, Outcome
+from . import bulk
 from .dberrors import database_error, describe_error, map_errors
 from .ledger import ERROR_MAX_CHARS
 from .schema import (
@@ -131,10 +132,42 @@ def _upsert(
         return outcomes
     stamps = {"first_synced_at": now, "last_synced_at": now, "trust_until": now + CLOCK_SKEW}
     parameters = [{**row, **extra, **stamps} for row in batch]
-    written = conn.execute(_upsert_statement(conn.dialect.name, table), parameters)
-    for row_id, first_synced_at in written.all():
-        outcomes[str(row_id)] = Outcome.INSERTED if first_synced_at == now else Outcome.UPDATED
+    _returning(conn, _upsert_statement(conn.dialect.name, table), parameters, now, outcomes)
     return outcomes
+
+
+ROWS_PER_STATEMENT = 64
+
+
+def _fixed_shapes(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+    """`rows` in slices of a few fixed sizes: ROWS_PER_STATEMENT, then halves down to 1 for
+    the rest (a binary decomposition: at most 6 more statements a batch).
+
+    Why: a multi-row upsert's text holds one VALUES group per row, and the driver keeps every
+    text it runs prepared (sqlite3: 128 statements a connection, each a compiled program as
+    large as its rows; PostgreSQL's psycopg prepares what it runs often). Batches of any size
+    made a new text nearly every batch -- members, recordings and log pages rarely have the
+    same count twice -- and filled every pooled connection's cache with large statements never
+    run again: the memory of a first sync grew with the account. Seven texts a table stay."""
+    start, size = 0, ROWS_PER_STATEMENT
+    while start < len(rows):
+        while size > len(rows) - start:
+            size //= 2
+        yield rows[start : start + size]
+        start += size
+
+
+def _returning(
+    conn: sa.Connection,
+    stmt: Any,
+    parameters: list[dict[str, Any]],
+    now: datetime,
+    outcomes: dict[str, Outcome],
+) -> None:
+    """Run an upsert that returns (id, first_synced_at) of what it wrote; mark those ids."""
+    for part in _fixed_shapes(parameters):
+        for row_id, first_synced_at in conn.execute(stmt, part).all():
+            outcomes[str(row_id)] = Outcome.INSERTED if first_synced_at == now else Outcome.UPDATED
 
 
 def _discard(conn: sa.Connection, rows: Iterable[Row], now: datetime) -> dict[str, Outcome]:
@@ -153,9 +186,7 @@ def _discard(conn: sa.Connection, rows: Iterable[Row], now: datetime) -> dict[st
         }
         for row in batch
     ]
-    written = conn.execute(_discard_statement(conn.dialect.name), parameters)
-    for row_id, first_synced_at in written.all():
-        outcomes[str(row_id)] = Outcome.INSERTED if first_synced_at == now else Outcome.UPDATED
+    _returning(conn, _discard_statement(conn.dialect.name), parameters, now, outcomes)
     return outcomes
 
 
@@ -375,12 +406,15 @@ def _detail_ledger(
     done: dict[str, list[str]] = {}
     for sid, kind in sorted({(d.session_id, d.detail) for d in written} - set(failures)):
         done.setdefault(kind, []).append(sid)
-    # One statement per kind with the ids as one expanding parameter: SQLAlchemy compiles and
-    # caches it once, whatever the chunk's size (an OR of pairs compiled a new statement for
-    # every size, and its cache of up to 500 of them grew with the account).
+    # One statement per kind with the ids as one parameter (bulk.ids_in): one text whatever
+    # the count, compiled once by SQLAlchemy and prepared once by the driver (an OR of pairs
+    # compiled a new statement for every size; an `IN` list still made a new text per size,
+    # each kept prepared by the driver's statement cache: both grew with the account).
+    dialect = conn.dialect.name
+    mark = bulk.placeholder(dialect)
+    delete = f"DELETE FROM {t.name} WHERE detail = {mark} AND {bulk.ids_in(dialect, 'session_id')}"
     for kind, sids in done.items():
-        for chunk in chunked(sids):
-            conn.execute(sa.delete(t).where(t.c.detail == kind, t.c.session_id.in_(chunk)))
+        conn.exec_driver_sql(delete, (kind, bulk.ids_param(dialect, sids)))
     if not failures or run_id is None:
         return
     insert = insert_for(conn.dialect.name, t)
@@ -458,18 +492,8 @@ def detail_due(
     kinds = [k for k in DETAILS if k in kinds]
     if not kinds:
         return {}
-    s, d = room_sessions, room_session_details
-    recent = sa.or_(s.c.end_time.is_(None), s.c.end_time >= now - settle)
-    columns = []
-    for kind in kinds:
-        fetched, final = d.c[f"{kind}_fetched_at"], d.c[f"{kind}_final"]
-        due = sa.true() if refresh else sa.or_(fetched.is_(None), sa.and_(sa.not_(final), recent))
-        columns.append(sa.case((due, sa.true()), else_=sa.false()).label(kind))
-    base = (
-        sa.select(s.c.id, *columns)
-        .select_from(s.outerjoin(d, d.c.session_id == s.c.id))
-        .where(s.c.status.in_(FINAL_STATUSES), s.c.deleted_at.is_(None))
-    )
+    s = room_sessions
+    base = _due_query(kinds, now, settle, refresh=refresh)
     due_ids: dict[str, set[str]] = {}
     queries = (
         [base] if session_ids is None else [base.where(s.c.id.in_(c)) for c in chunked(session_ids)]
@@ -480,6 +504,49 @@ def detail_due(
             if wanted:
                 due_ids[str(row[0])] = wanted
     return due_ids
+
+
+def detail_due_page(
+    engine: Engine,
+    kinds: Collection[str],
+    now: datetime,
+    settle: timedelta,
+    after: str | None,
+    limit: int,
+) -> list[tuple[str, tuple[str, ...]]]:
+    """One page of `detail_due` over every stored session, in id order from past `after`: up to
+    `limit` sessions stored completed and not deleted, each with the kinds due of it (empty
+    when none is: the page's last id is where the next page starts, and a page shorter than
+    `limit` is the last). A first sync walks the account this way, a page held at a time."""
+    kinds = [k for k in DETAILS if k in kinds]
+    if not kinds:
+        return []
+    s = room_sessions
+    query = _due_query(kinds, now, settle, refresh=False).order_by(s.c.id).limit(limit)
+    if after is not None:
+        query = query.where(s.c.id > after)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per combination of kinds
+    page = []
+    for row in read_rows(engine, query):
+        wanted = tuple(kind for kind, flag in zip(kinds, row[1:], strict=True) if flag)
+        page.append((str(row[0]), shared.setdefault(wanted, wanted)))
+    return page
+
+
+def _due_query(kinds: Sequence[str], now: datetime, settle: timedelta, *, refresh: bool) -> Any:
+    """(session id, one due flag per kind) of every session stored completed, not deleted."""
+    s, d = room_sessions, room_session_details
+    recent = sa.or_(s.c.end_time.is_(None), s.c.end_time >= now - settle)
+    columns = []
+    for kind in kinds:
+        fetched, final = d.c[f"{kind}_fetched_at"], d.c[f"{kind}_final"]
+        due = sa.true() if refresh else sa.or_(fetched.is_(None), sa.and_(sa.not_(final), recent))
+        columns.append(sa.case((due, sa.true()), else_=sa.false()).label(kind))
+    return (
+        sa.select(s.c.id, *columns)
+        .select_from(s.outerjoin(d, d.c.session_id == s.c.id))
+        .where(s.c.status.in_(FINAL_STATUSES), s.c.deleted_at.is_(None))
+    )
 
 
 def stored_sessions(engine: Engine, session_ids: Sequence[str]) -> set[str]:

@@ -135,6 +135,16 @@ class Store:
     ) -> dict[str, set[str]]:
         return bill.detail_due(self.engine, kinds, now, settle, session_ids, refresh=refresh)
 
+    def detail_due_page(
+        self,
+        kinds: Collection[str],
+        now: datetime,
+        settle: timedelta,
+        after: str | None,
+        limit: int,
+    ) -> list[tuple[str, tuple[str, ...]]]:
+        return bill.detail_due_page(self.engine, kinds, now, settle, after, limit)
+
     def pending_detail_failures(self) -> list[tuple[str, str]]:
         return bill.pending_detail_failures(self.engine)
 

@@ -212,3 +212,34 @@ def test_cursor_and_oldest_open_charge(engine: Engine) -> None:
     oldest = min(datetime.fromisoformat(e["created_at"].replace("Z", "+00:00")) for e in live)
     assert store.oldest_open_charge(datetime(2000, 1, 1, tzinfo=UTC)) == oldest
     assert store.oldest_open_charge(oldest + timedelta(days=365)) is None
+
+
+def test_batches_of_every_size_run_a_few_statement_texts(engine: Engine) -> None:
+    """The driver keeps every statement text it runs prepared, one cache per connection: an
+    upsert whose text changed with the batch's row count filled them with large statements
+    run once (a first sync's memory grew with the account). Batches of 1 to 70 rows write every
+    row with its outcome, through at most 7 texts (64 rows a statement, halves for the rest)."""
+    logs = [parse_video_log(e) for e in generate_account(80, seed=4).logs if "charge" in e]
+    live = sorted((r for r in logs if r["discarded_at"] is None), key=lambda r: r["id"])[:70]
+    assert len(live) == 70
+    texts: set[str] = set()
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO video_charges"):
+            texts.add(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        store = Store(engine)
+        for n in range(1, len(live) + 1):
+            written = store.write_charges(live[:n], NOW + timedelta(seconds=n))
+            assert written.outcomes == {
+                **{r["id"]: Outcome.UNCHANGED for r in live[: n - 1]},
+                live[n - 1]["id"]: Outcome.INSERTED,
+            }
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert 1 < len(texts) <= 7
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(video_charges)).scalar_one()
+    assert stored == len(live)
