@@ -330,8 +330,8 @@ def test_status_reason_and_headers_come_through(kind: str, server: ScriptServer)
     assert reply.content == b"{}"
 
 
-def test_the_request_carries_method_target_and_headers(kind: str) -> None:
-    heads: list[bytes] = []
+def recording_heads(heads: list[bytes]) -> Script:
+    """A server script that keeps each request's head in `heads` and answers 200."""
 
     def record(peer: Peer) -> None:
         head = peer.request()
@@ -340,7 +340,12 @@ def test_the_request_carries_method_target_and_headers(kind: str) -> None:
         peer.send(response())
         peer.hold()
 
-    with ScriptServer(default=record) as server:
+    return record
+
+
+def test_the_request_carries_method_target_and_headers(kind: str) -> None:
+    heads: list[bytes] = []
+    with ScriptServer(default=recording_heads(heads)) as server:
 
         async def go() -> None:
             async with httpx.AsyncClient(transport=make_transport(kind)) as client:
@@ -1233,15 +1238,7 @@ def test_host_is_the_first_header_written(kind: str) -> None:
     """RFC 9110 7.2: a user agent SHOULD send Host first (h11 does; so does the lean
     transport, whatever order the headers were given in)."""
     heads: list[bytes] = []
-
-    def record(peer: Peer) -> None:
-        head = peer.request()
-        assert head is not None
-        heads.append(head)
-        peer.send(response())
-        peer.hold()
-
-    with ScriptServer(default=record) as server:
+    with ScriptServer(default=recording_heads(heads)) as server:
 
         async def go() -> None:
             async with httpx.AsyncClient(transport=make_transport(kind)) as client:
